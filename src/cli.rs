@@ -1,0 +1,274 @@
+//! The command line: clap definitions, help texts with examples, and their conversion to the plain values the core takes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+use crate::config::{Rate, RunArgs};
+use crate::simulator::{SimConfig, Throttle};
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  bulkpatch demo                                   # try it against the built-in simulator
+  BULKPATCH_TOKEN=... bulkpatch run users.csv      # send the updates in users.csv
+  bulkpatch run users.csv --dry-run                # validate and plan; sends nothing
+  bulkpatch simulate --port 8400                   # a local Partner Center look-alike
+
+Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
+2 usage, config, header or fatal error (including a refused token); 130 interrupted.";
+
+const RUN_EXAMPLES: &str = "\
+Input: a CSV with a header row. Columns (names are matched ignoring case, spaces, '-' and '_'):
+  customer_id (customer_tenant_id, tenant_id)  user_id (id, object_id)
+  usage_location  display_name  first_name (given_name)  last_name (surname)
+  user_principal_name (upn)
+An empty cell leaves that field unchanged. Delimiter ',', ';' or tab is detected.
+
+The access token comes from BULKPATCH_TOKEN or --token-file; there is no flag for the token itself.
+
+Examples:
+  export BULKPATCH_TOKEN=\"$(cat ~/.config/bulkpatch/token)\"
+  bulkpatch run migration.csv --rate 300/min --concurrency 8
+  bulkpatch run migration.csv --dry-run --out plan.csv
+  bulkpatch run users.csv --customer-id 0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60 --token-file token.txt
+  bulkpatch run users.csv --config bulkpatch.toml --summary-json summary.json -q
+
+Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
+2 usage, config, header or fatal error (including a refused token); 130 interrupted.";
+
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  bulkpatch simulate --port 8400
+  bulkpatch simulate --port 8400 --throttle 20/s --throttle-burst 5 --error-rate 0.02 --latency 100ms
+  bulkpatch simulate --unknown-user 4b10bf41-ab11-40e3-8c53-cd67849b50de --drop-rate 0.01 --seed 42
+
+Then, in another terminal:
+  BULKPATCH_TOKEN=<printed token> bulkpatch run users.csv --base-url http://127.0.0.1:8400";
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  bulkpatch demo
+  cargo run --release -- demo
+  bulkpatch demo --out demo.results.csv";
+
+/// Apply bulk user updates through the Microsoft Partner Center REST API.
+///
+/// Reads a CSV of users, sends one PATCH per row at a steady rate with retries, and writes a
+/// results file with each row's outcome.
+#[derive(Debug, Parser)]
+#[command(name = "bulkpatch", version, about, long_about, after_help = MAIN_EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v debug, -vv trace). RUST_LOG, when set, overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: warnings and errors only, no progress display.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send the updates in a CSV file (or plan them with --dry-run).
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunCmd),
+    /// Run the built-in Partner Center simulator in the foreground.
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateCmd),
+    /// Run the sample file against the built-in simulator, to see the tool work.
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    /// The input CSV file.
+    pub input: PathBuf,
+    /// A TOML config file (see config.example.toml). Command-line values win over it.
+    #[arg(long, env = "BULKPATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Partner Center API root [default: https://api.partnercenter.microsoft.com]
+    #[arg(long, env = "BULKPATCH_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Results file [default: <input-stem>.results.csv beside the input]
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing results file.
+    #[arg(long)]
+    pub force: bool,
+    /// Request rate ceiling: N/s, N/min or `unlimited` [default: 8/s]
+    #[arg(long, env = "BULKPATCH_RATE", value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Requests in flight at once [default: 8]
+    #[arg(short, long, env = "BULKPATCH_CONCURRENCY", value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Attempts per row, the first included [default: 6]
+    #[arg(long, env = "BULKPATCH_MAX_ATTEMPTS", value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Time allowed for one request, such as 30s or 1500ms [default: 30s]
+    #[arg(long, env = "BULKPATCH_TIMEOUT", value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Customer tenant id for every row, when the CSV has no customer column.
+    #[arg(long, env = "BULKPATCH_CUSTOMER_ID", value_name = "GUID")]
+    pub customer_id: Option<String>,
+    /// Skip columns the tool does not know instead of stopping.
+    #[arg(long)]
+    pub ignore_unknown_columns: bool,
+    /// Field delimiter: `,` `;` `tab` or `|` [default: detected from the header]
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// Validate and write the planned requests to the results file; send nothing (no token needed).
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Read the access token from this file (first line) instead of BULKPATCH_TOKEN.
+    #[arg(long, env = "BULKPATCH_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl RunCmd {
+    /// The plain values the config resolution takes.
+    pub fn into_args(self, quiet: bool) -> RunArgs {
+        RunArgs {
+            input: self.input,
+            config: self.config,
+            base_url: self.base_url,
+            out: self.out,
+            force: self.force,
+            rate: self.rate,
+            concurrency: self.concurrency,
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+            customer_id: self.customer_id,
+            ignore_unknown_columns: self.ignore_unknown_columns,
+            delimiter: self.delimiter,
+            dry_run: self.dry_run,
+            summary_json: self.summary_json,
+            token_file: self.token_file,
+            quiet,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateCmd {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// The bearer token to accept [default: a random one, printed at start]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Server-wide request limit, as N/s; beyond it, 429 with Retry-After.
+    #[arg(long, value_name = "RATE")]
+    pub throttle: Option<String>,
+    /// Burst allowed by --throttle.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub throttle_burst: u32,
+    /// Per-customer-tenant request limit, as N/s.
+    #[arg(long, value_name = "RATE")]
+    pub customer_throttle: Option<String>,
+    /// Fraction of requests answered 500 or 503.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub error_rate: f64,
+    /// Fraction of requests whose connection is dropped without an answer.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub drop_rate: f64,
+    /// Fraction of requests answered only after --slow-delay (to exceed a client timeout).
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub slow_rate: f64,
+    /// Delay of a slow answer.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub slow_delay: String,
+    /// Latency added to every request.
+    #[arg(long, default_value = "0ms", value_name = "DURATION")]
+    pub latency: String,
+    /// Random extra latency, up to this much.
+    #[arg(long, default_value = "0ms", value_name = "DURATION")]
+    pub latency_jitter: String,
+    /// Seed of the fault decisions (the same seed gives the same faults).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A user id to answer 404 (code 60002); repeatable.
+    #[arg(long, value_name = "GUID")]
+    pub unknown_user: Vec<Uuid>,
+    /// A customer id to answer 404 (code 60003); repeatable.
+    #[arg(long, value_name = "GUID")]
+    pub unknown_customer: Vec<Uuid>,
+    /// A customer id to answer 403 (code 20002, no relationship); repeatable.
+    #[arg(long, value_name = "GUID")]
+    pub forbidden_customer: Vec<Uuid>,
+}
+
+impl SimulateCmd {
+    /// The simulator configuration these flags describe.
+    pub fn to_config(&self) -> Result<SimConfig, String> {
+        let throttle = |text: &Option<String>, burst: u32| -> Result<Option<Throttle>, String> {
+            let Some(t) = text else { return Ok(None) };
+            match Rate::parse(t).map_err(|m| format!("--throttle {m}"))? {
+                Rate::PerSecond(r) if r >= 1.0 => Ok(Some(Throttle {
+                    per_second: r.round() as u32,
+                    burst: burst.max(1),
+                })),
+                _ => Err(format!("a throttle must be at least 1/s (got `{t}`)")),
+            }
+        };
+        let fraction = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(format!("--{name} must be between 0 and 1 (got {v})"))
+            }
+        };
+        let zero_ok = |name: &str, v: &str| -> Result<Duration, String> {
+            humantime::parse_duration(v.trim())
+                .map_err(|e| format!("--{name} is not a duration like `100ms` ({e}): `{v}`"))
+        };
+        let mut config = SimConfig {
+            throttle: throttle(&self.throttle, self.throttle_burst)?,
+            customer_throttle: throttle(&self.customer_throttle, self.throttle_burst)?,
+            error_rate: fraction("error-rate", self.error_rate)?,
+            drop_rate: fraction("drop-rate", self.drop_rate)?,
+            slow_rate: fraction("slow-rate", self.slow_rate)?,
+            slow_delay: zero_ok("slow-delay", &self.slow_delay)?,
+            latency: zero_ok("latency", &self.latency)?,
+            latency_jitter: zero_ok("latency-jitter", &self.latency_jitter)?,
+            seed: self.seed,
+            record: false,
+            unknown_users: self.unknown_user.iter().copied().collect(),
+            unknown_customers: self.unknown_customer.iter().copied().collect(),
+            forbidden_customers: self.forbidden_customer.iter().copied().collect(),
+            ..SimConfig::default()
+        };
+        if let Some(t) = &self.token {
+            config.token = t.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoCmd {
+    /// Results file [default: usage-location.results.csv in a bulkpatch-demo temp folder]
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,282 @@
+//! Sends one request attempt to Partner Center and reads what came back (status, Retry-After, the error code and a short message), never keeping a response body.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::retry;
+
+/// Error bodies are read up to this size; anything longer is cut (a proxy's HTML page, say).
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Success bodies are drained (never kept) up to this size so the connection can be reused.
+const MAX_DRAIN: usize = 1024 * 1024;
+/// Longest message kept from an error body.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// What one attempt produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attempt {
+    /// The server answered (any status).
+    Response(Response),
+    /// No answer within the request timeout.
+    Timeout,
+    /// The connection failed or was dropped before an answer arrived.
+    Connection(String),
+}
+
+impl Attempt {
+    /// Whether an answer arrived (the next attempt then needs a new MS-RequestId).
+    pub fn got_response(&self) -> bool {
+        matches!(self, Attempt::Response(_))
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Attempt::Response(r) => Some(r.status),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of an HTTP answer the tool records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    /// The wait the server asked for (`Retry-After`), if any.
+    pub retry_after: Option<Duration>,
+    /// Partner Center's numeric error `code`, when the body had one.
+    pub error_code: Option<i64>,
+    /// A short, single-line, secret-free message (empty on success).
+    pub message: String,
+}
+
+/// The HTTP client, built once per run and shared by all workers.
+pub struct Client {
+    http: reqwest::Client,
+    users_url: String,
+    auth: HeaderValue,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("users_url", &self.users_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Failure to set up the client (a bad token, say): fatal for the run.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the access token contains characters that cannot go in an HTTP header (a stray newline or quote?)")]
+    BadToken,
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+impl Client {
+    pub fn new(
+        base_url: &reqwest::Url,
+        token: &SecretString,
+        timeout: Duration,
+        connect_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Client, ClientError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| ClientError::BadToken)?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .pool_max_idle_per_host(pool_size)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(Client {
+            http,
+            users_url: format!("{}/v1/customers", base_url.as_str().trim_end_matches('/')),
+            auth,
+        })
+    }
+
+    /// The URL of one user.
+    pub fn user_url(&self, customer: Uuid, user: Uuid) -> String {
+        format!("{}/{customer}/users/{user}", self.users_url)
+    }
+
+    /// One PATCH attempt. `secrets` are strings that must never reach a message (a row's password).
+    pub async fn patch(
+        &self,
+        customer: Uuid,
+        user: Uuid,
+        body: Vec<u8>,
+        request_id: Uuid,
+        correlation_id: Uuid,
+        secrets: &[&str],
+    ) -> Attempt {
+        let request = self
+            .http
+            .patch(self.user_url(customer, user))
+            .header(AUTHORIZATION, self.auth.clone())
+            .header("MS-RequestId", request_id.to_string())
+            .header("MS-CorrelationId", correlation_id.to_string())
+            .body(body);
+        match request.send().await {
+            Ok(response) => Attempt::Response(read_response(response, secrets).await),
+            Err(e) if e.is_timeout() => Attempt::Timeout,
+            Err(e) => Attempt::Connection(transport_message(&e)),
+        }
+    }
+}
+
+async fn read_response(mut response: reqwest::Response, secrets: &[&str]) -> Response {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.contains("json"));
+    if response.status().is_success() {
+        // The body may echo a password: read and drop it, only so the connection can be reused.
+        let mut drained = 0;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            drained += chunk.len();
+            if drained > MAX_DRAIN {
+                break;
+            }
+        }
+        return Response {
+            status,
+            retry_after,
+            error_code: None,
+            message: String::new(),
+        };
+    }
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ERROR_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    let (error_code, message) = describe_error(status, &body, is_json);
+    Response {
+        status,
+        retry_after,
+        error_code,
+        message: sanitize(&message, secrets),
+    }
+}
+
+/// Partner Center's error code and a message from an error body of any shape.
+pub fn describe_error(status: u16, body: &[u8], is_json: bool) -> (Option<i64>, String) {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("error");
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return (None, format!("{reason} (empty body)"));
+    }
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        let code = value.get("code").and_then(|c| match c {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        let text = ["description", "message", "error_description", "error"]
+            .iter()
+            .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
+            .map(str::to_owned);
+        return (code, text.unwrap_or_else(|| reason.to_string()));
+    }
+    let kind = if is_json {
+        "unreadable JSON"
+    } else {
+        "a non-JSON body"
+    };
+    let looks_html = if body.iter().take(512).any(|b| *b == b'<') {
+        " (HTML, from a proxy or gateway?)"
+    } else {
+        ""
+    };
+    (None, format!("{reason} with {kind}{looks_html}"))
+}
+
+/// One line, at most 200 characters, with every secret replaced.
+pub fn sanitize(message: &str, secrets: &[&str]) -> String {
+    let mut m: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        m = m.replace(s, "<redacted>");
+    }
+    let m = m.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::input::shorten(&m, MAX_MESSAGE_CHARS)
+}
+
+/// The innermost cause of a transport error, which is what a person can act on.
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let inner = cause.to_string();
+    let kind = if e.is_connect() {
+        "cannot connect"
+    } else {
+        "connection failed"
+    };
+    sanitize(&format!("{kind}: {inner}"), &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        let pc =
+            br#"{"code":60002,"description":"User not found.","data":[],"source":"PartnerFD"}"#;
+        assert_eq!(
+            describe_error(404, pc, true),
+            (Some(60002), "User not found.".to_string())
+        );
+        let throttle =
+            br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 57 seconds."}"#;
+        assert_eq!(
+            describe_error(429, throttle, true),
+            (
+                None,
+                "Rate limit is exceeded. Try again in 57 seconds.".to_string()
+            )
+        );
+        let (code, msg) = describe_error(502, b"<html><body>Bad gateway</body></html>", false);
+        assert_eq!(code, None);
+        assert!(msg.contains("HTML"), "{msg}");
+        assert_eq!(
+            describe_error(503, b"", true).1,
+            "Service Unavailable (empty body)"
+        );
+    }
+
+    #[test]
+    fn messages_are_single_line_short_and_secret_free() {
+        let m = sanitize("bad\npassword Secr3t!Pw here\r\n", &["Secr3t!Pw"]);
+        assert_eq!(m, "bad password <redacted> here");
+        assert!(sanitize(&"x".repeat(1000), &[]).chars().count() <= 201);
+    }
+}

@@ -1,0 +1,511 @@
+//! Resolves command-line values, the environment and the TOML config file into one validated `Settings` (CLI > env > file > defaults).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth;
+
+/// Default Partner Center API root.
+pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
+/// Default request rate ceiling.
+pub const DEFAULT_RATE: &str = "8/s";
+pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
+pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(60);
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Every key the config file accepts, for the unknown-key check and its suggestion.
+pub const CONFIG_KEYS: &[&str] = &[
+    "base_url",
+    "out",
+    "force",
+    "rate",
+    "concurrency",
+    "max_attempts",
+    "timeout",
+    "connect_timeout",
+    "backoff_base",
+    "backoff_cap",
+    "customer_id",
+    "ignore_unknown_columns",
+    "delimiter",
+    "dry_run",
+    "summary_json",
+    "token_file",
+    "progress_interval",
+];
+
+/// A fatal configuration problem: stops the run before any request is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path}: unknown key `{key}`{}", suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("{source_name}: `{key}` {message}")]
+    Invalid {
+        source_name: String,
+        key: &'static str,
+        message: String,
+    },
+    #[error("no access token: set BULKPATCH_TOKEN or pass --token-file FILE (or `token_file` in the config file); a --dry-run needs none")]
+    MissingToken,
+    #[error("cannot read token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("token file {path} is empty")]
+    EmptyTokenFile { path: PathBuf },
+    #[error("BULKPATCH_TOKEN is set but empty")]
+    EmptyTokenEnv,
+    #[error("results file {path} already exists: pass --force to overwrite it, or choose another with --out")]
+    OutExists { path: PathBuf },
+    #[error("the input file and the results file are the same path: {path}")]
+    OutIsInput { path: PathBuf },
+}
+
+/// A request-rate ceiling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    /// At most this many requests per second, paced evenly.
+    PerSecond(f64),
+    /// No pacing at all (concurrency is then the only bound).
+    Unlimited,
+}
+
+impl Rate {
+    /// Parses `N/s`, `N/min` (also `/sec`, `/second`, `/m`, `/minute`, `/h`, `/hour`) or `unlimited`.
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let t = text.trim().to_ascii_lowercase();
+        if t == "unlimited" || t == "none" {
+            return Ok(Rate::Unlimited);
+        }
+        let (n, unit) = t
+            .split_once('/')
+            .ok_or_else(|| format!("must look like `8/s` or `500/min` (got `{text}`)"))?;
+        let n: f64 = n.trim().parse().map_err(|_| {
+            format!("must start with a number, as in `8/s` or `500/min` (got `{text}`)")
+        })?;
+        let seconds = match unit.trim() {
+            "s" | "sec" | "second" => 1.0,
+            "m" | "min" | "minute" => 60.0,
+            "h" | "hour" => 3600.0,
+            other => {
+                return Err(format!(
+                    "has an unknown unit `{other}`: use `/s` or `/min` (got `{text}`)"
+                ))
+            }
+        };
+        if !(n.is_finite() && n > 0.0) {
+            return Err(format!("must be more than zero (got `{text}`)"));
+        }
+        let per_second = n / seconds;
+        if per_second > 1_000_000.0 {
+            return Err(format!(
+                "is above 1,000,000/s; use `unlimited` for no pacing (got `{text}`)"
+            ));
+        }
+        Ok(Rate::PerSecond(per_second))
+    }
+
+    /// The time between two requests at this rate, or None when unlimited.
+    pub fn interval(&self) -> Option<Duration> {
+        match self {
+            Rate::PerSecond(r) => Some(Duration::from_secs_f64(1.0 / r)),
+            Rate::Unlimited => None,
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::Unlimited => write!(f, "unlimited"),
+            Rate::PerSecond(r) if *r >= 1.0 => write!(f, "{}/s", trim_float(*r)),
+            Rate::PerSecond(r) => write!(f, "{}/min", trim_float(r * 60.0)),
+        }
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The values of `bulkpatch run` as given on the command line (or through their environment variables), before resolution.
+#[derive(Clone, Debug, Default)]
+pub struct RunArgs {
+    pub input: PathBuf,
+    pub config: Option<PathBuf>,
+    pub base_url: Option<String>,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+    pub rate: Option<String>,
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<String>,
+    pub customer_id: Option<String>,
+    pub ignore_unknown_columns: bool,
+    pub delimiter: Option<String>,
+    pub dry_run: bool,
+    pub summary_json: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    /// Hide the progress bar and the periodic progress lines (`-q`).
+    pub quiet: bool,
+}
+
+/// The config file's contents; every key is optional and documented in `config.example.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub base_url: Option<String>,
+    pub out: Option<PathBuf>,
+    pub force: Option<bool>,
+    pub rate: Option<String>,
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub backoff_base: Option<String>,
+    pub backoff_cap: Option<String>,
+    pub customer_id: Option<String>,
+    pub ignore_unknown_columns: Option<bool>,
+    pub delimiter: Option<String>,
+    pub dry_run: Option<bool>,
+    pub summary_json: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    pub progress_interval: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file: unknown keys are errors that name the closest known key.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        FileConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.message().to_string(),
+        })?;
+        for key in table.keys() {
+            if !CONFIG_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownKey {
+                    path: path.to_owned(),
+                    key: key.clone(),
+                    suggestion: closest(key, CONFIG_KEYS),
+                });
+            }
+        }
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.message().to_string(),
+        })
+    }
+}
+
+/// The closest of `candidates` to `word`, if any is close enough to be a likely typo.
+pub fn closest(word: &str, candidates: &[&'static str]) -> Option<&'static str> {
+    let w = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (strsim::normalized_damerau_levenshtein(&w, c), *c))
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// Everything `run` needs, validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub force: bool,
+    pub base_url: reqwest::Url,
+    pub rate: Rate,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    pub customer_id: Option<Uuid>,
+    pub ignore_unknown_columns: bool,
+    pub delimiter: Option<u8>,
+    pub dry_run: bool,
+    pub summary_json: Option<PathBuf>,
+    /// None only in a dry run.
+    pub token: Option<SecretString>,
+    pub show_progress: bool,
+    pub progress_interval: Duration,
+}
+
+impl Settings {
+    /// Settings with every default, for `input`; callers set what they need (the demo and tests use this).
+    pub fn with_defaults(input: impl Into<PathBuf>) -> Settings {
+        let input = input.into();
+        Settings {
+            out: default_out(&input),
+            input,
+            force: false,
+            base_url: reqwest::Url::parse(DEFAULT_BASE_URL).expect("default URL parses"),
+            rate: Rate::parse(DEFAULT_RATE).expect("default rate parses"),
+            concurrency: DEFAULT_CONCURRENCY,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+            customer_id: None,
+            ignore_unknown_columns: false,
+            delimiter: None,
+            dry_run: false,
+            summary_json: None,
+            token: None,
+            show_progress: true,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
+        }
+    }
+
+    /// Resolves CLI values (which already include their environment variables), the config file and defaults.
+    pub fn resolve(args: RunArgs) -> Result<Settings, ConfigError> {
+        let (file, file_name) = match &args.config {
+            Some(p) => (FileConfig::load(p)?, format!("config file {}", p.display())),
+            None => (FileConfig::default(), String::from("config")),
+        };
+        let cli = "command line";
+        let mut s = Settings::with_defaults(&args.input);
+
+        // Each value: (CLI or env) > file > default; errors name where the bad value came from.
+        macro_rules! pick {
+            ($cli:expr, $file:expr) => {
+                match ($cli, $file) {
+                    (Some(v), _) => Some((v, cli)),
+                    (None, Some(v)) => Some((v, file_name.as_str())),
+                    (None, None) => None,
+                }
+            };
+        }
+        let invalid = |src: &str, key: &'static str, message: String| ConfigError::Invalid {
+            source_name: src.to_string(),
+            key,
+            message,
+        };
+
+        if let Some((v, src)) = pick!(args.base_url.clone(), file.base_url.clone()) {
+            s.base_url = parse_base_url(&v).map_err(|m| invalid(src, "base_url", m))?;
+        }
+        if let Some((v, src)) = pick!(args.rate.clone(), file.rate.clone()) {
+            s.rate = Rate::parse(&v).map_err(|m| invalid(src, "rate", m))?;
+        }
+        if let Some((v, src)) = pick!(args.concurrency, file.concurrency) {
+            if v == 0 || v > 1024 {
+                return Err(invalid(
+                    src,
+                    "concurrency",
+                    format!("must be between 1 and 1024 (got {v})"),
+                ));
+            }
+            s.concurrency = v;
+        }
+        if let Some((v, src)) = pick!(args.max_attempts, file.max_attempts) {
+            if v == 0 || v > 100 {
+                return Err(invalid(
+                    src,
+                    "max_attempts",
+                    format!("must be between 1 and 100 (got {v})"),
+                ));
+            }
+            s.max_attempts = v;
+        }
+        if let Some((v, src)) = pick!(args.timeout.clone(), file.timeout.clone()) {
+            s.timeout = parse_duration(&v).map_err(|m| invalid(src, "timeout", m))?;
+        }
+        for (key, value, slot) in [
+            (
+                "connect_timeout",
+                &file.connect_timeout,
+                &mut s.connect_timeout,
+            ),
+            ("backoff_base", &file.backoff_base, &mut s.backoff_base),
+            ("backoff_cap", &file.backoff_cap, &mut s.backoff_cap),
+            (
+                "progress_interval",
+                &file.progress_interval,
+                &mut s.progress_interval,
+            ),
+        ] {
+            if let Some(v) = value {
+                *slot = parse_duration(v).map_err(|m| invalid(&file_name, key, m))?;
+            }
+        }
+        if s.backoff_base > s.backoff_cap {
+            return Err(invalid(
+                &file_name,
+                "backoff_base",
+                "must not be longer than backoff_cap".into(),
+            ));
+        }
+        if let Some((v, src)) = pick!(args.customer_id.clone(), file.customer_id.clone()) {
+            s.customer_id = Some(
+                crate::validate::parse_guid(&v)
+                    .map_err(|m| invalid(src, "customer_id", format!("{m}")))?,
+            );
+        }
+        if let Some((v, src)) = pick!(args.delimiter.clone(), file.delimiter.clone()) {
+            s.delimiter = Some(parse_delimiter(&v).map_err(|m| invalid(src, "delimiter", m))?);
+        }
+        s.force = args.force || file.force.unwrap_or(false);
+        s.ignore_unknown_columns =
+            args.ignore_unknown_columns || file.ignore_unknown_columns.unwrap_or(false);
+        s.dry_run = args.dry_run || file.dry_run.unwrap_or(false);
+        s.summary_json = args.summary_json.clone().or(file.summary_json.clone());
+        s.show_progress = !args.quiet;
+        if let Some(out) = args.out.clone().or(file.out.clone()) {
+            s.out = out;
+        }
+        if same_path(&s.out, &s.input) {
+            return Err(ConfigError::OutIsInput { path: s.out });
+        }
+        if !s.force && s.out.exists() {
+            return Err(ConfigError::OutExists { path: s.out });
+        }
+
+        // The token: --token-file (CLI) > BULKPATCH_TOKEN (env) > token_file (config file).
+        let env_token = std::env::var_os(auth::TOKEN_ENV);
+        s.token = match (&args.token_file, env_token, &file.token_file) {
+            (Some(path), _, _) => Some(auth::read_token_file(path)?),
+            (None, Some(value), _) => Some(auth::token_from_env(value)?),
+            (None, None, Some(path)) => Some(auth::read_token_file(path)?),
+            (None, None, None) => None,
+        };
+        if s.token.is_none() && !s.dry_run {
+            return Err(ConfigError::MissingToken);
+        }
+        Ok(s)
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `<input-stem>.results.csv` beside the input.
+pub fn default_out(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    input.with_file_name(format!("{stem}.results.csv"))
+}
+
+pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|e| format!("is not a valid URL ({e}): `{text}`"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("must be an http or https URL (got `{text}`)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("must not have a query or fragment (got `{text}`)"));
+    }
+    Ok(url)
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("is not a duration like `30s` or `1500ms` ({e}): `{text}`"))?;
+    if d.is_zero() {
+        return Err(format!("must be more than zero (got `{text}`)"));
+    }
+    Ok(d)
+}
+
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "," | "comma" => Ok(b','),
+        ";" | "semicolon" => Ok(b';'),
+        "\t" | "\\t" | "tab" => Ok(b'\t'),
+        "|" | "pipe" => Ok(b'|'),
+        other => Err(format!("must be one of `,` `;` `tab` `|` (got `{other}`)")),
+    }
+}
+
+/// Key/value view used by tests to check that `config.example.toml` documents every key.
+pub fn documented_keys(text: &str) -> BTreeMap<String, String> {
+    let mut keys = BTreeMap::new();
+    for line in text.lines() {
+        let l = line.trim_start_matches('#').trim();
+        if let Some((k, v)) = l.split_once('=') {
+            let k = k.trim();
+            if CONFIG_KEYS.contains(&k) {
+                keys.insert(k.to_string(), v.trim().to_string());
+            }
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(Rate::parse("8/s"), Ok(Rate::PerSecond(8.0)));
+        assert_eq!(Rate::parse("500/min"), Ok(Rate::PerSecond(500.0 / 60.0)));
+        assert_eq!(Rate::parse(" 2 / sec "), Ok(Rate::PerSecond(2.0)));
+        assert_eq!(Rate::parse("unlimited"), Ok(Rate::Unlimited));
+        assert!(Rate::parse("8").is_err());
+        assert!(Rate::parse("0/s").is_err());
+        assert!(Rate::parse("8/fortnight").is_err());
+        assert_eq!(Rate::PerSecond(8.0).to_string(), "8/s");
+        assert_eq!(Rate::PerSecond(0.5).to_string(), "30/min");
+        assert_eq!(
+            Rate::PerSecond(4.0).interval(),
+            Some(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_intended_one() {
+        let err = FileConfig::parse("concurency = 4\n", Path::new("c.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`concurency`"), "{msg}");
+        assert!(msg.contains("did you mean `concurrency`"), "{msg}");
+    }
+
+    #[test]
+    fn durations_and_delimiters() {
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_delimiter("tab"), Ok(b'\t'));
+        assert!(parse_delimiter("::").is_err());
+    }
+}

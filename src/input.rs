@@ -1,0 +1,461 @@
+//! Reads the input CSV as a stream: encoding checks, delimiter detection, header-to-column mapping, and raw records with their line numbers.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+
+/// A column the tool understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Column {
+    CustomerId,
+    UserId,
+    UsageLocation,
+    DisplayName,
+    FirstName,
+    LastName,
+    UserPrincipalName,
+}
+
+impl Column {
+    pub const ALL: [Column; 7] = [
+        Column::CustomerId,
+        Column::UserId,
+        Column::UsageLocation,
+        Column::DisplayName,
+        Column::FirstName,
+        Column::LastName,
+        Column::UserPrincipalName,
+    ];
+
+    /// The name used in documentation and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::CustomerId => "customer_id",
+            Column::UserId => "user_id",
+            Column::UsageLocation => "usage_location",
+            Column::DisplayName => "display_name",
+            Column::FirstName => "first_name",
+            Column::LastName => "last_name",
+            Column::UserPrincipalName => "user_principal_name",
+        }
+    }
+
+    /// Accepted header spellings, already normalised (lower case, no spaces, `-` or `_`).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Column::CustomerId => &["customerid", "customertenantid", "tenantid"],
+            Column::UserId => &["userid", "id", "objectid"],
+            Column::UsageLocation => &["usagelocation"],
+            Column::DisplayName => &["displayname"],
+            Column::FirstName => &["firstname", "givenname"],
+            Column::LastName => &["lastname", "surname"],
+            Column::UserPrincipalName => &["userprincipalname", "upn"],
+        }
+    }
+
+    /// Whether the column carries a change (as opposed to identifying the user).
+    pub fn is_update(self) -> bool {
+        !matches!(self, Column::CustomerId | Column::UserId)
+    }
+
+    const COUNT: usize = 7;
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Lower-cases and removes spaces, `-` and `_`: the form header names are matched in.
+pub fn normalize_header(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '_' | '\t'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn column_for(normalized: &str) -> Option<Column> {
+    Column::ALL
+        .into_iter()
+        .find(|c| c.aliases().contains(&normalized))
+}
+
+/// The closest known column to an unknown header name, when it looks like a typo of one.
+fn suggest(normalized: &str) -> Option<Column> {
+    let mut best: Option<(f64, Column)> = None;
+    for col in Column::ALL {
+        for alias in col.aliases() {
+            let score = strsim::normalized_damerau_levenshtein(normalized, alias);
+            let long_enough = normalized.len() >= 3 || alias.len() <= 3;
+            if long_enough && score >= 0.6 && best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, col));
+            }
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// A fatal problem with the input file as a whole: nothing is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read input file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("input file {path} is empty: it needs a header row (for example `customer_id,user_id,usage_location`) and data rows")]
+    Empty { path: PathBuf },
+    #[error("input file {path} is UTF-16 encoded: save it as UTF-8 (in Excel: File > Save As > \"CSV UTF-8\")")]
+    Utf16 { path: PathBuf },
+    #[error("input file {path}: the header row is not valid UTF-8: save the file as UTF-8")]
+    HeaderNotUtf8 { path: PathBuf },
+    #[error("input file {path}: unknown column \"{name}\" (column {position}){}; use --ignore-unknown-columns to skip columns the tool does not use", suggestion.map(|c| format!(", did you mean \"{}\"?", c.name())).unwrap_or_default())]
+    UnknownColumn {
+        path: PathBuf,
+        name: String,
+        position: usize,
+        suggestion: Option<Column>,
+    },
+    #[error("input file {path}: column {position} has no name: give it a name, delete it, or use --ignore-unknown-columns")]
+    UnnamedColumn { path: PathBuf, position: usize },
+    #[error("input file {path}: columns {first} (\"{first_name}\") and {second} (\"{second_name}\") both mean {column}: keep one")]
+    DuplicateColumn {
+        path: PathBuf,
+        column: &'static str,
+        first: usize,
+        first_name: String,
+        second: usize,
+        second_name: String,
+    },
+    #[error(
+        "input file {path}: no user_id column (accepted names: user_id, userid, id, objectid)"
+    )]
+    MissingUserId { path: PathBuf },
+    #[error("input file {path}: no customer_id column (accepted names: customer_id, customer_tenant_id, tenant_id) and no --customer-id given")]
+    MissingCustomer { path: PathBuf },
+    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, user_principal_name")]
+    NothingToUpdate { path: PathBuf },
+    #[error("input file {path}: cannot detect the delimiter of the header row: pass --delimiter")]
+    NoDelimiter { path: PathBuf },
+}
+
+/// Where each understood column sits in a record.
+#[derive(Clone, Debug)]
+pub struct Header {
+    positions: [Option<usize>; Column::COUNT],
+    /// Number of fields in the header row; every data row must have as many.
+    pub width: usize,
+    /// Column names exactly as written, for messages.
+    pub names: Vec<String>,
+}
+
+impl Header {
+    /// Maps the header row to columns, or explains what is wrong with it.
+    pub fn parse(
+        path: &Path,
+        record: &ByteRecord,
+        ignore_unknown: bool,
+        has_default_customer: bool,
+    ) -> Result<Header, InputError> {
+        let mut positions: [Option<usize>; Column::COUNT] = [None; Column::COUNT];
+        let mut names: Vec<String> = Vec::with_capacity(record.len());
+        for (i, raw) in record.iter().enumerate() {
+            let name = std::str::from_utf8(raw)
+                .map_err(|_| InputError::HeaderNotUtf8 {
+                    path: path.to_owned(),
+                })?
+                .trim()
+                .to_string();
+            let normalized = normalize_header(&name);
+            match column_for(&normalized) {
+                Some(col) => {
+                    if let Some(first) = positions[col.index()] {
+                        return Err(InputError::DuplicateColumn {
+                            path: path.to_owned(),
+                            column: col.name(),
+                            first: first + 1,
+                            first_name: names[first].clone(),
+                            second: i + 1,
+                            second_name: name,
+                        });
+                    }
+                    positions[col.index()] = Some(i);
+                }
+                None if ignore_unknown => {}
+                None if normalized.is_empty() => {
+                    return Err(InputError::UnnamedColumn {
+                        path: path.to_owned(),
+                        position: i + 1,
+                    })
+                }
+                None => {
+                    return Err(InputError::UnknownColumn {
+                        path: path.to_owned(),
+                        suggestion: suggest(&normalized),
+                        name: shorten(&name, 60),
+                        position: i + 1,
+                    })
+                }
+            }
+            names.push(name);
+        }
+        let header = Header {
+            positions,
+            width: record.len(),
+            names,
+        };
+        if header.position(Column::UserId).is_none() {
+            return Err(InputError::MissingUserId {
+                path: path.to_owned(),
+            });
+        }
+        if header.position(Column::CustomerId).is_none() && !has_default_customer {
+            return Err(InputError::MissingCustomer {
+                path: path.to_owned(),
+            });
+        }
+        if !Column::ALL
+            .into_iter()
+            .any(|c| c.is_update() && header.position(c).is_some())
+        {
+            return Err(InputError::NothingToUpdate {
+                path: path.to_owned(),
+            });
+        }
+        Ok(header)
+    }
+
+    /// The record index of a column, if the file has it.
+    pub fn position(&self, col: Column) -> Option<usize> {
+        self.positions[col.index()]
+    }
+}
+
+/// Shortens a value for a message, on a character boundary.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max_chars).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// Options for reading the input.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    pub delimiter: Option<u8>,
+    pub ignore_unknown_columns: bool,
+    pub has_default_customer: bool,
+}
+
+/// An open input file positioned after its header.
+pub struct CsvSource {
+    reader: csv::Reader<BufReader<File>>,
+    pub path: PathBuf,
+    pub header: Header,
+    pub delimiter: u8,
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+impl CsvSource {
+    /// Opens the file, checks its encoding, detects the delimiter and maps the header.
+    pub fn open(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        let io = |source| InputError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let mut head = Vec::with_capacity(64 * 1024);
+        (&mut file)
+            .take(1024 * 1024)
+            .read_to_end(&mut head)
+            .map_err(io)?;
+        if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") || looks_like_utf16(&head)
+        {
+            return Err(InputError::Utf16 {
+                path: path.to_owned(),
+            });
+        }
+        let skip = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
+        let body = &head[skip..];
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(InputError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let delimiter = match options.delimiter {
+            Some(d) => d,
+            None => detect_delimiter(body).ok_or_else(|| InputError::NoDelimiter {
+                path: path.to_owned(),
+            })?,
+        };
+        file.seek(SeekFrom::Start(skip as u64)).map_err(io)?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            // Records end at `\n` only: with CRLF, csv reports a record's line one too low,
+            // because the `\n` is counted after the record's position is taken. The `\r` left at
+            // the end of the last field is removed by trimming.
+            .terminator(csv::Terminator::Any(b'\n'))
+            .trim(csv::Trim::All)
+            .from_reader(BufReader::with_capacity(64 * 1024, file));
+        let mut record = ByteRecord::new();
+        let got = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| io(csv_io(e)))?;
+        if !got {
+            return Err(InputError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let header = Header::parse(
+            path,
+            &record,
+            options.ignore_unknown_columns,
+            options.has_default_customer,
+        )?;
+        Ok(CsvSource {
+            reader,
+            path: path.to_owned(),
+            header,
+            delimiter,
+        })
+    }
+
+    /// Reads the next data record into `record`; returns its starting line (1-based), or None at the end.
+    /// Blank (or white-space only) lines are skipped.
+    pub fn next_record(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, InputError> {
+        loop {
+            match self.reader.read_byte_record(record) {
+                Ok(true) if record.len() == 1 && record[0].is_empty() => continue,
+                Ok(true) => return Ok(Some(record.position().map_or(0, |p| p.line()))),
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    return Err(InputError::Io {
+                        path: self.path.clone(),
+                        source: csv_io(e),
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn csv_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// UTF-16 without a BOM: many NUL bytes in alternate positions of an ASCII-looking start.
+fn looks_like_utf16(head: &[u8]) -> bool {
+    let sample = &head[..head.len().min(64)];
+    if sample.len() < 8 {
+        return false;
+    }
+    let zeros_even = sample.iter().step_by(2).filter(|b| **b == 0).count();
+    let zeros_odd = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|b| **b == 0)
+        .count();
+    let half = sample.len() / 2;
+    zeros_even * 10 >= half * 8 || zeros_odd * 10 >= half * 8
+}
+
+/// Picks `,`, `;` or tab: the one that occurs most in the header line outside quotes.
+pub fn detect_delimiter(text: &[u8]) -> Option<u8> {
+    let mut counts = [0usize; 3];
+    let mut in_quotes = false;
+    for &b in text {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' | b'\r' if !in_quotes => break,
+            b',' if !in_quotes => counts[0] += 1,
+            b';' if !in_quotes => counts[1] += 1,
+            b'\t' if !in_quotes => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let candidates = [b',', b';', b'\t'];
+    let (i, n) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
+    if *n == 0 {
+        // A single-column header: any delimiter reads it the same way.
+        return Some(b',');
+    }
+    Some(candidates[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(cells: &[&str]) -> Result<Header, InputError> {
+        Header::parse(
+            Path::new("in.csv"),
+            &ByteRecord::from(cells.to_vec()),
+            false,
+            false,
+        )
+    }
+
+    #[test]
+    fn aliases_and_normalisation() {
+        let h = header(&["Customer Tenant ID", "Object-Id", "usage_location", "UPN"]).unwrap();
+        assert_eq!(h.position(Column::CustomerId), Some(0));
+        assert_eq!(h.position(Column::UserId), Some(1));
+        assert_eq!(h.position(Column::UsageLocation), Some(2));
+        assert_eq!(h.position(Column::UserPrincipalName), Some(3));
+        assert_eq!(h.position(Column::DisplayName), None);
+    }
+
+    #[test]
+    fn unknown_column_names_the_closest() {
+        let e = header(&["customer_id", "user_id", "usage_locaton"]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("\"usage_locaton\""), "{msg}");
+        assert!(msg.contains("did you mean \"usage_location\""), "{msg}");
+        let e = header(&["customer_id", "user_id", "usage_location", "notes"]).unwrap_err();
+        assert!(!e.to_string().contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_and_missing_columns() {
+        let e = header(&["customer_id", "user_id", "id", "upn"]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                InputError::DuplicateColumn {
+                    first: 2,
+                    second: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = header(&["customer_id", "upn"]).unwrap_err();
+        assert!(matches!(e, InputError::MissingUserId { .. }), "{e}");
+        let e = header(&["user_id", "upn"]).unwrap_err();
+        assert!(matches!(e, InputError::MissingCustomer { .. }), "{e}");
+        let e = header(&["customer_id", "user_id"]).unwrap_err();
+        assert!(matches!(e, InputError::NothingToUpdate { .. }), "{e}");
+    }
+
+    #[test]
+    fn delimiter_detection() {
+        assert_eq!(detect_delimiter(b"a,b,c\n1;2"), Some(b','));
+        assert_eq!(detect_delimiter(b"a;b;c\r\n"), Some(b';'));
+        assert_eq!(detect_delimiter(b"a\tb\tc"), Some(b'\t'));
+        assert_eq!(detect_delimiter(b"\"a,b\";c;d\n"), Some(b';'));
+    }
+}

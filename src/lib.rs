@@ -1,0 +1,308 @@
+//! bulkpatch: applies bulk user updates through the Partner Center REST API. `run` takes validated `Settings` through input -> validate -> pool -> client/retry -> results -> report.
+
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod input;
+pub mod pool;
+pub mod progress;
+pub mod report;
+pub mod results;
+pub mod retry;
+pub mod simulator;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use csv::ByteRecord;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub use config::Settings;
+pub use report::{exit, Summary};
+
+use crate::input::{CsvSource, InputError, ReadOptions};
+use crate::pool::{Pacer, Stop, StopReason};
+use crate::progress::{Counters, Progress};
+use crate::results::{Outcome, Record, Sink};
+use crate::validate::{Duplicates, Row};
+
+/// A failure that stops the whole run (exit code 2). Row failures are never errors: they are outcomes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error("cannot write the summary to {path}: {source}")]
+    Summary {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Sends every row of `settings.input` (or plans them, in a dry run) and returns the summary.
+///
+/// Everything that can be checked before sending is checked first: the header, the results
+/// file, the token. A row that fails becomes a record in the results file; only what stops
+/// the whole run is an `Err`.
+pub async fn run(settings: Settings) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let options = ReadOptions {
+        delimiter: settings.delimiter,
+        ignore_unknown_columns: settings.ignore_unknown_columns,
+        has_default_customer: settings.customer_id.is_some(),
+    };
+    let source = CsvSource::open(&settings.input, &options)?;
+    if settings.customer_id.is_some() && source.header.position(input::Column::CustomerId).is_some()
+    {
+        tracing::warn!("the input has a customer_id column: --customer-id is ignored");
+    }
+    let (rows, duplicates) = {
+        let path = settings.input.clone();
+        let options = options.clone();
+        let default_customer = settings.customer_id;
+        tokio::task::spawn_blocking(move || validate::scan(&path, &options, default_customer))
+            .await
+            .map_err(anyhow::Error::from)??
+    };
+
+    let client = match (&settings.token, settings.dry_run) {
+        (_, true) => None,
+        (Some(token), false) => Some(client::Client::new(
+            &settings.base_url,
+            token,
+            settings.timeout,
+            settings.connect_timeout,
+            settings.concurrency,
+        )?),
+        (None, false) => return Err(config::ConfigError::MissingToken.into()),
+    };
+
+    let stop = Arc::new(Stop::default());
+    let counters = Arc::new(Counters::default());
+    let (sink, writer) = results::start(
+        &settings.out,
+        settings.force,
+        stop.clone(),
+        counters.clone(),
+    )?;
+    let signals = watch_signals(stop.clone());
+    tracing::info!(
+        input = %settings.input.display(),
+        rows,
+        results = %settings.out.display(),
+        rate = %settings.rate,
+        concurrency = settings.concurrency,
+        dry_run = settings.dry_run,
+        "starting"
+    );
+    let progress = Progress::start(
+        rows,
+        counters.clone(),
+        settings.show_progress,
+        settings.progress_interval,
+    );
+
+    let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
+    let reader = {
+        let sink = sink.clone();
+        let stop = stop.clone();
+        let default_customer = settings.customer_id;
+        let dry_run = settings.dry_run;
+        tokio::task::spawn_blocking(move || {
+            read_rows(
+                source,
+                duplicates,
+                default_customer,
+                dry_run,
+                &row_tx,
+                &sink,
+                &stop,
+            )
+        })
+    };
+    if let Some(client) = client {
+        let ctx = Arc::new(pool::Context {
+            client,
+            pacer: Pacer::new(settings.rate.interval()),
+            stop: stop.clone(),
+            policy: retry::Policy {
+                max_attempts: settings.max_attempts,
+                backoff: retry::Backoff {
+                    base: settings.backoff_base,
+                    cap: settings.backoff_cap,
+                },
+            },
+            results: sink.clone(),
+            counters: counters.clone(),
+        });
+        pool::run(row_rx, ctx, settings.concurrency).await;
+    } else {
+        drop(row_rx);
+    }
+    let read_result = reader.await.map_err(anyhow::Error::from)?;
+    drop(sink);
+    let tally = tokio::task::spawn_blocking(move || writer.finish())
+        .await
+        .map_err(anyhow::Error::from)?;
+    progress.finish().await;
+    signals.abort();
+    read_result?;
+    let tally = tally?;
+
+    let summary = Summary::new(report::SummaryInput {
+        input: settings.input.clone(),
+        results: settings.out.clone(),
+        dry_run: settings.dry_run,
+        rows,
+        tally: &tally,
+        attempts: counters.attempts.load(Ordering::Relaxed),
+        throttled: counters.throttled.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        stopped: stop.reason(),
+    });
+    if let Some(path) = &settings.summary_json {
+        let json = serde_json::to_vec_pretty(&summary).expect("the summary serialises");
+        std::fs::write(path, json).map_err(|source| Error::Summary {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    tracing::info!(
+        recorded = summary.recorded,
+        attempts = summary.attempts,
+        throttled = summary.throttled,
+        exit_code = summary.exit_code,
+        "finished"
+    );
+    Ok(summary)
+}
+
+/// The second pass: validates each record in order; invalid rows (and, in a dry run, planned rows)
+/// go straight to the results, valid rows to the workers. Stops early when the run stops.
+fn read_rows(
+    mut source: CsvSource,
+    mut duplicates: Duplicates,
+    default_customer: Option<Uuid>,
+    dry_run: bool,
+    rows: &mpsc::Sender<Row>,
+    sink: &Sink,
+    stop: &Stop,
+) -> Result<(), InputError> {
+    let mut record = ByteRecord::new();
+    while !stop.is_stopping() {
+        let Some(line) = source.next_record(&mut record)? else {
+            break;
+        };
+        let row = validate::validate(line, &record, &source.header, default_customer)
+            .and_then(|row| match duplicates.check(line, row.customer, row.user) {
+                Some(first) => Err(validate::Invalid {
+                    line,
+                    customer: row.customer.to_string(),
+                    user: row.user.to_string(),
+                    reason: format!(
+                        "the same customer and user as line {first}: each user may appear once per file"
+                    ),
+                }),
+                None => Ok(row),
+            });
+        match row {
+            Err(invalid) => {
+                // An invalid row still claims its pair, so a later row for the same user is flagged.
+                if let (Ok(c), Ok(u)) = (
+                    validate::parse_guid(&invalid.customer),
+                    validate::parse_guid(&invalid.user),
+                ) {
+                    duplicates.check(line, c, u);
+                }
+                sink.send(Record::invalid(&invalid))
+            }
+            Ok(row) if dry_run => sink.send(planned(&row)),
+            Ok(row) => {
+                if rows.blocking_send(row).is_err() {
+                    break; // the workers have stopped
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn planned(row: &Row) -> Record {
+    Record {
+        line: row.line,
+        customer_id: row.customer.to_string(),
+        user_id: row.user.to_string(),
+        outcome: Outcome::Planned,
+        http_status: None,
+        error_code: None,
+        message: String::new(),
+        attempts: 0,
+        elapsed_ms: 0,
+        request_id: None,
+        correlation_id: None,
+        finished_at: std::time::SystemTime::now(),
+        body: Some(String::from_utf8(row.changes.to_body()).expect("JSON is UTF-8")),
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop taking rows and let requests in flight finish. Second: stop at once.
+fn watch_signals(stop: Arc<Stop>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for n in 0..2 {
+            if wait_for_signal().await.is_err() {
+                return;
+            }
+            if n == 0 {
+                tracing::warn!("interrupted: finishing the requests in flight (press Ctrl-C again to stop at once)");
+                stop.stop(StopReason::Interrupted);
+            } else {
+                tracing::warn!("interrupted again: stopping at once");
+                stop.abort(StopReason::Interrupted);
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Runs the simulator in the foreground until Ctrl-C, printing its base URL and token.
+pub async fn simulate(config: simulator::SimConfig, port: u16) -> Result<(), Error> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let sim = simulator::Simulator::start_on(config, addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the simulator on {addr}: {e}"))?;
+    println!("Partner Center simulator listening");
+    println!("  base URL: {}", sim.base_url());
+    println!("  token:    {}", sim.token());
+    println!("Try: BULKPATCH_TOKEN={} bulkpatch run samples/usage-location.csv --base-url {} --out /tmp/sim.results.csv", sim.token(), sim.base_url());
+    println!("Press Ctrl-C to stop.");
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    Ok(())
+}

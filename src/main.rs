@@ -1,0 +1,93 @@
+//! The `bulkpatch` binary: parses arguments, sets up logging, calls the library, maps the outcome to an exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use bulkpatch::cli::{Cli, Command, GlobalArgs, LogFormat};
+use bulkpatch::{exit, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
+    let quiet = cli.global.quiet > 0;
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(cmd) => {
+                let settings = Settings::resolve(cmd.into_args(quiet))?;
+                let summary = bulkpatch::run(settings).await?;
+                eprint!("{}", summary.to_text());
+                Ok(summary.exit_code)
+            }
+            Command::Demo(cmd) => {
+                let summary = bulkpatch::demo::run(bulkpatch::demo::DemoOptions {
+                    out: cmd.out,
+                    show_progress: !quiet,
+                })
+                .await?;
+                eprint!("{}", summary.to_text());
+                eprintln!("\nThe failed and invalid rows above are deliberate: open the results file to see each one's line and reason.");
+                // The demo worked if it ran to the end; its rows are meant to include failures.
+                Ok(if summary.stopped.is_none() { exit::OK } else { summary.exit_code })
+            }
+            Command::Simulate(cmd) => {
+                let config = cmd
+                    .to_config()
+                    .map_err(|m| bulkpatch::Error::Other(anyhow::anyhow!(m)))?;
+                bulkpatch::simulate(config, cmd.port).await?;
+                Ok(exit::OK)
+            }
+        }
+    });
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(exit::FATAL)
+        }
+    }
+}
+
+fn error_chain(e: &bulkpatch::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Logs go to stderr through the progress-aware writer. `RUST_LOG` wins over -v/-q.
+fn init_tracing(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (q, _) if q >= 2 => "error",
+        (1, _) => "warn",
+        (_, 0) => "bulkpatch=info,warn",
+        (_, 1) => "bulkpatch=debug,info",
+        _ => "bulkpatch=trace,debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(bulkpatch::progress::LogWriter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_target(false);
+    match global.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,280 @@
+//! Runs the requests: the pacer (governor rate limiter plus the pool-wide 429 pause), the run's stop control, and the worker tasks that take each row to its outcome.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::client::{Attempt, Client};
+use crate::progress::Counters;
+use crate::results::{Outcome, Record, Sink};
+use crate::retry::{self, Driven, Ending, Policy, Verdict};
+use crate::validate::Row;
+
+/// Why a run stopped before reaching the end of the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The API refused the access token (401).
+    Unauthorized,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The results file could not be written.
+    WriteFailed(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Unauthorized => write!(
+                f,
+                "the API refused the access token (401): it is invalid or has expired; get a new token and run again"
+            ),
+            StopReason::Interrupted => write!(f, "interrupted"),
+            StopReason::WriteFailed(e) => write!(
+                f,
+                "the results file could not be written ({e}); stopped so that no update goes unrecorded"
+            ),
+        }
+    }
+}
+
+/// The run's stop control: a graceful stop (take no new rows, let requests in flight finish) and an abort (stop at once).
+#[derive(Debug, Default)]
+pub struct Stop {
+    graceful: CancellationToken,
+    abort: CancellationToken,
+    reason: OnceLock<StopReason>,
+}
+
+impl Stop {
+    /// Stops taking new rows; the first reason given is the one reported.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.graceful.cancel();
+    }
+
+    /// Stops at once: requests in flight are abandoned.
+    pub fn abort(&self, reason: StopReason) {
+        self.stop(reason);
+        self.abort.cancel();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.graceful.is_cancelled()
+    }
+
+    pub fn reason(&self) -> Option<&StopReason> {
+        self.reason.get()
+    }
+
+    /// Completes when a graceful stop (or an abort) is asked for.
+    pub async fn stopping(&self) {
+        self.graceful.cancelled().await
+    }
+
+    /// Completes when an abort is asked for.
+    pub async fn aborted(&self) {
+        self.abort.cancelled().await
+    }
+}
+
+/// Paces requests: a smooth rate limit (burst of one) and a pause that a 429 imposes on every worker.
+#[derive(Debug)]
+pub struct Pacer {
+    limiter: Option<DefaultDirectRateLimiter>,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    /// A pacer sending one request per `interval` at most, or unpaced when None.
+    pub fn new(interval: Option<Duration>) -> Pacer {
+        let limiter = interval.map(|every| {
+            let quota = Quota::with_period(every.max(Duration::from_nanos(1)))
+                .expect("a non-zero period")
+                .allow_burst(NonZeroU32::MIN);
+            RateLimiter::direct(quota)
+        });
+        Pacer {
+            limiter,
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits for this worker's turn to send; false when the run is stopping instead.
+    pub async fn ready(&self, stop: &Stop) -> bool {
+        loop {
+            if stop.is_stopping() {
+                return false;
+            }
+            if let Some(until) = self.paused_until() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = stop.stopping() => return false,
+                }
+                continue;
+            }
+            if let Some(limiter) = &self.limiter {
+                tokio::select! {
+                    _ = limiter.until_ready() => {}
+                    _ = stop.stopping() => return false,
+                }
+            }
+            // A 429 may have arrived while this worker waited for the limiter.
+            if self.paused_until().is_none() {
+                return true;
+            }
+        }
+    }
+
+    /// Pauses every worker for `wait` from now (a longer pause already set is kept).
+    pub fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut guard = self.paused_until.lock().expect("pause lock");
+        if guard.is_none_or(|u| u < until) {
+            *guard = Some(until);
+        }
+    }
+
+    fn paused_until(&self) -> Option<Instant> {
+        let guard = self.paused_until.lock().expect("pause lock");
+        guard.filter(|u| *u > Instant::now())
+    }
+}
+
+/// What every worker shares.
+pub struct Context {
+    pub client: Client,
+    pub pacer: Pacer,
+    pub stop: Arc<Stop>,
+    pub policy: Policy,
+    pub results: Sink,
+    pub counters: Arc<Counters>,
+}
+
+/// Runs `concurrency` workers over the rows until the channel closes or the run stops.
+pub async fn run(rows: mpsc::Receiver<Row>, ctx: Arc<Context>, concurrency: usize) {
+    let rows = Arc::new(tokio::sync::Mutex::new(rows));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        workers.spawn(worker(rows.clone(), ctx.clone()));
+    }
+    drop(rows);
+    while let Some(done) = workers.join_next().await {
+        if let Err(e) = done {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+}
+
+async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Context>) {
+    loop {
+        let next = {
+            let mut rx = rows.lock().await;
+            tokio::select! {
+                row = rx.recv() => row,
+                _ = ctx.stop.stopping() => None,
+            }
+        };
+        let Some(row) = next else { break };
+        if let Some(record) = process(row, &ctx).await {
+            ctx.results.send(record);
+        }
+    }
+}
+
+/// Takes one row through its attempts; None when the run stopped before anything was sent for it.
+async fn process(row: Row, ctx: &Context) -> Option<Record> {
+    let correlation_id = Uuid::new_v4();
+    let body = row.changes.to_body();
+    let started = std::time::Instant::now();
+    let driven = retry::drive(&ctx.policy, &ctx.pacer, &ctx.stop, |request_id| {
+        tracing::trace!(line = row.line, %request_id, %correlation_id, "sending");
+        ctx.client.patch(
+            row.customer,
+            row.user,
+            body.clone(),
+            request_id,
+            correlation_id,
+            &[],
+        )
+    })
+    .await;
+    ctx.counters
+        .attempts
+        .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
+    ctx.counters
+        .throttled
+        .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
+    if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
+        ctx.stop.stop(StopReason::Unauthorized);
+    }
+    let record = outcome_record(&row, &driven, correlation_id, started.elapsed())?;
+    tracing::debug!(
+        line = row.line,
+        outcome = record.outcome.as_str(),
+        status = record.http_status,
+        attempts = record.attempts,
+        "row finished"
+    );
+    Some(record)
+}
+
+/// The results record for a driven row (None when nothing was sent).
+fn outcome_record(
+    row: &Row,
+    driven: &Driven,
+    correlation_id: Uuid,
+    elapsed: Duration,
+) -> Option<Record> {
+    let (http_status, error_code, last_message) = match &driven.last {
+        Some(Attempt::Response(r)) => (Some(r.status), r.error_code, r.message.clone()),
+        Some(Attempt::Timeout) => (None, None, "timed out waiting for a response".into()),
+        Some(Attempt::Connection(m)) => (None, None, m.clone()),
+        None => (None, None, String::new()),
+    };
+    let n = driven.attempts;
+    let (outcome, message) = match (&driven.ending, &driven.verdict) {
+        (Ending::NotAttempted, _) => return None,
+        (Ending::Finished, Some(Verdict::Success)) => (Outcome::Updated, String::new()),
+        (Ending::Finished, Some(Verdict::Unauthorized { .. })) => (
+            Outcome::Failed,
+            format!("access token refused (401), run stopped: {last_message}"),
+        ),
+        (Ending::Finished, _) => (Outcome::Failed, last_message),
+        (Ending::Exhausted, _) => (
+            Outcome::Failed,
+            format!("gave up after {n} attempts: {last_message}"),
+        ),
+        (Ending::StoppedBeforeRetry, _) => (
+            Outcome::Failed,
+            format!("run stopped before retrying: {last_message}"),
+        ),
+        (Ending::Interrupted, _) => (
+            Outcome::Interrupted,
+            "run stopped at once while the request was in flight: the update may or may not have been applied".into(),
+        ),
+    };
+    Some(Record {
+        line: row.line,
+        customer_id: row.customer.to_string(),
+        user_id: row.user.to_string(),
+        outcome,
+        http_status,
+        error_code,
+        message,
+        attempts: n,
+        elapsed_ms: elapsed.as_millis() as u64,
+        request_id: Some(driven.request_id),
+        correlation_id: Some(correlation_id),
+        finished_at: SystemTime::now(),
+        body: None,
+    })
+}

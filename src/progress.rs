@@ -1,0 +1,190 @@
+//! Shows progress: live counters, an indicatif bar on a terminal or a log line every few seconds elsewhere, and a log writer that never breaks the bar.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::results::Outcome;
+
+/// Live counts shared by the workers, the results writer and the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub done: AtomicU64,
+    pub updated: AtomicU64,
+    pub failed: AtomicU64,
+    pub invalid: AtomicU64,
+    pub planned: AtomicU64,
+    pub interrupted: AtomicU64,
+    /// Requests sent (all attempts).
+    pub attempts: AtomicU64,
+    /// Requests answered 429.
+    pub throttled: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a recorded row.
+    pub fn record(&self, outcome: Outcome) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        let slot = match outcome {
+            Outcome::Updated => &self.updated,
+            Outcome::Failed => &self.failed,
+            Outcome::Invalid => &self.invalid,
+            Outcome::Planned => &self.planned,
+            Outcome::Interrupted => &self.interrupted,
+        };
+        slot.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn line(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut s = format!(
+            "updated {} · failed {} · invalid {}",
+            g(&self.updated),
+            g(&self.failed),
+            g(&self.invalid)
+        );
+        if g(&self.planned) > 0 {
+            s.push_str(&format!(" · planned {}", g(&self.planned)));
+        }
+        let throttled = g(&self.throttled);
+        if throttled > 0 {
+            s.push_str(&format!(" · 429s {throttled}"));
+        }
+        s
+    }
+}
+
+/// The bar currently on screen, if any: the log writer suspends it while printing.
+static ACTIVE_BAR: RwLock<Option<ProgressBar>> = RwLock::new(None);
+
+/// A `tracing` writer for stderr that hides the progress bar while a log line is printed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ACTIVE_BAR.read().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+/// The progress display of one run.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    done: CancellationToken,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts the bar (stderr is a terminal) or periodic info lines (it is not); nothing when `show` is false.
+    pub fn start(total: u64, counters: Arc<Counters>, show: bool, interval: Duration) -> Progress {
+        let done = CancellationToken::new();
+        if !show {
+            return Progress {
+                bar: None,
+                done,
+                ticker: None,
+            };
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec} · ETA {eta} · {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            if let Ok(mut active) = ACTIVE_BAR.write() {
+                *active = Some(bar.clone());
+            }
+            let ticker = {
+                let bar = bar.clone();
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(200));
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = done.cancelled() => break,
+                        }
+                        bar.set_position(counters.done.load(Ordering::Relaxed));
+                        bar.set_message(counters.line());
+                    }
+                    bar.set_position(counters.done.load(Ordering::Relaxed));
+                    bar.set_message(counters.line());
+                })
+            };
+            Progress {
+                bar: Some(bar),
+                done,
+                ticker: Some(ticker),
+            }
+        } else {
+            let ticker = {
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let mut tick = tokio::time::interval(interval);
+                    tick.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = done.cancelled() => break,
+                        }
+                        let n = counters.done.load(Ordering::Relaxed);
+                        let secs = started.elapsed().as_secs_f64();
+                        let rate = n as f64 / secs.max(0.001);
+                        let eta = if rate > 0.0 && total > n {
+                            format!("{}s", ((total - n) as f64 / rate).round())
+                        } else {
+                            "-".into()
+                        };
+                        tracing::info!(
+                            "progress: {n}/{total} rows, {rate:.1} rows/s, ETA {eta}, {}",
+                            counters.line()
+                        );
+                    }
+                })
+            };
+            Progress {
+                bar: None,
+                done,
+                ticker: Some(ticker),
+            }
+        }
+    }
+
+    /// Stops the display and clears the bar, so the summary prints cleanly.
+    pub async fn finish(self) {
+        self.done.cancel();
+        if let Some(t) = self.ticker {
+            let _ = t.await;
+        }
+        if let Some(bar) = self.bar {
+            if let Ok(mut active) = ACTIVE_BAR.write() {
+                *active = None;
+            }
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Writes the results file: one CSV record per input row, from a single writer thread that workers never wait on, flushed as rows finish.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::pool::{Stop, StopReason};
+use crate::progress::Counters;
+use crate::report::Tally;
+
+/// The results file's columns, in order. Later features append columns after these.
+pub const COLUMNS: [&str; 13] = [
+    "line",
+    "customer_id",
+    "user_id",
+    "outcome",
+    "http_status",
+    "error_code",
+    "message",
+    "attempts",
+    "elapsed_ms",
+    "request_id",
+    "correlation_id",
+    "finished_at",
+    "body",
+];
+
+/// A row's final state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Updated,
+    Failed,
+    Invalid,
+    Planned,
+    Interrupted,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Updated,
+        Outcome::Failed,
+        Outcome::Invalid,
+        Outcome::Planned,
+        Outcome::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Updated => "updated",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::Planned => "planned",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One line of the results file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub line: u64,
+    pub customer_id: String,
+    pub user_id: String,
+    pub outcome: Outcome,
+    pub http_status: Option<u16>,
+    pub error_code: Option<i64>,
+    /// Short, single line, no secrets.
+    pub message: String,
+    pub attempts: u32,
+    pub elapsed_ms: u64,
+    pub request_id: Option<Uuid>,
+    pub correlation_id: Option<Uuid>,
+    pub finished_at: SystemTime,
+    /// The body a dry run would send (passwords redacted); empty otherwise.
+    pub body: Option<String>,
+}
+
+impl Record {
+    /// A record for a row that failed validation.
+    pub fn invalid(inv: &crate::validate::Invalid) -> Record {
+        Record {
+            line: inv.line,
+            customer_id: inv.customer.clone(),
+            user_id: inv.user.clone(),
+            outcome: Outcome::Invalid,
+            http_status: None,
+            error_code: None,
+            message: inv.reason.clone(),
+            attempts: 0,
+            elapsed_ms: 0,
+            request_id: None,
+            correlation_id: None,
+            finished_at: SystemTime::now(),
+            body: None,
+        }
+    }
+
+    /// The record's cells, in `COLUMNS` order, made safe for spreadsheets.
+    pub fn cells(&self) -> [Cow<'_, str>; 13] {
+        let opt = |v: Option<String>| Cow::Owned(v.unwrap_or_default());
+        [
+            Cow::Owned(self.line.to_string()),
+            spreadsheet_safe(&self.customer_id),
+            spreadsheet_safe(&self.user_id),
+            Cow::Borrowed(self.outcome.as_str()),
+            opt(self.http_status.map(|s| s.to_string())),
+            opt(self.error_code.map(|c| c.to_string())),
+            spreadsheet_safe(&self.message),
+            Cow::Owned(self.attempts.to_string()),
+            Cow::Owned(self.elapsed_ms.to_string()),
+            opt(self.request_id.map(|u| u.to_string())),
+            opt(self.correlation_id.map(|u| u.to_string())),
+            Cow::Owned(humantime::format_rfc3339_millis(self.finished_at).to_string()),
+            self.body
+                .as_deref()
+                .map_or(Cow::Borrowed(""), spreadsheet_safe),
+        ]
+    }
+}
+
+/// Prefixes a cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) with `'`.
+pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// A fatal problem with the results file itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("results file {path} already exists: pass --force to overwrite it, or choose another with --out")]
+    Exists { path: PathBuf },
+    #[error("cannot create results file {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write results file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where workers send finished rows. Sending never waits.
+#[derive(Clone, Debug)]
+pub struct Sink {
+    tx: mpsc::UnboundedSender<Record>,
+}
+
+impl Sink {
+    pub fn send(&self, record: Record) {
+        // The writer only goes away after every sender is dropped, or after a write error
+        // (which stops the run): a record sent then has nowhere to go either way.
+        let _ = self.tx.send(record);
+    }
+}
+
+/// The writer thread; `finish` waits for it after every `Sink` is dropped.
+pub struct Writer {
+    thread: std::thread::JoinHandle<Result<Tally, ResultsError>>,
+}
+
+impl Writer {
+    pub fn finish(self) -> Result<Tally, ResultsError> {
+        self.thread
+            .join()
+            .expect("the results writer thread panicked")
+    }
+}
+
+/// Creates the results file (refusing an existing one unless `overwrite`), writes its header, and starts the writer.
+pub fn start(
+    path: &Path,
+    overwrite: bool,
+    stop: Arc<Stop>,
+    counters: Arc<Counters>,
+) -> Result<(Sink, Writer), ResultsError> {
+    let file = open(path, overwrite)?;
+    let mut csv = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(64 * 1024, file));
+    let write_err = |source| ResultsError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    csv.write_record(COLUMNS)
+        .map_err(|e| write_err(into_io(e)))?;
+    csv.flush().map_err(write_err)?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
+    let path = path.to_owned();
+    let thread = std::thread::Builder::new()
+        .name("results-writer".into())
+        .spawn(move || {
+            let mut tally = Tally::default();
+            let mut failure = None;
+            while let Some(record) = rx.blocking_recv() {
+                tally.add(&record);
+                counters.record(record.outcome);
+                if failure.is_some() {
+                    continue;
+                }
+                let mut result = csv
+                    .write_record(record.cells().iter().map(|c| c.as_bytes()))
+                    .map_err(into_io);
+                // Flush whenever the queue is empty: prompt when rows trickle in, batched when they pour.
+                if result.is_ok() && rx.is_empty() {
+                    result = csv.flush();
+                }
+                if let Err(e) = result {
+                    tracing::error!(file = %path.display(), error = %e, "cannot write the results file");
+                    stop.stop(StopReason::WriteFailed(e.to_string()));
+                    failure = Some(e);
+                }
+            }
+            if failure.is_none() {
+                if let Err(e) = csv.flush().and_then(|_| {
+                    csv.get_ref().get_ref().sync_data()
+                }) {
+                    failure = Some(e);
+                }
+            }
+            match failure {
+                Some(source) => Err(ResultsError::Write { path, source }),
+                None => Ok(tally),
+            }
+        })
+        .expect("spawn the results writer thread");
+    Ok((Sink { tx }, Writer { thread }))
+}
+
+fn open(path: &Path, overwrite: bool) -> Result<File, ResultsError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            ResultsError::Exists {
+                path: path.to_owned(),
+            }
+        } else {
+            ResultsError::Create {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
+}
+
+fn into_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("+1"), "'+1");
+        assert_eq!(spreadsheet_safe("-1"), "'-1");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("plain"), "plain");
+        assert_eq!(spreadsheet_safe(""), "");
+    }
+
+    #[test]
+    fn cells_follow_the_documented_columns() {
+        let r = Record {
+            line: 7,
+            customer_id: "c".into(),
+            user_id: "u".into(),
+            outcome: Outcome::Failed,
+            http_status: Some(404),
+            error_code: Some(60002),
+            message: "User not found.".into(),
+            attempts: 1,
+            elapsed_ms: 12,
+            request_id: None,
+            correlation_id: None,
+            finished_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_500),
+            body: None,
+        };
+        let cells: Vec<String> = r.cells().iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            cells,
+            [
+                "7",
+                "c",
+                "u",
+                "failed",
+                "404",
+                "60002",
+                "User not found.",
+                "1",
+                "12",
+                "",
+                "",
+                "1970-01-01T00:00:01.500Z",
+                ""
+            ]
+        );
+    }
+}

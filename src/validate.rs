@@ -1,0 +1,440 @@
+//! Turns a raw CSV record into a validated update (`Row`) or the reason it cannot be sent, and finds repeated (customer, user) pairs.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use csv::ByteRecord;
+use serde::Serialize;
+use uuid::Uuid;
+
+use std::path::Path;
+
+use crate::input::{shorten, Column, CsvSource, Header, InputError, ReadOptions};
+
+/// A row ready to send.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Line of the input file where the row starts (the header is line 1).
+    pub line: u64,
+    pub customer: Uuid,
+    pub user: Uuid,
+    pub changes: Changes,
+}
+
+/// The fields a row changes; `None` means "leave unchanged" and is not sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Attributes {
+    #[serde(rename = "objectType")]
+    object_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(flatten)]
+    changes: &'a Changes,
+    attributes: Attributes,
+}
+
+impl Changes {
+    /// The exact PATCH body: the changed fields in camelCase plus `attributes.objectType`.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            changes: self,
+            attributes: Attributes {
+                object_type: "CustomerUser",
+            },
+        })
+        .expect("a body of strings serialises")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+/// A row that will not be sent, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub line: u64,
+    /// The customer and user cells as written (shortened), for the results file.
+    pub customer: String,
+    pub user: String,
+    pub reason: String,
+}
+
+/// Why a GUID cell was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("\"{0}\" is not a GUID (expected the form 8-4-4-4-12 hex digits)")]
+pub struct NotAGuid(pub String);
+
+/// Parses a GUID in any common form (hyphenated, 32 hex digits, in braces) into its canonical value.
+pub fn parse_guid(text: &str) -> Result<Uuid, NotAGuid> {
+    let t = text.trim();
+    // uuid also accepts the `urn:uuid:` form; only the forms people paste from portals and Excel are taken.
+    if t.len() > 38 || t.starts_with("urn:") {
+        return Err(NotAGuid(shorten(t, 40)));
+    }
+    Uuid::parse_str(t).map_err(|_| NotAGuid(shorten(t, 40)))
+}
+
+/// Validates one data record against the header. `default_customer` stands in for a missing customer column.
+pub fn validate(
+    line: u64,
+    record: &ByteRecord,
+    header: &Header,
+    default_customer: Option<Uuid>,
+) -> Result<Row, Invalid> {
+    let cell_text = |col: Column| -> String {
+        header
+            .position(col)
+            .and_then(|i| record.get(i))
+            .map(|b| shorten(String::from_utf8_lossy(b).trim(), 60))
+            .unwrap_or_default()
+    };
+    let invalid = |reason: String| Invalid {
+        line,
+        customer: match header.position(Column::CustomerId) {
+            Some(_) => cell_text(Column::CustomerId),
+            None => default_customer.map(|c| c.to_string()).unwrap_or_default(),
+        },
+        user: cell_text(Column::UserId),
+        reason,
+    };
+
+    if record.len() != header.width {
+        return Err(invalid(format!(
+            "expected {} fields as in the header, found {}",
+            header.width,
+            record.len()
+        )));
+    }
+    let mut cells: [Option<&str>; 7] = [None; 7];
+    for col in Column::ALL {
+        if let Some(i) = header.position(col) {
+            let raw = record.get(i).unwrap_or_default();
+            let text = std::str::from_utf8(raw).map_err(|e| {
+                invalid(format!(
+                    "{} is not valid UTF-8 (byte {} of the cell): save the file as UTF-8",
+                    col.name(),
+                    e.valid_up_to() + 1
+                ))
+            })?;
+            let text = text.trim();
+            if text.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "{} contains a control character",
+                    col.name()
+                )));
+            }
+            cells[col as usize] = (!text.is_empty()).then_some(text);
+        }
+    }
+    let cell = |col: Column| cells[col as usize];
+
+    let customer = match (
+        cell(Column::CustomerId),
+        header.position(Column::CustomerId),
+    ) {
+        (Some(t), _) => parse_guid(t).map_err(|e| invalid(format!("customer_id {e}")))?,
+        (None, Some(_)) => return Err(invalid("customer_id is empty".into())),
+        (None, None) => default_customer
+            .ok_or_else(|| invalid("no customer_id column and no --customer-id".into()))?,
+    };
+    let user = match cell(Column::UserId) {
+        Some(t) => parse_guid(t).map_err(|e| invalid(format!("user_id {e}")))?,
+        None => return Err(invalid("user_id is empty".into())),
+    };
+
+    let mut changes = Changes::default();
+    if let Some(v) = cell(Column::UsageLocation) {
+        changes.usage_location = Some(check_country(v).map_err(invalid)?);
+    }
+    changes.display_name = cell(Column::DisplayName)
+        .map(|v| check_length(Column::DisplayName, v, 256))
+        .transpose()
+        .map_err(invalid)?;
+    changes.first_name = cell(Column::FirstName)
+        .map(|v| check_length(Column::FirstName, v, 64))
+        .transpose()
+        .map_err(invalid)?;
+    changes.last_name = cell(Column::LastName)
+        .map(|v| check_length(Column::LastName, v, 64))
+        .transpose()
+        .map_err(invalid)?;
+    if let Some(v) = cell(Column::UserPrincipalName) {
+        changes.user_principal_name = Some(check_upn(v).map_err(invalid)?);
+    }
+    if changes.is_empty() {
+        return Err(invalid(
+            "nothing to change: every update column of this row is empty".into(),
+        ));
+    }
+    Ok(Row {
+        line,
+        customer,
+        user,
+        changes,
+    })
+}
+
+fn check_country(v: &str) -> Result<String, String> {
+    let upper = v.to_ascii_uppercase();
+    if upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok() {
+        return Ok(upper);
+    }
+    let hint = match upper.as_str() {
+        "UK" => " (the United Kingdom's code is GB)",
+        "EL" => " (Greece's code is GR)",
+        _ => " (such as DE, US, GB)",
+    };
+    Err(format!(
+        "usage_location \"{}\" is not an ISO 3166-1 alpha-2 country code{hint}",
+        shorten(v, 40)
+    ))
+}
+
+fn check_length(col: Column, v: &str, max: usize) -> Result<String, String> {
+    let n = v.chars().count();
+    if n > max {
+        Err(format!(
+            "{} is {n} characters long; the limit is {max}",
+            col.name()
+        ))
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+fn check_upn(v: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "user_principal_name \"{}\" does not look like local@domain with the characters Entra allows (A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @)",
+            shorten(v, 60)
+        )
+    };
+    let (local, domain) = v.split_once('@').ok_or_else(bad)?;
+    let ok = !local.is_empty()
+        && local.chars().count() <= 64
+        && v.chars().count() <= 113
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "'.-_!#^~".contains(c))
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+/// The 64-bit key of a (customer, user) pair, for the duplicate check's first pass.
+pub fn pair_key(customer: Uuid, user: Uuid) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (customer, user).hash(&mut h);
+    h.finish()
+}
+
+/// Finds the second and later rows for the same (customer, user) pair.
+///
+/// The first pass collects one 64-bit key per row (`pair_key`) and keeps only those seen twice;
+/// the second pass remembers the first line of just those pairs, so memory holds no whole rows.
+#[derive(Debug, Default)]
+pub struct Duplicates {
+    repeated: HashSet<u64>,
+    first_line: HashMap<(Uuid, Uuid), u64>,
+}
+
+impl Duplicates {
+    /// Builds the checker from every row's key (the vector is sorted in place and dropped).
+    pub fn from_keys(mut keys: Vec<u64>) -> Duplicates {
+        keys.sort_unstable();
+        let repeated = keys
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        Duplicates {
+            repeated,
+            first_line: HashMap::new(),
+        }
+    }
+
+    /// For a row in input order: the line of an earlier row with the same pair, if any.
+    pub fn check(&mut self, line: u64, customer: Uuid, user: Uuid) -> Option<u64> {
+        if !self.repeated.contains(&pair_key(customer, user)) {
+            return None;
+        }
+        match self.first_line.entry((customer, user)) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(line);
+                None
+            }
+        }
+    }
+}
+
+/// The first pass over the input: counts data rows (for the progress bar) and builds the duplicate check.
+/// Holds one 64-bit key per row while it runs, and no row.
+pub fn scan(
+    path: &Path,
+    options: &ReadOptions,
+    default_customer: Option<Uuid>,
+) -> Result<(u64, Duplicates), InputError> {
+    let mut source = CsvSource::open(path, options)?;
+    let customer_at = source.header.position(Column::CustomerId);
+    let user_at = source.header.position(Column::UserId);
+    let guid_at = |record: &ByteRecord, i: usize| {
+        record
+            .get(i)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| parse_guid(t).ok())
+    };
+    let mut rows = 0u64;
+    let mut keys = Vec::new();
+    let mut record = ByteRecord::new();
+    while source.next_record(&mut record)?.is_some() {
+        rows += 1;
+        let customer = match customer_at {
+            Some(i) => guid_at(&record, i),
+            None => default_customer,
+        };
+        let user = user_at.and_then(|i| guid_at(&record, i));
+        if let (Some(c), Some(u)) = (customer, user) {
+            keys.push(pair_key(c, u));
+        }
+    }
+    Ok((rows, Duplicates::from_keys(keys)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: &str = "0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60";
+    const U: &str = "4b10bf41-ab11-40e3-8c53-cd67849b50de";
+
+    fn hdr(cells: &[&str]) -> Header {
+        Header::parse(
+            Path::new("t.csv"),
+            &ByteRecord::from(cells.to_vec()),
+            false,
+            false,
+        )
+        .unwrap()
+    }
+
+    fn check(cells: &[&str]) -> Result<Row, Invalid> {
+        let h = hdr(&[
+            "customer_id",
+            "user_id",
+            "usage_location",
+            "display_name",
+            "upn",
+        ]);
+        validate(2, &ByteRecord::from(cells.to_vec()), &h, None)
+    }
+
+    #[test]
+    fn body_has_only_changed_fields_in_camel_case() {
+        let row = check(&[C, U, "de", "", ""]).unwrap();
+        assert_eq!(
+            String::from_utf8(row.changes.to_body()).unwrap(),
+            r#"{"usageLocation":"DE","attributes":{"objectType":"CustomerUser"}}"#
+        );
+        let row = check(&[C, U, "", "Anna Berg", "anna@contoso.com"]).unwrap();
+        assert_eq!(
+            String::from_utf8(row.changes.to_body()).unwrap(),
+            r#"{"displayName":"Anna Berg","userPrincipalName":"anna@contoso.com","attributes":{"objectType":"CustomerUser"}}"#
+        );
+    }
+
+    #[test]
+    fn guid_forms_are_normalised() {
+        let braced = format!("{{{}}}", U.to_uppercase());
+        let simple = U.replace('-', "");
+        for form in [U.to_string(), braced, simple] {
+            assert_eq!(parse_guid(&form).unwrap().to_string(), U);
+        }
+        assert!(parse_guid("urn:uuid:4b10bf41-ab11-40e3-8c53-cd67849b50de").is_err());
+        assert!(parse_guid("not-a-guid").is_err());
+    }
+
+    #[test]
+    fn each_kind_of_invalid_row_has_a_reason() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["nope", U, "DE", "", ""],
+                "customer_id \"nope\" is not a GUID",
+            ),
+            (&[C, "", "DE", "", ""], "user_id is empty"),
+            (
+                &[C, U, "XX", "", ""],
+                "usage_location \"XX\" is not an ISO 3166-1",
+            ),
+            (&[C, U, "", "", "anna"], "does not look like local@domain"),
+            (&[C, U, "", "", ""], "nothing to change"),
+            (
+                &[C, U, "DE", ""],
+                "expected 5 fields as in the header, found 4",
+            ),
+            (
+                &[C, U, "", "a\u{0}b", ""],
+                "display_name contains a control character",
+            ),
+        ];
+        for (cells, want) in cases {
+            let e = check(cells).unwrap_err();
+            assert!(e.reason.contains(want), "{cells:?}: {}", e.reason);
+            assert_eq!(e.line, 2);
+        }
+        let long = "x".repeat(300);
+        assert!(check(&[C, U, "", &long, ""])
+            .unwrap_err()
+            .reason
+            .contains("limit is 256"));
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_row_error() {
+        let h = hdr(&["customer_id", "user_id", "display_name"]);
+        let rec = ByteRecord::from(vec![C.as_bytes(), U.as_bytes(), b"M\xFCller"]);
+        let e = validate(7, &rec, &h, None).unwrap_err();
+        assert!(e.reason.contains("not valid UTF-8"), "{}", e.reason);
+        assert_eq!(e.line, 7);
+    }
+
+    #[test]
+    fn duplicates_name_the_earlier_line() {
+        let c = Uuid::parse_str(C).unwrap();
+        let u = Uuid::parse_str(U).unwrap();
+        let other = Uuid::new_v4();
+        let mut d = Duplicates::from_keys(vec![pair_key(c, u), pair_key(c, other), pair_key(c, u)]);
+        assert_eq!(d.check(2, c, u), None);
+        assert_eq!(d.check(3, c, other), None);
+        assert_eq!(d.check(9, c, u), Some(2));
+        assert_eq!(d.check(10, c, u), Some(2));
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real binary and the public `run` against the built-in simulator on 127.0.0.1.
+
+mod cli_and_config;
+mod input_rows;
+mod pipeline;
+mod retries;
+mod secrets;
+mod support;

@@ -1,0 +1,212 @@
+//! Test support: simulator spawning, temp dirs, CSV builders, running the real binary, reading results.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use bulkpatch::simulator::{RecordedRequest, SimConfig, Simulator};
+use uuid::Uuid;
+
+/// A deterministic GUID for test entity `n` of `kind` (1 = customer, 2 = user, ...).
+pub fn guid(kind: u8, n: u32) -> Uuid {
+    Uuid::from_u128((u128::from(kind) << 96) | u128::from(n) | (0x4000 << 64))
+}
+
+pub fn customer(n: u32) -> Uuid {
+    guid(1, n)
+}
+
+pub fn user(n: u32) -> Uuid {
+    guid(2, n)
+}
+
+/// Starts a simulator on 127.0.0.1:0 that records every request.
+pub async fn simulator(config: SimConfig) -> Simulator {
+    Simulator::start(SimConfig {
+        record: true,
+        ..config
+    })
+    .await
+    .expect("start the simulator")
+}
+
+/// A CSV file under construction.
+pub struct Csv {
+    lines: Vec<String>,
+    delimiter: char,
+    newline: &'static str,
+    bom: bool,
+}
+
+impl Csv {
+    pub fn new(header: &[&str]) -> Csv {
+        Csv {
+            lines: vec![header.join(",")],
+            delimiter: ',',
+            newline: "\n",
+            bom: false,
+        }
+    }
+
+    /// The usual migration file: customer_id,user_id,usage_location with `n` rows for customer 1.
+    pub fn usage_locations(n: u32) -> Csv {
+        let mut csv = Csv::new(&["customer_id", "user_id", "usage_location"]);
+        for i in 1..=n {
+            csv = csv.row(&[&customer(1).to_string(), &user(i).to_string(), "DE"]);
+        }
+        csv
+    }
+
+    pub fn row(mut self, cells: &[&str]) -> Csv {
+        self.lines.push(cells.join(","));
+        self
+    }
+
+    /// A line written exactly as given (for malformed rows).
+    pub fn raw(mut self, line: &str) -> Csv {
+        self.lines.push(line.to_string());
+        self
+    }
+
+    /// Writes with `;` between cells, CRLF line ends and a UTF-8 BOM (as European Excel does).
+    pub fn excel_european(mut self) -> Csv {
+        self.delimiter = ';';
+        self.newline = "\r\n";
+        self.bom = true;
+        self
+    }
+
+    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let mut text = String::new();
+        if self.bom {
+            text.push('\u{FEFF}');
+        }
+        for line in &self.lines {
+            if self.delimiter == ',' {
+                text.push_str(line);
+            } else {
+                text.push_str(&line.replace(',', &self.delimiter.to_string()));
+            }
+            text.push_str(self.newline);
+        }
+        std::fs::write(&path, text).expect("write the CSV");
+        path
+    }
+}
+
+/// The result of running the binary.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    fn from(out: Output) -> Ran {
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A command for the real `bulkpatch` binary with a clean environment (no BULKPATCH_* or RUST_LOG from outside).
+pub fn bulkpatch(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkpatch"));
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BULKPATCH_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs the binary to completion off the async runtime (the simulator keeps serving meanwhile).
+pub async fn run_bin(mut cmd: Command) -> Ran {
+    tokio::task::spawn_blocking(move || Ran::from(cmd.output().expect("run bulkpatch")))
+        .await
+        .expect("join the binary")
+}
+
+/// `bulkpatch run INPUT --base-url SIM --out OUT` with the simulator's token in the environment, plus `extra`.
+pub fn run_against(sim: &Simulator, input: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "run".to_string(),
+        input.display().to_string(),
+        "--base-url".into(),
+        sim.base_url(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = bulkpatch(&refs);
+    cmd.env("BULKPATCH_TOKEN", sim.token());
+    cmd
+}
+
+/// The results file as a header and rows of column -> value.
+pub struct Results {
+    pub header: Vec<String>,
+    pub rows: Vec<HashMap<String, String>>,
+}
+
+impl Results {
+    pub fn read(path: &Path) -> Results {
+        let mut reader = csv::Reader::from_path(path).expect("open the results file");
+        let header: Vec<String> = reader
+            .headers()
+            .expect("results header")
+            .iter()
+            .map(String::from)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| {
+                let r = r.expect("a results record");
+                header
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(String::from))
+                    .collect()
+            })
+            .collect();
+        Results { header, rows }
+    }
+
+    /// The record for input line `line`.
+    pub fn line(&self, line: u64) -> &HashMap<String, String> {
+        let l = line.to_string();
+        self.rows
+            .iter()
+            .find(|r| r["line"] == l)
+            .unwrap_or_else(|| panic!("no results record for line {line}"))
+    }
+
+    pub fn count(&self, outcome: &str) -> usize {
+        self.rows.iter().filter(|r| r["outcome"] == outcome).count()
+    }
+}
+
+/// Requests the simulator received for one user.
+pub fn requests_for(requests: &[RecordedRequest], user: Uuid) -> Vec<RecordedRequest> {
+    let needle = format!("/users/{user}");
+    requests
+        .iter()
+        .filter(|r| r.path.ends_with(&needle))
+        .cloned()
+        .collect()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temp dir")
+}
