@@ -184,7 +184,6 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         recorded = summary.recorded,
         attempts = summary.attempts,
         throttled = summary.throttled,
-        exit_code = summary.exit_code,
         "finished"
     );
     Ok(summary)

@@ -109,9 +109,15 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec} · ETA {eta} · {msg}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {rate} · ETA {eta} · {msg}",
                 )
                 .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} rows/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             if let Ok(mut active) = ACTIVE_BAR.write() {

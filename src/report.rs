@@ -200,8 +200,13 @@ impl Summary {
         if self.not_attempted > 0 {
             let _ = writeln!(
                 out,
-                "  {} rows not attempted: fix the cause and run them again",
-                self.not_attempted
+                "  {} rows not attempted: they have no record in the results file; run them again{}",
+                self.not_attempted,
+                if self.stopped.is_some() {
+                    " once the cause is fixed"
+                } else {
+                    ""
+                }
             );
         }
         out

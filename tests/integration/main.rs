@@ -1,7 +1,9 @@
 //! Integration tests: the real binary and the public `run` against the built-in simulator on 127.0.0.1.
 
 mod cli_and_config;
+mod commands;
 mod input_rows;
+mod interrupt;
 mod pipeline;
 mod retries;
 mod secrets;

@@ -1,0 +1,134 @@
+//! Ctrl-C and SIGTERM: the first stops taking rows and lets requests in flight finish (exit 130); a second stops at once.
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use bulkpatch::simulator::{SimConfig, Simulator};
+
+use crate::support::*;
+
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Waits (bounded) until the simulator has received `n` requests.
+async fn until_received(sim: &Simulator, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.stats().received < n {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator never received {n} requests"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait(child: Child) -> Ran {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_interrupt_finishes_requests_in_flight_and_exits_130() {
+    for sig in ["INT", "TERM"] {
+        let sim = simulator(SimConfig {
+            latency: Duration::from_millis(300),
+            ..SimConfig::default()
+        })
+        .await;
+        let dir = tempdir();
+        let input = Csv::usage_locations(40).write(dir.path(), "in.csv");
+        let out = dir.path().join("out.csv");
+        let child = run_against(
+            &sim,
+            &input,
+            &out,
+            &["--rate", "unlimited", "--concurrency", "2"],
+        )
+        .spawn()
+        .unwrap();
+        until_received(&sim, 3).await;
+        signal(&child, sig);
+        let ran = wait(child).await;
+        assert_eq!(ran.code, 130, "{sig}: {}", ran.stderr);
+        let sent = sim.requests();
+        let results = Results::read(&out);
+        // Every request sent got its answer and its record: nothing in flight was abandoned.
+        assert_eq!(results.count("updated"), sent.len(), "{sig}");
+        assert!(sent.iter().all(|r| r.status == Some(200)));
+        assert!(sent.len() < 40);
+        assert!(
+            ran.stderr
+                .contains(&format!("{} rows not attempted", 40 - sent.len())),
+            "{}",
+            ran.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_interrupt_stops_at_once_and_records_rows_in_flight() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let input = Csv::usage_locations(10).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let mut child = run_against(
+        &sim,
+        &input,
+        &out,
+        &["--rate", "unlimited", "--concurrency", "2"],
+    )
+    .spawn()
+    .unwrap();
+    // Read stderr as it comes, to know when the first interrupt has been taken.
+    let stderr = child.stderr.take().unwrap();
+    let (acknowledged, first_taken) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("interrupted: finishing the requests in flight") {
+                let _ = acknowledged.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    until_received(&sim, 2).await;
+    let started = Instant::now();
+    signal(&child, "INT");
+    first_taken
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first interrupt is logged");
+    signal(&child, "INT");
+    let ran = wait(child).await;
+    let stderr = log.join().unwrap();
+    assert_eq!(ran.code, 130, "{stderr}");
+    assert!(
+        stderr.contains("interrupted again: stopping at once"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not stop at once"
+    );
+    let results = Results::read(&out);
+    assert_eq!(results.count("interrupted"), 2, "{stderr}");
+    assert_eq!(results.rows.len(), 2);
+}
