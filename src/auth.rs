@@ -1,17 +1,60 @@
-//! Owns the access token: where it comes from (environment or file) and how it is kept (a `secrecy` secret, never printed).
+//! Owns credentials: where the access token comes from (environment, file, or an App+User refresh-token grant), keeping it fresh with one refresh at a time, and saving rotated refresh tokens; every secret is a `secrecy` type.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use secrecy::SecretString;
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 
 use crate::config::ConfigError;
 
 /// The environment variable holding a fixed access token.
 pub const TOKEN_ENV: &str = "BULKPATCH_TOKEN";
+/// The environment variable holding a refresh token (instead of `refresh_token_file`).
+pub const REFRESH_TOKEN_ENV: &str = "BULKPATCH_REFRESH_TOKEN";
+/// The environment variable holding the client secret (instead of `client_secret_file`).
+pub const CLIENT_SECRET_ENV: &str = "BULKPATCH_CLIENT_SECRET";
+/// Default scope of the Partner Center App+User flow.
+pub const DEFAULT_SCOPE: &str =
+    "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
+/// Default token endpoint; `{tenant}` is replaced.
+pub const DEFAULT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
+/// Refreshes are made this long before expiry at most (less for short-lived tokens).
+const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// Attempts at the token endpoint when it fails transiently.
+const TOKEN_ATTEMPTS: u32 = 3;
+
+/// Where access tokens come from.
+#[derive(Debug)]
+pub enum Credentials {
+    /// A fixed access token (BULKPATCH_TOKEN or a token file): never refreshed.
+    Fixed(SecretString),
+    /// The OAuth 2.0 refresh-token grant of Partner Center's App+User flow.
+    Refresh(RefreshGrant),
+}
+
+/// The settings of the refresh-token grant.
+#[derive(Debug)]
+pub struct RefreshGrant {
+    pub token_url: reqwest::Url,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub refresh_token: SecretString,
+    /// Where the refresh token came from, if a file: rotated tokens are written back to it.
+    pub refresh_token_file: Option<PathBuf>,
+    pub scope: String,
+}
 
 /// Reads an access token from a file (first line, trimmed).
 pub fn read_token_file(path: &Path) -> Result<SecretString, ConfigError> {
+    read_secret_file(path)
+}
+
+/// Reads a secret from a file (first line, trimmed); warns when others can read the file.
+pub fn read_secret_file(path: &Path) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
         path: path.to_owned(),
         source,
@@ -26,11 +69,11 @@ pub fn read_token_file(path: &Path) -> Result<SecretString, ConfigError> {
     Ok(SecretString::from(token.to_owned()))
 }
 
-/// Takes the token from the environment variable's value.
-pub fn token_from_env(value: OsString) -> Result<SecretString, ConfigError> {
+/// Takes a secret from an environment variable's value.
+pub fn secret_from_env(name: &'static str, value: OsString) -> Result<SecretString, ConfigError> {
     let token = value.to_string_lossy().trim().to_owned();
     if token.is_empty() {
-        return Err(ConfigError::EmptyTokenEnv);
+        return Err(ConfigError::EmptyEnv { name });
     }
     Ok(SecretString::from(token))
 }
@@ -44,7 +87,7 @@ fn warn_if_readable_by_others(path: &Path) {
             tracing::warn!(
                 file = %path.display(),
                 mode = format!("{:o}", mode & 0o777),
-                "the token file can be read by other users: run `chmod 600` on it"
+                "a secret file can be read by other users: run `chmod 600` on it"
             );
         }
     }
@@ -63,4 +106,370 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
         options.mode(0o600);
     }
     options.open(path)
+}
+
+/// Replaces `path` with `contents` atomically: a private temp file beside it, synced, then renamed over it.
+pub fn write_private_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "secret".into());
+    let tmp = dir
+        .unwrap_or(Path::new("."))
+        .join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = create_private_file(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Why no access token could be had: stops the run.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the token endpoint refused the refresh token ({error}: {description}); sign in again (with multi-factor authentication) to get a new refresh token, then save it to {where_}")]
+    Refused {
+        error: String,
+        description: String,
+        where_: String,
+    },
+    #[error("the token endpoint refused the client ({error}: {description}); check `client_id` and the client secret in the [auth] settings")]
+    Client { error: String, description: String },
+    #[error("cannot get an access token from {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the access token is not usable in an HTTP header (a stray newline or quote?)")]
+    BadToken,
+}
+
+/// A ready `Authorization` header and the generation of the token in it.
+#[derive(Clone, Debug)]
+pub struct AuthHeader {
+    pub value: HeaderValue,
+    /// Increases with each refresh; a 401 names the generation it was sent with.
+    pub generation: u64,
+}
+
+struct Current {
+    header: AuthHeader,
+    refresh_at: Option<Instant>,
+}
+
+struct State {
+    current: Option<Current>,
+    refresh_token: Option<SecretString>,
+    generation: u64,
+}
+
+/// Hands out the current access token to every worker, refreshing it (one refresh at a time) ahead of expiry or after a 401.
+pub struct TokenProvider {
+    grant: Option<RefreshGrant>,
+    http: reqwest::Client,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("refreshes", &self.grant.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn bearer(token: &SecretString) -> Result<HeaderValue, AuthError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| AuthError::BadToken)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    refresh_token: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl TokenProvider {
+    /// A provider for `credentials`; `timeout` bounds each call to the token endpoint.
+    pub fn new(credentials: Credentials, timeout: Duration) -> Result<TokenProvider, AuthError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| AuthError::Unreachable {
+                url: "token endpoint".into(),
+                message: e.to_string(),
+            })?;
+        let (grant, state) = match credentials {
+            Credentials::Fixed(token) => (
+                None,
+                State {
+                    current: Some(Current {
+                        header: AuthHeader {
+                            value: bearer(&token)?,
+                            generation: 1,
+                        },
+                        refresh_at: None,
+                    }),
+                    refresh_token: None,
+                    generation: 1,
+                },
+            ),
+            Credentials::Refresh(mut grant) => {
+                let refresh_token = Some(std::mem::replace(
+                    &mut grant.refresh_token,
+                    SecretString::from(String::new()),
+                ));
+                (
+                    Some(grant),
+                    State {
+                        current: None,
+                        refresh_token,
+                        generation: 0,
+                    },
+                )
+            }
+        };
+        Ok(TokenProvider {
+            grant,
+            http,
+            state: tokio::sync::Mutex::new(state),
+        })
+    }
+
+    /// Whether a 401 can be answered by a refresh.
+    pub fn can_refresh(&self) -> bool {
+        self.grant.is_some()
+    }
+
+    /// The header to send now; refreshes first when the token is missing or due.
+    /// Concurrent callers wait for one refresh instead of each making their own.
+    pub async fn header(&self) -> Result<AuthHeader, AuthError> {
+        let mut state = self.state.lock().await;
+        if let Some(current) = &state.current {
+            if current.refresh_at.is_none_or(|at| Instant::now() < at) {
+                return Ok(current.header.clone());
+            }
+        }
+        self.refresh(&mut state).await
+    }
+
+    /// After a 401 sent with `generation`: refresh, unless another worker already did.
+    /// Returns false when the credentials cannot be refreshed (a fixed token).
+    pub async fn refresh_after_401(&self, generation: u64) -> Result<bool, AuthError> {
+        if self.grant.is_none() {
+            return Ok(false);
+        }
+        let mut state = self.state.lock().await;
+        if state.generation == generation {
+            tracing::info!("the API refused the access token (401): refreshing it");
+            self.refresh(&mut state).await?;
+        }
+        Ok(true)
+    }
+
+    async fn refresh(&self, state: &mut State) -> Result<AuthHeader, AuthError> {
+        let grant = self.grant.as_ref().ok_or(AuthError::BadToken)?;
+        let refresh_token = state.refresh_token.as_ref().ok_or(AuthError::BadToken)?;
+        let secrets: Vec<&str> = [
+            Some(refresh_token.expose_secret()),
+            grant.client_secret.as_ref().map(|s| s.expose_secret()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", grant.client_id.as_str()),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("scope", grant.scope.as_str()),
+        ];
+        if let Some(secret) = &grant.client_secret {
+            form.push(("client_secret", secret.expose_secret()));
+        }
+        let url = grant.token_url.to_string();
+        let mut last_error = String::new();
+        for attempt in 1..=TOKEN_ATTEMPTS {
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_secs(1 << (attempt - 2))).await;
+            }
+            let sent_at = Instant::now();
+            let response = match self
+                .http
+                .post(grant.token_url.clone())
+                .form(&form)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    last_error = crate::client::sanitize(&error_text(&e), &secrets);
+                    continue;
+                }
+            };
+            let status = response.status();
+            let body = response.bytes().await.unwrap_or_default();
+            let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
+            if status.is_server_error() || status.as_u16() == 429 || answer.is_none() {
+                last_error = format!("HTTP {status}");
+                continue;
+            }
+            let answer = answer.expect("checked above");
+            if let (true, Some(access)) = (status.is_success(), answer.access_token) {
+                let access = SecretString::from(access);
+                let expires_in = answer
+                    .expires_in
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                    .unwrap_or(3600);
+                let lifetime = Duration::from_secs(expires_in);
+                let ahead = REFRESH_AHEAD.min(lifetime / 5);
+                state.generation += 1;
+                let header = AuthHeader {
+                    value: bearer(&access)?,
+                    generation: state.generation,
+                };
+                state.current = Some(Current {
+                    header: header.clone(),
+                    refresh_at: Some(sent_at + lifetime - ahead),
+                });
+                if let Some(new) = answer.refresh_token.filter(|n| !n.is_empty()) {
+                    let new = SecretString::from(new);
+                    if new.expose_secret() != refresh_token.expose_secret() {
+                        self.save_refresh_token(&new);
+                        state.refresh_token = Some(new);
+                    }
+                }
+                tracing::debug!(
+                    expires_in,
+                    generation = state.generation,
+                    "access token refreshed"
+                );
+                return Ok(header);
+            }
+            let error = answer.error.unwrap_or_else(|| format!("HTTP {status}"));
+            let description = crate::client::sanitize(
+                answer.error_description.as_deref().unwrap_or(""),
+                &secrets,
+            );
+            let description = description
+                .split(" Trace ID:")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            return Err(match error.as_str() {
+                "invalid_client" | "unauthorized_client" => {
+                    AuthError::Client { error, description }
+                }
+                _ => AuthError::Refused {
+                    error,
+                    description,
+                    where_: match &grant.refresh_token_file {
+                        Some(p) => p.display().to_string(),
+                        None => REFRESH_TOKEN_ENV.to_string(),
+                    },
+                },
+            });
+        }
+        Err(AuthError::Unreachable {
+            url,
+            message: last_error,
+        })
+    }
+
+    /// Writes a rotated refresh token back to its file (atomically, mode 0600) so the next run can use it.
+    fn save_refresh_token(&self, token: &SecretString) {
+        let Some(path) = self
+            .grant
+            .as_ref()
+            .and_then(|g| g.refresh_token_file.as_ref())
+        else {
+            return;
+        };
+        let mut contents = token.expose_secret().as_bytes().to_vec();
+        contents.push(b'\n');
+        match write_private_atomically(path, &contents) {
+            Ok(()) => tracing::debug!(file = %path.display(), "saved the new refresh token"),
+            Err(e) => tracing::error!(
+                file = %path.display(),
+                error = %e,
+                "cannot save the new refresh token: the next run may need a new sign-in"
+            ),
+        }
+    }
+}
+
+fn error_text(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if e.is_timeout() {
+        "timed out".into()
+    } else {
+        cause.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_the_file_with_a_private_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refresh");
+        std::fs::write(&path, "old\n").unwrap();
+        write_private_atomically(&path, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let grant = RefreshGrant {
+            token_url: reqwest::Url::parse("https://login.example/t/oauth2/v2.0/token").unwrap(),
+            client_id: "app".into(),
+            client_secret: Some(SecretString::from("client-SECRET".to_string())),
+            refresh_token: SecretString::from("refresh-SECRET".to_string()),
+            refresh_token_file: None,
+            scope: DEFAULT_SCOPE.into(),
+        };
+        let text = format!("{:?}", Credentials::Refresh(grant));
+        assert!(!text.contains("SECRET"), "{text}");
+        let text = format!(
+            "{:?}",
+            Credentials::Fixed(SecretString::from("tok-SECRET".to_string()))
+        );
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_fixed_token_is_handed_out_as_is_and_never_refreshed() {
+        let p = TokenProvider::new(
+            Credentials::Fixed(SecretString::from("abc".to_string())),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let h = p.header().await.unwrap();
+        assert_eq!(h.value.to_str().unwrap(), "Bearer abc");
+        assert!(h.value.is_sensitive());
+        assert!(!p.can_refresh());
+        assert!(!p.refresh_after_401(h.generation).await.unwrap());
+    }
 }

@@ -144,6 +144,15 @@ pub struct RunCmd {
     /// Read the access token from this file (first line) instead of BULKPATCH_TOKEN.
     #[arg(long, env = "BULKPATCH_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Give every row a new random password (from the OS CSPRNG); needs --secrets-out.
+    #[arg(long)]
+    pub generate_passwords: bool,
+    /// Length of generated passwords, 8 to 256 [default: 16]
+    #[arg(long, value_name = "N", requires = "generate_passwords")]
+    pub password_length: Option<usize>,
+    /// New file (mode 0600) that receives each generated password before its request is sent.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_out: Option<PathBuf>,
 }
 
 impl RunCmd {
@@ -165,6 +174,9 @@ impl RunCmd {
             dry_run: self.dry_run,
             summary_json: self.summary_json,
             token_file: self.token_file,
+            generate_passwords: self.generate_passwords,
+            password_length: self.password_length,
+            secrets_out: self.secrets_out,
             quiet,
         }
     }

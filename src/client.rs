@@ -3,7 +3,6 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::retry;
@@ -56,7 +55,6 @@ pub struct Response {
 pub struct Client {
     http: reqwest::Client,
     users_url: String,
-    auth: HeaderValue,
 }
 
 impl std::fmt::Debug for Client {
@@ -70,8 +68,6 @@ impl std::fmt::Debug for Client {
 /// Failure to set up the client (a bad token, say): fatal for the run.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the access token contains characters that cannot go in an HTTP header (a stray newline or quote?)")]
-    BadToken,
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
 }
@@ -79,14 +75,10 @@ pub enum ClientError {
 impl Client {
     pub fn new(
         base_url: &reqwest::Url,
-        token: &SecretString,
         timeout: Duration,
         connect_timeout: Duration,
         pool_size: usize,
     ) -> Result<Client, ClientError> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| ClientError::BadToken)?;
-        auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -102,7 +94,6 @@ impl Client {
         Ok(Client {
             http,
             users_url: format!("{}/v1/customers", base_url.as_str().trim_end_matches('/')),
-            auth,
         })
     }
 
@@ -111,9 +102,12 @@ impl Client {
         format!("{}/{customer}/users/{user}", self.users_url)
     }
 
-    /// One PATCH attempt. `secrets` are strings that must never reach a message (a row's password).
+    /// One PATCH attempt. `auth` is the `Authorization` header value; `secrets` are strings that
+    /// must never reach a message (a row's password).
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
+        auth: HeaderValue,
         customer: Uuid,
         user: Uuid,
         body: Vec<u8>,
@@ -124,7 +118,7 @@ impl Client {
         let request = self
             .http
             .patch(self.user_url(customer, user))
-            .header(AUTHORIZATION, self.auth.clone())
+            .header(AUTHORIZATION, auth)
             .header("MS-RequestId", request_id.to_string())
             .header("MS-CorrelationId", correlation_id.to_string())
             .body(body);

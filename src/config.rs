@@ -5,7 +5,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -42,7 +41,24 @@ pub const CONFIG_KEYS: &[&str] = &[
     "summary_json",
     "token_file",
     "progress_interval",
+    "generate_passwords",
+    "password_length",
+    "secrets_out",
+    "auth",
 ];
+
+/// Every key of the `[auth]` section.
+pub const AUTH_KEYS: &[&str] = &[
+    "tenant",
+    "client_id",
+    "client_secret_file",
+    "refresh_token_file",
+    "token_url",
+    "scope",
+];
+
+/// Default length of generated passwords.
+pub const DEFAULT_PASSWORD_LENGTH: usize = 16;
 
 /// A fatal configuration problem: stops the run before any request is sent.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +82,7 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
-    #[error("no access token: set BULKPATCH_TOKEN or pass --token-file FILE (or `token_file` in the config file); a --dry-run needs none")]
+    #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
     MissingToken,
     #[error("cannot read token file {path}: {source}")]
     TokenFile {
@@ -75,8 +91,17 @@ pub enum ConfigError {
     },
     #[error("token file {path} is empty")]
     EmptyTokenFile { path: PathBuf },
-    #[error("BULKPATCH_TOKEN is set but empty")]
-    EmptyTokenEnv,
+    #[error("{name} is set but empty")]
+    EmptyEnv { name: &'static str },
+    #[error("{source_name}: [auth] {message}")]
+    Auth {
+        source_name: String,
+        message: String,
+    },
+    #[error("--generate-passwords needs --secrets-out FILE: the generated passwords must be kept somewhere (a new file, mode 0600)")]
+    SecretsOutRequired,
+    #[error("secrets file {path} already exists: it may hold passwords already set; move it away or choose another --secrets-out")]
+    SecretsOutExists { path: PathBuf },
     #[error("results file {path} already exists: pass --force to overwrite it, or choose another with --out")]
     OutExists { path: PathBuf },
     #[error("the input file and the results file are the same path: {path}")]
@@ -169,6 +194,9 @@ pub struct RunArgs {
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    pub generate_passwords: bool,
+    pub password_length: Option<usize>,
+    pub secrets_out: Option<PathBuf>,
     /// Hide the progress bar and the periodic progress lines (`-q`).
     pub quiet: bool,
 }
@@ -194,6 +222,22 @@ pub struct FileConfig {
     pub summary_json: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
     pub progress_interval: Option<String>,
+    pub generate_passwords: Option<bool>,
+    pub password_length: Option<usize>,
+    pub secrets_out: Option<PathBuf>,
+    pub auth: Option<AuthConfig>,
+}
+
+/// The `[auth]` section: Partner Center's App+User refresh-token grant.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub refresh_token_file: Option<PathBuf>,
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
 }
 
 impl FileConfig {
@@ -216,8 +260,20 @@ impl FileConfig {
                 return Err(ConfigError::UnknownKey {
                     path: path.to_owned(),
                     key: key.clone(),
-                    suggestion: closest(key, CONFIG_KEYS),
+                    suggestion: closest(key, CONFIG_KEYS)
+                        .or_else(|| closest(key, AUTH_KEYS).map(|_| "[auth] section")),
                 });
+            }
+        }
+        if let Some(toml::Value::Table(auth)) = table.get("auth") {
+            for key in auth.keys() {
+                if !AUTH_KEYS.contains(&key.as_str()) {
+                    return Err(ConfigError::UnknownKey {
+                        path: path.to_owned(),
+                        key: format!("auth.{key}"),
+                        suggestion: closest(key, AUTH_KEYS),
+                    });
+                }
             }
         }
         toml::from_str(text).map_err(|e| ConfigError::Syntax {
@@ -257,8 +313,10 @@ pub struct Settings {
     pub delimiter: Option<u8>,
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
-    /// None only in a dry run.
-    pub token: Option<SecretString>,
+    /// Where access tokens come from; None only in a dry run.
+    pub credentials: Option<auth::Credentials>,
+    /// Generate a password for every row (`--generate-passwords`).
+    pub generate_passwords: Option<PasswordGeneration>,
     pub show_progress: bool,
     pub progress_interval: Duration,
 }
@@ -284,7 +342,8 @@ impl Settings {
             delimiter: None,
             dry_run: false,
             summary_json: None,
-            token: None,
+            credentials: None,
+            generate_passwords: None,
             show_progress: true,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
         }
@@ -394,18 +453,117 @@ impl Settings {
             return Err(ConfigError::OutExists { path: s.out });
         }
 
-        // The token: --token-file (CLI) > BULKPATCH_TOKEN (env) > token_file (config file).
-        let env_token = std::env::var_os(auth::TOKEN_ENV);
-        s.token = match (&args.token_file, env_token, &file.token_file) {
-            (Some(path), _, _) => Some(auth::read_token_file(path)?),
-            (None, Some(value), _) => Some(auth::token_from_env(value)?),
-            (None, None, Some(path)) => Some(auth::read_token_file(path)?),
-            (None, None, None) => None,
-        };
-        if s.token.is_none() && !s.dry_run {
-            return Err(ConfigError::MissingToken);
+        if args.generate_passwords || file.generate_passwords.unwrap_or(false) {
+            let (length, src) = pick!(args.password_length, file.password_length)
+                .unwrap_or((DEFAULT_PASSWORD_LENGTH, "default"));
+            if !(8..=256).contains(&length) {
+                return Err(invalid(
+                    src,
+                    "password_length",
+                    format!("must be between 8 and 256 (got {length})"),
+                ));
+            }
+            let secrets_out = args
+                .secrets_out
+                .clone()
+                .or(file.secrets_out.clone())
+                .ok_or(ConfigError::SecretsOutRequired)?;
+            if !s.dry_run && secrets_out.exists() {
+                return Err(ConfigError::SecretsOutExists { path: secrets_out });
+            }
+            s.generate_passwords = Some(PasswordGeneration {
+                length,
+                secrets_out,
+            });
+        }
+
+        // A dry run sends nothing and needs no credentials.
+        if !s.dry_run {
+            s.credentials = Some(credentials(&args, &file, &file_name)?);
         }
         Ok(s)
+    }
+}
+
+/// Password generation settings.
+#[derive(Clone, Debug)]
+pub struct PasswordGeneration {
+    pub length: usize,
+    /// The new file (mode 0600) each password is written to before its request is sent.
+    pub secrets_out: PathBuf,
+}
+
+/// Credentials, by precedence: --token-file (CLI) > BULKPATCH_TOKEN (env) > the config file's
+/// `[auth]` refresh-token grant or its `token_file`.
+fn credentials(
+    args: &RunArgs,
+    file: &FileConfig,
+    file_name: &str,
+) -> Result<auth::Credentials, ConfigError> {
+    if let Some(path) = &args.token_file {
+        return Ok(auth::Credentials::Fixed(auth::read_token_file(path)?));
+    }
+    if let Some(value) = std::env::var_os(auth::TOKEN_ENV) {
+        return Ok(auth::Credentials::Fixed(auth::secret_from_env(
+            auth::TOKEN_ENV,
+            value,
+        )?));
+    }
+    let auth_error = |message: String| ConfigError::Auth {
+        source_name: file_name.to_string(),
+        message,
+    };
+    match (&file.auth, &file.token_file) {
+        (Some(_), Some(_)) => Err(auth_error(
+            "and `token_file` are both set: keep one (the [auth] section refreshes tokens; token_file is a fixed token)".into(),
+        )),
+        (None, Some(path)) => Ok(auth::Credentials::Fixed(auth::read_token_file(path)?)),
+        (None, None) => Err(ConfigError::MissingToken),
+        (Some(a), None) => {
+            let client_id = a
+                .client_id
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .ok_or_else(|| auth_error("needs `client_id` (the application id)".into()))?;
+            let token_url = match (&a.token_url, &a.tenant) {
+                (Some(url), _) => url.clone(),
+                (None, Some(tenant)) if !tenant.trim().is_empty() => {
+                    auth::DEFAULT_TOKEN_URL.replace("{tenant}", tenant.trim())
+                }
+                _ => {
+                    return Err(auth_error(
+                        "needs `tenant` (the partner tenant id or domain) or `token_url`".into(),
+                    ))
+                }
+            };
+            let token_url = parse_base_url(&token_url)
+                .map_err(|m| auth_error(format!("`token_url` {m}")))?;
+            let (refresh_token, refresh_token_file) =
+                match (std::env::var_os(auth::REFRESH_TOKEN_ENV), &a.refresh_token_file) {
+                    (Some(v), _) => (auth::secret_from_env(auth::REFRESH_TOKEN_ENV, v)?, None),
+                    (None, Some(path)) => (auth::read_secret_file(path)?, Some(path.clone())),
+                    (None, None) => {
+                        return Err(auth_error(format!(
+                            "needs a refresh token: set {} or `refresh_token_file`",
+                            auth::REFRESH_TOKEN_ENV
+                        )))
+                    }
+                };
+            let client_secret = match (std::env::var_os(auth::CLIENT_SECRET_ENV), &a.client_secret_file)
+            {
+                (Some(v), _) => Some(auth::secret_from_env(auth::CLIENT_SECRET_ENV, v)?),
+                (None, Some(path)) => Some(auth::read_secret_file(path)?),
+                (None, None) => None,
+            };
+            Ok(auth::Credentials::Refresh(auth::RefreshGrant {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                refresh_token_file,
+                scope: a.scope.clone().unwrap_or_else(|| auth::DEFAULT_SCOPE.into()),
+            }))
+        }
     }
 }
 
@@ -461,9 +619,12 @@ pub fn documented_keys(text: &str) -> BTreeMap<String, String> {
     let mut keys = BTreeMap::new();
     for line in text.lines() {
         let l = line.trim_start_matches('#').trim();
+        if l == "[auth]" {
+            keys.insert("auth".to_string(), String::new());
+        }
         if let Some((k, v)) = l.split_once('=') {
             let k = k.trim();
-            if CONFIG_KEYS.contains(&k) {
+            if CONFIG_KEYS.contains(&k) || AUTH_KEYS.contains(&k) {
                 keys.insert(k.to_string(), v.trim().to_string());
             }
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::auth::Credentials;
 use crate::config::{Rate, Settings};
 use crate::simulator::{Fault, SimConfig, Simulator};
 use crate::{Error, Summary};
@@ -67,7 +68,9 @@ pub async fn run(options: DemoOptions) -> Result<Summary, Error> {
         .unwrap_or_else(|| dir.join("usage-location.results.csv"));
     settings.force = true;
     settings.base_url = reqwest::Url::parse(&sim.base_url()).expect("the simulator URL parses");
-    settings.token = Some(SecretString::from(sim.token().to_owned()));
+    settings.credentials = Some(Credentials::Fixed(SecretString::from(
+        sim.token().to_owned(),
+    )));
     settings.rate = Rate::PerSecond(30.0);
     settings.show_progress = options.show_progress;
     settings.progress_interval = Duration::from_secs(2);

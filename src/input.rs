@@ -16,10 +16,12 @@ pub enum Column {
     FirstName,
     LastName,
     UserPrincipalName,
+    Password,
+    ForceChangePassword,
 }
 
 impl Column {
-    pub const ALL: [Column; 7] = [
+    pub const ALL: [Column; 9] = [
         Column::CustomerId,
         Column::UserId,
         Column::UsageLocation,
@@ -27,6 +29,8 @@ impl Column {
         Column::FirstName,
         Column::LastName,
         Column::UserPrincipalName,
+        Column::Password,
+        Column::ForceChangePassword,
     ];
 
     /// The name used in documentation and messages.
@@ -39,6 +43,8 @@ impl Column {
             Column::FirstName => "first_name",
             Column::LastName => "last_name",
             Column::UserPrincipalName => "user_principal_name",
+            Column::Password => "password",
+            Column::ForceChangePassword => "force_change_password",
         }
     }
 
@@ -52,15 +58,20 @@ impl Column {
             Column::FirstName => &["firstname", "givenname"],
             Column::LastName => &["lastname", "surname"],
             Column::UserPrincipalName => &["userprincipalname", "upn"],
+            Column::Password => &["password"],
+            Column::ForceChangePassword => &["forcechangepassword", "forcechangepasswordnextlogin"],
         }
     }
 
-    /// Whether the column carries a change (as opposed to identifying the user).
+    /// Whether the column carries a change on its own (as opposed to identifying the user, or qualifying a password).
     pub fn is_update(self) -> bool {
-        !matches!(self, Column::CustomerId | Column::UserId)
+        !matches!(
+            self,
+            Column::CustomerId | Column::UserId | Column::ForceChangePassword
+        )
     }
 
-    const COUNT: usize = 7;
+    pub(crate) const COUNT: usize = 9;
 
     fn index(self) -> usize {
         self as usize
@@ -134,8 +145,10 @@ pub enum InputError {
     MissingUserId { path: PathBuf },
     #[error("input file {path}: no customer_id column (accepted names: customer_id, customer_tenant_id, tenant_id) and no --customer-id given")]
     MissingCustomer { path: PathBuf },
-    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, user_principal_name")]
+    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, user_principal_name, password (or use --generate-passwords)")]
     NothingToUpdate { path: PathBuf },
+    #[error("input file {path} has a password column and --generate-passwords was given: use one or the other")]
+    PasswordColumnAndGeneration { path: PathBuf },
     #[error("input file {path}: cannot detect the delimiter of the header row: pass --delimiter")]
     NoDelimiter { path: PathBuf },
 }
@@ -155,9 +168,10 @@ impl Header {
     pub fn parse(
         path: &Path,
         record: &ByteRecord,
-        ignore_unknown: bool,
-        has_default_customer: bool,
+        options: &ReadOptions,
     ) -> Result<Header, InputError> {
+        let ignore_unknown = options.ignore_unknown_columns;
+        let has_default_customer = options.has_default_customer;
         let mut positions: [Option<usize>; Column::COUNT] = [None; Column::COUNT];
         let mut names: Vec<String> = Vec::with_capacity(record.len());
         for (i, raw) in record.iter().enumerate() {
@@ -215,9 +229,15 @@ impl Header {
                 path: path.to_owned(),
             });
         }
-        if !Column::ALL
-            .into_iter()
-            .any(|c| c.is_update() && header.position(c).is_some())
+        if options.generate_passwords && header.position(Column::Password).is_some() {
+            return Err(InputError::PasswordColumnAndGeneration {
+                path: path.to_owned(),
+            });
+        }
+        if !options.generate_passwords
+            && !Column::ALL
+                .into_iter()
+                .any(|c| c.is_update() && header.position(c).is_some())
         {
             return Err(InputError::NothingToUpdate {
                 path: path.to_owned(),
@@ -249,6 +269,8 @@ pub struct ReadOptions {
     pub delimiter: Option<u8>,
     pub ignore_unknown_columns: bool,
     pub has_default_customer: bool,
+    /// Passwords are generated, so rows need no update column of their own.
+    pub generate_passwords: bool,
 }
 
 /// An open input file positioned after its header.
@@ -313,12 +335,7 @@ impl CsvSource {
                 path: path.to_owned(),
             });
         }
-        let header = Header::parse(
-            path,
-            &record,
-            options.ignore_unknown_columns,
-            options.has_default_customer,
-        )?;
+        let header = Header::parse(path, &record, options)?;
         Ok(CsvSource {
             reader,
             path: path.to_owned(),
@@ -404,8 +421,7 @@ mod tests {
         Header::parse(
             Path::new("in.csv"),
             &ByteRecord::from(cells.to_vec()),
-            false,
-            false,
+            &ReadOptions::default(),
         )
     }
 

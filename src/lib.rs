@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod input;
+pub mod passwords;
 pub mod pool;
 pub mod progress;
 pub mod report;
@@ -43,6 +44,10 @@ pub enum Error {
     Results(#[from] results::ResultsError),
     #[error(transparent)]
     Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Secrets(#[from] passwords::SecretsError),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: PathBuf,
@@ -63,6 +68,7 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         delimiter: settings.delimiter,
         ignore_unknown_columns: settings.ignore_unknown_columns,
         has_default_customer: settings.customer_id.is_some(),
+        generate_passwords: settings.generate_passwords.is_some(),
     };
     let source = CsvSource::open(&settings.input, &options)?;
     if settings.customer_id.is_some() && source.header.position(input::Column::CustomerId).is_some()
@@ -78,16 +84,33 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
             .map_err(anyhow::Error::from)??
     };
 
-    let client = match (&settings.token, settings.dry_run) {
+    let mut settings = settings;
+    let sender = match (settings.credentials.take(), settings.dry_run) {
         (_, true) => None,
-        (Some(token), false) => Some(client::Client::new(
-            &settings.base_url,
-            token,
-            settings.timeout,
-            settings.connect_timeout,
-            settings.concurrency,
-        )?),
+        (Some(credentials), false) => {
+            let tokens = auth::TokenProvider::new(credentials, settings.timeout)?;
+            // The first token now: a refused refresh token stops the run before any update.
+            tokens.header().await?;
+            let client = client::Client::new(
+                &settings.base_url,
+                settings.timeout,
+                settings.connect_timeout,
+                settings.concurrency,
+            )?;
+            Some((client, Arc::new(tokens)))
+        }
         (None, false) => return Err(config::ConfigError::MissingToken.into()),
+    };
+    let generator = match &settings.generate_passwords {
+        Some(g) if !settings.dry_run => Some(Generator {
+            length: g.length,
+            secrets: Some(passwords::SecretsFile::create(&g.secrets_out)?),
+        }),
+        Some(g) => Some(Generator {
+            length: g.length,
+            secrets: None,
+        }),
+        None => None,
     };
 
     let stop = Arc::new(Stop::default());
@@ -122,20 +145,19 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         let default_customer = settings.customer_id;
         let dry_run = settings.dry_run;
         tokio::task::spawn_blocking(move || {
-            read_rows(
-                source,
+            let reader = Reader {
                 duplicates,
                 default_customer,
                 dry_run,
-                &row_tx,
-                &sink,
-                &stop,
-            )
+                generator,
+            };
+            reader.read_rows(source, &row_tx, &sink, &stop)
         })
     };
-    if let Some(client) = client {
+    if let Some((client, tokens)) = sender {
         let ctx = Arc::new(pool::Context {
             client,
+            tokens,
             pacer: Pacer::new(settings.rate.interval()),
             stop: stop.clone(),
             policy: retry::Policy {
@@ -159,7 +181,13 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         .map_err(anyhow::Error::from)?;
     progress.finish().await;
     signals.abort();
-    read_result?;
+    if let Err(e) = read_result {
+        // The reader stopped the run; what was sent is recorded, so say why it stopped.
+        tracing::error!(error = %e, "stopped reading the input");
+        if stop.reason().is_none() {
+            return Err(e);
+        }
+    }
     let tally = tally?;
 
     let summary = Summary::new(report::SummaryInput {
@@ -189,23 +217,43 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
     Ok(summary)
 }
 
-/// The second pass: validates each record in order; invalid rows (and, in a dry run, planned rows)
-/// go straight to the results, valid rows to the workers. Stops early when the run stops.
-fn read_rows(
-    mut source: CsvSource,
-    mut duplicates: Duplicates,
+/// Generates each row's password, writing it to the secrets file first.
+struct Generator {
+    length: usize,
+    /// None in a dry run: nothing is sent, so nothing is kept.
+    secrets: Option<passwords::SecretsFile>,
+}
+
+/// The second pass over the input.
+struct Reader {
+    duplicates: Duplicates,
     default_customer: Option<Uuid>,
     dry_run: bool,
-    rows: &mpsc::Sender<Row>,
-    sink: &Sink,
-    stop: &Stop,
-) -> Result<(), InputError> {
-    let mut record = ByteRecord::new();
-    while !stop.is_stopping() {
-        let Some(line) = source.next_record(&mut record)? else {
-            break;
-        };
-        let row = validate::validate(line, &record, &source.header, default_customer)
+    generator: Option<Generator>,
+}
+
+impl Reader {
+    /// Validates each record in order; invalid rows (and, in a dry run, planned rows) go straight
+    /// to the results, valid rows to the workers. Stops early when the run stops.
+    fn read_rows(
+        mut self,
+        mut source: CsvSource,
+        rows: &mpsc::Sender<Row>,
+        sink: &Sink,
+        stop: &Stop,
+    ) -> Result<(), Error> {
+        let Reader {
+            duplicates,
+            default_customer,
+            dry_run,
+            generator,
+        } = &mut self;
+        let mut record = ByteRecord::new();
+        while !stop.is_stopping() {
+            let Some(line) = source.next_record(&mut record)? else {
+                break;
+            };
+            let row = validate::validate(line, &record, &source.header, *default_customer, generator.is_some())
             .and_then(|row| match duplicates.check(line, row.customer, row.user) {
                 Some(first) => Err(validate::Invalid {
                     line,
@@ -217,26 +265,48 @@ fn read_rows(
                 }),
                 None => Ok(row),
             });
-        match row {
-            Err(invalid) => {
-                // An invalid row still claims its pair, so a later row for the same user is flagged.
-                if let (Ok(c), Ok(u)) = (
-                    validate::parse_guid(&invalid.customer),
-                    validate::parse_guid(&invalid.user),
-                ) {
-                    duplicates.check(line, c, u);
+            let row = match (row, generator.as_mut()) {
+                (Ok(mut row), Some(generator)) => {
+                    let password = passwords::generate(generator.length);
+                    if let Some(secrets) = &mut generator.secrets {
+                        // Kept (flushed and synced) before the request can be sent.
+                        if let Err(e) = secrets.record(
+                            line,
+                            &row.customer.to_string(),
+                            &row.user.to_string(),
+                            row.changes.user_principal_name.as_deref().unwrap_or(""),
+                            &password,
+                        ) {
+                            stop.stop(StopReason::WriteFailed(e.to_string()));
+                            return Err(e.into());
+                        }
+                    }
+                    row.changes.password = Some(password);
+                    Ok(row)
                 }
-                sink.send(Record::invalid(&invalid))
-            }
-            Ok(row) if dry_run => sink.send(planned(&row)),
-            Ok(row) => {
-                if rows.blocking_send(row).is_err() {
-                    break; // the workers have stopped
+                (row, _) => row,
+            };
+            match row {
+                Err(invalid) => {
+                    // An invalid row still claims its pair, so a later row for the same user is flagged.
+                    if let (Ok(c), Ok(u)) = (
+                        validate::parse_guid(&invalid.customer),
+                        validate::parse_guid(&invalid.user),
+                    ) {
+                        duplicates.check(line, c, u);
+                    }
+                    sink.send(Record::invalid(&invalid))
+                }
+                Ok(row) if *dry_run => sink.send(planned(&row)),
+                Ok(row) => {
+                    if rows.blocking_send(row).is_err() {
+                        break; // the workers have stopped
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn planned(row: &Row) -> Record {
@@ -253,7 +323,7 @@ fn planned(row: &Row) -> Record {
         request_id: None,
         correlation_id: None,
         finished_at: std::time::SystemTime::now(),
-        body: Some(String::from_utf8(row.changes.to_body()).expect("JSON is UTF-8")),
+        body: Some(row.changes.to_redacted_body()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Runs the requests: the pacer (governor rate limiter plus the pool-wide 429 pause), the run's stop control, and the worker tasks that take each row to its outcome.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +11,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use secrecy::ExposeSecret;
+
+use crate::auth::TokenProvider;
 use crate::client::{Attempt, Client};
 use crate::progress::Counters;
 use crate::results::{Outcome, Record, Sink};
@@ -24,8 +27,10 @@ pub enum StopReason {
     Unauthorized,
     /// Ctrl-C or SIGTERM.
     Interrupted,
-    /// The results file could not be written.
+    /// The results file (or the secrets file) could not be written.
     WriteFailed(String),
+    /// No access token could be had (the refresh token was refused, say).
+    AuthFailed(String),
 }
 
 impl std::fmt::Display for StopReason {
@@ -38,8 +43,9 @@ impl std::fmt::Display for StopReason {
             StopReason::Interrupted => write!(f, "interrupted"),
             StopReason::WriteFailed(e) => write!(
                 f,
-                "the results file could not be written ({e}); stopped so that no update goes unrecorded"
+                "a file could not be written ({e}); stopped so that no update goes unrecorded"
             ),
+            StopReason::AuthFailed(e) => write!(f, "{e}"),
         }
     }
 }
@@ -150,6 +156,7 @@ impl Pacer {
 /// What every worker shares.
 pub struct Context {
     pub client: Client,
+    pub tokens: Arc<TokenProvider>,
     pub pacer: Pacer,
     pub stop: Arc<Stop>,
     pub policy: Policy,
@@ -194,28 +201,84 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
     let correlation_id = Uuid::new_v4();
     let body = row.changes.to_body();
+    let secrets: Vec<&str> = row
+        .changes
+        .password
+        .iter()
+        .map(|p| p.expose_secret())
+        .collect();
+    let (line, customer, user) = (row.line, row.customer, row.user);
+    let generation = AtomicU64::new(0);
     let started = std::time::Instant::now();
-    let driven = retry::drive(&ctx.policy, &ctx.pacer, &ctx.stop, |request_id| {
-        tracing::trace!(line = row.line, %request_id, %correlation_id, "sending");
-        ctx.client.patch(
-            row.customer,
-            row.user,
-            body.clone(),
-            request_id,
-            correlation_id,
-            &[],
-        )
-    })
-    .await;
+    let mut send = |request_id: Uuid| {
+        let body = body.clone();
+        let (secrets, generation) = (&secrets, &generation);
+        async move {
+            let auth = match ctx.tokens.header().await {
+                Ok(auth) => auth,
+                Err(e) => {
+                    ctx.stop.stop(StopReason::AuthFailed(e.to_string()));
+                    return None;
+                }
+            };
+            generation.store(auth.generation, Ordering::Relaxed);
+            tracing::trace!(line, %request_id, %correlation_id, "sending");
+            Some(
+                ctx.client
+                    .patch(
+                        auth.value,
+                        customer,
+                        user,
+                        body,
+                        request_id,
+                        correlation_id,
+                        secrets,
+                    )
+                    .await,
+            )
+        }
+    };
+    let mut driven = retry::drive(&ctx.policy, &ctx.pacer, &ctx.stop, &mut send).await;
+    if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
+        // One refresh and one more try; a second 401, or a failed refresh, stops the run.
+        match ctx
+            .tokens
+            .refresh_after_401(generation.load(Ordering::Relaxed))
+            .await
+        {
+            Ok(true) => {
+                let policy = Policy {
+                    max_attempts: ctx
+                        .policy
+                        .max_attempts
+                        .saturating_sub(driven.attempts)
+                        .max(1),
+                    ..ctx.policy
+                };
+                let first = driven;
+                driven = retry::drive(&policy, &ctx.pacer, &ctx.stop, &mut send).await;
+                driven.attempts += first.attempts;
+                driven.throttled += first.throttled;
+                if driven.last.is_none() {
+                    driven.last = first.last;
+                    driven.verdict = first.verdict;
+                    driven.request_id = first.request_id;
+                    driven.ending = Ending::Finished;
+                }
+                if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
+                    ctx.stop.stop(StopReason::Unauthorized);
+                }
+            }
+            Ok(false) => ctx.stop.stop(StopReason::Unauthorized),
+            Err(e) => ctx.stop.stop(StopReason::AuthFailed(e.to_string())),
+        }
+    }
     ctx.counters
         .attempts
         .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
     ctx.counters
         .throttled
         .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
-    if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
-        ctx.stop.stop(StopReason::Unauthorized);
-    }
     let record = outcome_record(&row, &driven, correlation_id, started.elapsed())?;
     tracing::debug!(
         line = row.line,

@@ -130,13 +130,14 @@ pub struct Policy {
 
 /// Sends a row's attempts until one is final, the attempts run out, or the run stops.
 ///
-/// `send` makes one attempt with the given MS-RequestId. The id is kept when no response
-/// arrived (timeout, dropped connection) and renewed after any response. Each attempt waits
-/// for the pacer (rate limit and shared 429 pause); a 429 pauses the whole pool.
+/// `send` makes one attempt with the given MS-RequestId, or returns None when it could not
+/// send (the run is stopping). The id is kept when no response arrived (timeout, dropped
+/// connection) and renewed after any response. Each attempt waits for the pacer (rate limit
+/// and shared 429 pause); a 429 pauses the whole pool.
 pub async fn drive<F, Fut>(policy: &Policy, pacer: &Pacer, stop: &Stop, mut send: F) -> Driven
 where
     F: FnMut(Uuid) -> Fut,
-    Fut: Future<Output = Attempt>,
+    Fut: Future<Output = Option<Attempt>>,
 {
     let mut driven = Driven {
         ending: Ending::NotAttempted,
@@ -162,6 +163,15 @@ where
                 driven.ending = Ending::Interrupted;
                 return driven;
             }
+        };
+        let Some(attempt) = attempt else {
+            driven.attempts -= 1;
+            driven.ending = if driven.attempts == 0 {
+                Ending::NotAttempted
+            } else {
+                Ending::StoppedBeforeRetry
+            };
+            return driven;
         };
         let verdict = classify(&attempt);
         let got_response = attempt.got_response();
@@ -302,7 +312,7 @@ mod tests {
         let driven = drive(&policy, &pacer, &stop, |rid| {
             log.lock().unwrap().push((start.elapsed(), rid));
             let a = answers.next().expect("no more scripted answers");
-            async move { a }
+            async move { Some(a) }
         })
         .await;
         let log = log.lock().unwrap().clone();
@@ -386,14 +396,16 @@ mod tests {
             },
         };
         let start = Instant::now();
-        let throttled_row = drive(&policy, &pacer, &stop, |_| async { answer(429, Some(5)) });
+        let throttled_row = drive(&policy, &pacer, &stop, |_| async {
+            Some(answer(429, Some(5)))
+        });
         let other_row = async {
             // This row starts after the 429 arrived; it must not send before the pause ends.
             tokio::time::sleep(Duration::from_millis(10)).await;
             let mut sent_at = None;
             drive(&policy, &pacer, &stop, |_| {
                 sent_at = Some(start.elapsed());
-                async { answer(200, None) }
+                async { Some(answer(200, None)) }
             })
             .await;
             sent_at.unwrap()
@@ -417,7 +429,9 @@ mod tests {
                 cap: Duration::from_secs(60),
             },
         };
-        let row = drive(&policy, &pacer, &stop, |_| async { answer(503, Some(30)) });
+        let row = drive(&policy, &pacer, &stop, |_| async {
+            Some(answer(503, Some(30)))
+        });
         let stopper = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             stop.stop(crate::pool::StopReason::Interrupted);

@@ -111,6 +111,59 @@ pub struct SimConfig {
     /// By user id: the n-th request (0-based) for that user gets `script[n]`;
     /// past the end, normal handling.
     pub script: HashMap<Uuid, Vec<Fault>>,
+    /// An OAuth 2.0 token endpoint (refresh-token grant) at `/{tenant}/oauth2/v2.0/token`;
+    /// the access tokens it issues are accepted by the API until they expire.
+    pub oauth: Option<SimOAuth>,
+}
+
+/// The simulator's token endpoint, like Entra ID's for Partner Center's App+User flow.
+#[derive(Clone, Debug)]
+pub struct SimOAuth {
+    pub client_id: String,
+    /// Required from the client when set.
+    pub client_secret: Option<String>,
+    /// The refresh token that is valid at start.
+    pub refresh_token: String,
+    /// Lifetime of the access tokens it issues (`expires_in`, whole seconds, at least 1).
+    pub access_token_lifetime: Duration,
+    /// Each refresh returns a new refresh token and the used one stops working.
+    pub rotate_refresh_tokens: bool,
+    /// Refresh requests after this many successful ones answer `invalid_grant` (AADSTS700082).
+    pub fail_after: Option<usize>,
+}
+
+impl Default for SimOAuth {
+    fn default() -> Self {
+        SimOAuth {
+            client_id: "00000000-0000-4000-8000-00000000c11e".into(),
+            client_secret: None,
+            refresh_token: format!("sim-refresh-{}", Uuid::new_v4().simple()),
+            access_token_lifetime: Duration::from_secs(3600),
+            rotate_refresh_tokens: true,
+            fail_after: None,
+        }
+    }
+}
+
+/// One request to the token endpoint.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub received_at: Instant,
+    /// The form fields, secrets included (for tests to check what the client sent).
+    pub form: HashMap<String, String>,
+    /// HTTP status of the answer.
+    pub status: u16,
+}
+
+/// Token-endpoint state.
+#[derive(Default)]
+struct OAuthState {
+    valid_refresh: HashSet<String>,
+    issued_access: HashMap<String, Instant>,
+    /// Every token ever issued, access and refresh (for leak checks).
+    issued: Vec<String>,
+    requests: Vec<TokenRequest>,
+    successes: usize,
 }
 
 impl Default for SimConfig {
@@ -131,6 +184,7 @@ impl Default for SimConfig {
             seed: 0,
             record: true,
             script: HashMap::new(),
+            oauth: None,
         }
     }
 }
@@ -162,6 +216,9 @@ pub enum Fault {
     Empty(u16),
     /// 401 as for a bad token.
     Unauthorized,
+    /// That status with a Partner Center error body whose description quotes the request body
+    /// (as some services do): a client must not copy it anywhere unredacted.
+    Echo(u16),
 }
 
 /// One request as the simulator received it.
@@ -247,6 +304,8 @@ struct Shared {
     recorded: Mutex<Vec<RecordedRequest>>,
     users: Mutex<HashMap<(Uuid, Uuid), Map<String, Value>>>,
     counters: Counters,
+    oauth: Option<SimOAuth>,
+    oauth_state: Mutex<OAuthState>,
 }
 
 /// Handed to the handler of each request: cancelling it closes the connection.
@@ -281,6 +340,10 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));
         let router = Router::new()
+            .route(
+                "/{tenant}/oauth2/v2.0/token",
+                axum::routing::post(token_endpoint),
+            )
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
@@ -291,6 +354,30 @@ impl Simulator {
             shutdown,
             task: Some(task),
         })
+    }
+
+    /// The token endpoint's URL for `tenant` (only served when [`SimConfig::oauth`] is set).
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
+    }
+
+    /// Every request to the token endpoint, in arrival order.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        lock(&self.shared.oauth_state).requests.clone()
+    }
+
+    /// Every token the token endpoint issued or started with (access and refresh).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.oauth_state).issued.clone()
+    }
+
+    /// The refresh tokens valid now.
+    pub fn valid_refresh_tokens(&self) -> Vec<String> {
+        lock(&self.shared.oauth_state)
+            .valid_refresh
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -396,6 +483,12 @@ impl Shared {
             recorded: Mutex::new(Vec::new()),
             users: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            oauth_state: Mutex::new(OAuthState {
+                valid_refresh: c.oauth.iter().map(|o| o.refresh_token.clone()).collect(),
+                issued: c.oauth.iter().map(|o| o.refresh_token.clone()).collect(),
+                ..OAuthState::default()
+            }),
+            oauth: c.oauth,
         }
     }
 
@@ -467,7 +560,18 @@ impl Shared {
         let Some((scheme, token)) = value.split_once(' ') else {
             return false;
         };
-        scheme.eq_ignore_ascii_case("bearer") && token.trim() == self.token
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return false;
+        }
+        if token == self.token {
+            return true;
+        }
+        self.oauth.is_some()
+            && lock(&self.oauth_state)
+                .issued_access
+                .get(token)
+                .is_some_and(|expires| *expires > Instant::now())
     }
 
     /// Server-wide then per-customer throttle; Err carries the Retry-After seconds.
@@ -679,6 +783,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
         Some(Fault::Html(s)) => return ctx.finish(html_error(*s)),
         Some(Fault::Empty(s)) => return ctx.finish(empty(*s)),
+        Some(Fault::Echo(s)) => {
+            let status = StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_REQUEST);
+            let quoted = format!("Invalid request: {}", String::from_utf8_lossy(&body));
+            return ctx.finish(pc_error(status, 800002, &quoted));
+        }
     }
 
     // 4. Throttles.
@@ -801,6 +910,102 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 /// `/v1/customers/{customer}/users/{user}` -> (customer, user), raw.
+/// `POST /{tenant}/oauth2/v2.0/token` with the refresh-token grant, answering like Entra ID.
+async fn token_endpoint(
+    State(shared): State<Arc<Shared>>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let Some(config) = &shared.oauth else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "not_found", "error_description": "No token endpoint is configured."}),
+        );
+    };
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let mut state = lock(&shared.oauth_state);
+    let oauth_error = |status: StatusCode, error: &str, code: u32, text: &str| {
+        json_response(
+            status,
+            &json!({
+                "error": error,
+                "error_description": format!("AADSTS{code}: {text} Trace ID: {} Correlation ID: {} Timestamp: 2026-01-01 00:00:00Z", Uuid::new_v4(), Uuid::new_v4()),
+                "error_codes": [code],
+                "timestamp": "2026-01-01 00:00:00Z",
+            }),
+        )
+    };
+    let answer = if field("grant_type") != "refresh_token" {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        )
+    } else if field("client_id") != config.client_id {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            "Application was not found in the directory.",
+        )
+    } else if config
+        .client_secret
+        .as_deref()
+        .is_some_and(|secret| field("client_secret") != secret)
+    {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided.",
+        )
+    } else if !state.valid_refresh.contains(field("refresh_token"))
+        || config.fail_after.is_some_and(|n| state.successes >= n)
+    {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            700082,
+            "The refresh token has expired due to inactivity. The token was issued on 2025-01-01 and was inactive for 90.00:00:00.",
+        )
+    } else {
+        state.successes += 1;
+        let lifetime = config.access_token_lifetime.max(Duration::from_secs(1));
+        let access = format!("sim-access-{}", Uuid::new_v4().simple());
+        state
+            .issued_access
+            .insert(access.clone(), Instant::now() + lifetime);
+        state.issued.push(access.clone());
+        let refresh = if config.rotate_refresh_tokens {
+            let used = field("refresh_token").to_string();
+            state.valid_refresh.remove(&used);
+            let new = format!("sim-refresh-{}", Uuid::new_v4().simple());
+            state.valid_refresh.insert(new.clone());
+            state.issued.push(new.clone());
+            new
+        } else {
+            field("refresh_token").to_string()
+        };
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "token_type": "Bearer",
+                "scope": field("scope"),
+                "expires_in": lifetime.as_secs(),
+                "ext_expires_in": lifetime.as_secs(),
+                "access_token": access,
+                "refresh_token": refresh,
+            }),
+        )
+    };
+    state.requests.push(TokenRequest {
+        received_at: Instant::now(),
+        form: form.clone(),
+        status: answer.status().as_u16(),
+    });
+    answer
+}
+
 fn parse_route(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/v1/customers/")?;
     let (customer, rest) = rest.split_once('/')?;

@@ -4,12 +4,14 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use csv::ByteRecord;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
 use std::path::Path;
 
 use crate::input::{shorten, Column, CsvSource, Header, InputError, ReadOptions};
+use crate::passwords;
 
 /// A row ready to send.
 #[derive(Clone, Debug)]
@@ -22,20 +24,21 @@ pub struct Row {
 }
 
 /// The fields a row changes; `None` means "leave unchanged" and is not sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default)]
 pub struct Changes {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_location: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_principal_name: Option<String>,
+    /// A new password (a secret: `Debug` shows it redacted).
+    pub password: Option<SecretString>,
+    /// Sent with the password as `forceChangePassword`.
+    pub force_change_password: bool,
 }
+
+/// Shown in place of a password wherever a body is displayed.
+pub const REDACTED: &str = "<redacted>";
 
 #[derive(Serialize)]
 struct Attributes {
@@ -44,17 +47,42 @@ struct Attributes {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordProfile<'a> {
+    password: &'a str,
+    force_change_password: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Body<'a> {
-    #[serde(flatten)]
-    changes: &'a Changes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_location: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_principal_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_profile: Option<PasswordProfile<'a>>,
     attributes: Attributes,
 }
 
 impl Changes {
-    /// The exact PATCH body: the changed fields in camelCase plus `attributes.objectType`.
-    pub fn to_body(&self) -> Vec<u8> {
+    fn body(&self, redact: bool) -> Vec<u8> {
         serde_json::to_vec(&Body {
-            changes: self,
+            usage_location: self.usage_location.as_deref(),
+            display_name: self.display_name.as_deref(),
+            first_name: self.first_name.as_deref(),
+            last_name: self.last_name.as_deref(),
+            user_principal_name: self.user_principal_name.as_deref(),
+            password_profile: self.password.as_ref().map(|p| PasswordProfile {
+                password: if redact { REDACTED } else { p.expose_secret() },
+                force_change_password: self.force_change_password,
+            }),
             attributes: Attributes {
                 object_type: "CustomerUser",
             },
@@ -62,8 +90,24 @@ impl Changes {
         .expect("a body of strings serialises")
     }
 
+    /// The exact PATCH body: the changed fields in camelCase plus `attributes.objectType`.
+    /// It holds the password in clear: send it, never show it.
+    pub fn to_body(&self) -> Vec<u8> {
+        self.body(false)
+    }
+
+    /// The body as it may be shown (dry-run plans): the password replaced by `<redacted>`.
+    pub fn to_redacted_body(&self) -> String {
+        String::from_utf8(self.body(true)).expect("JSON is UTF-8")
+    }
+
     pub fn is_empty(&self) -> bool {
-        *self == Changes::default()
+        self.usage_location.is_none()
+            && self.display_name.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.user_principal_name.is_none()
+            && self.password.is_none()
     }
 }
 
@@ -93,11 +137,13 @@ pub fn parse_guid(text: &str) -> Result<Uuid, NotAGuid> {
 }
 
 /// Validates one data record against the header. `default_customer` stands in for a missing customer column.
+/// With `generating`, a password will be generated for the row, so it needs no other change.
 pub fn validate(
     line: u64,
     record: &ByteRecord,
     header: &Header,
     default_customer: Option<Uuid>,
+    generating: bool,
 ) -> Result<Row, Invalid> {
     let cell_text = |col: Column| -> String {
         header
@@ -123,7 +169,7 @@ pub fn validate(
             record.len()
         )));
     }
-    let mut cells: [Option<&str>; 7] = [None; 7];
+    let mut cells: [Option<&str>; Column::COUNT] = [None; Column::COUNT];
     for col in Column::ALL {
         if let Some(i) = header.position(col) {
             let raw = record.get(i).unwrap_or_default();
@@ -179,7 +225,18 @@ pub fn validate(
     if let Some(v) = cell(Column::UserPrincipalName) {
         changes.user_principal_name = Some(check_upn(v).map_err(invalid)?);
     }
-    if changes.is_empty() {
+    if let Some(p) = cell(Column::Password) {
+        passwords::check(p).map_err(|reason| invalid(reason.to_string()))?;
+        changes.password = Some(SecretString::from(p.to_owned()));
+    }
+    changes.force_change_password =
+        passwords::parse_force_change(cell(Column::ForceChangePassword)).map_err(invalid)?;
+    if cell(Column::ForceChangePassword).is_some() && changes.password.is_none() && !generating {
+        return Err(invalid(
+            "force_change_password is set but there is no password to go with it".into(),
+        ));
+    }
+    if changes.is_empty() && !generating {
         return Err(invalid(
             "nothing to change: every update column of this row is empty".into(),
         ));
@@ -340,8 +397,7 @@ mod tests {
         Header::parse(
             Path::new("t.csv"),
             &ByteRecord::from(cells.to_vec()),
-            false,
-            false,
+            &ReadOptions::default(),
         )
         .unwrap()
     }
@@ -354,7 +410,7 @@ mod tests {
             "display_name",
             "upn",
         ]);
-        validate(2, &ByteRecord::from(cells.to_vec()), &h, None)
+        validate(2, &ByteRecord::from(cells.to_vec()), &h, None, false)
     }
 
     #[test]
@@ -421,9 +477,45 @@ mod tests {
     fn invalid_utf8_is_a_row_error() {
         let h = hdr(&["customer_id", "user_id", "display_name"]);
         let rec = ByteRecord::from(vec![C.as_bytes(), U.as_bytes(), b"M\xFCller"]);
-        let e = validate(7, &rec, &h, None).unwrap_err();
+        let e = validate(7, &rec, &h, None, false).unwrap_err();
         assert!(e.reason.contains("not valid UTF-8"), "{}", e.reason);
         assert_eq!(e.line, 7);
+    }
+
+    #[test]
+    fn passwords_go_in_a_password_profile_and_are_redacted_for_display() {
+        let h = hdr(&[
+            "customer_id",
+            "user_id",
+            "password",
+            "force_change_password",
+        ]);
+        let row = |pw: &str, force: &str| {
+            validate(3, &ByteRecord::from(vec![C, U, pw, force]), &h, None, false)
+        };
+        let r = row("Renew456*", "").unwrap();
+        assert_eq!(
+            String::from_utf8(r.changes.to_body()).unwrap(),
+            r#"{"passwordProfile":{"password":"Renew456*","forceChangePassword":true},"attributes":{"objectType":"CustomerUser"}}"#
+        );
+        assert_eq!(
+            r.changes.to_redacted_body(),
+            r#"{"passwordProfile":{"password":"<redacted>","forceChangePassword":true},"attributes":{"objectType":"CustomerUser"}}"#
+        );
+        assert!(!format!("{r:?}").contains("Renew456"));
+        assert!(
+            !row("Renew456*", "no")
+                .unwrap()
+                .changes
+                .force_change_password
+        );
+        let weak = row("password", "").unwrap_err();
+        assert!(weak.reason.contains("at least 3 of"), "{}", weak.reason);
+        assert!(row("", "yes").unwrap_err().reason.contains("no password"));
+        assert!(row("Renew456*", "maybe")
+            .unwrap_err()
+            .reason
+            .contains("force_change_password"));
     }
 
     #[test]

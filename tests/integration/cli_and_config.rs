@@ -66,7 +66,7 @@ fn config_example_parses_and_documents_every_key() {
         .lines()
         .map(|l| {
             l.strip_prefix("# ")
-                .filter(|l| l.contains(" = "))
+                .filter(|l| l.contains(" = ") || l.starts_with('['))
                 .unwrap_or(l)
         })
         .collect::<Vec<_>>()

@@ -245,7 +245,7 @@ async fn dry_run_sends_nothing_needs_no_token_and_shows_each_body() {
     assert_eq!(ran.code, 2);
     assert!(
         ran.stderr
-            .contains("no access token: set BULKPATCH_TOKEN or pass --token-file"),
+            .contains("no access token: set BULKPATCH_TOKEN, pass --token-file"),
         "{}",
         ran.stderr
     );
