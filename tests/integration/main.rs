@@ -2,8 +2,10 @@
 
 mod cli_and_config;
 mod commands;
+mod credentials;
 mod input_rows;
 mod interrupt;
+mod passwords;
 mod pipeline;
 mod retries;
 mod secrets;

@@ -210,3 +210,60 @@ pub fn requests_for(requests: &[RecordedRequest], user: Uuid) -> Vec<RecordedReq
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temp dir")
 }
+
+/// A config file with an `[auth]` section for the simulator's token endpoint, and the refresh
+/// token in a private file; returns the config path and the refresh-token file path.
+pub fn auth_config(
+    dir: &Path,
+    sim: &Simulator,
+    refresh_token: &str,
+    client_id: &str,
+) -> (PathBuf, PathBuf) {
+    let refresh_file = dir.join("refresh-token");
+    let _ = std::fs::remove_file(&refresh_file);
+    {
+        use std::io::Write;
+        let mut f =
+            bulkpatch::auth::create_private_file(&refresh_file).expect("refresh token file");
+        writeln!(f, "{refresh_token}").unwrap();
+    }
+    let config = dir.join("auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"\n\n[auth]\ntoken_url = \"{}\"\nclient_id = \"{client_id}\"\nrefresh_token_file = \"{}\"\n",
+            sim.token_url("contoso.onmicrosoft.com"),
+            refresh_file.display()
+        ),
+    )
+    .unwrap();
+    (config, refresh_file)
+}
+
+/// `bulkpatch run` against the simulator with `[auth]` credentials from `config` (no BULKPATCH_TOKEN).
+pub fn run_with_config(
+    sim: &Simulator,
+    input: &Path,
+    out: &Path,
+    config: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut cmd = run_against(sim, input, out, &args);
+    cmd.env_remove("BULKPATCH_TOKEN");
+    cmd
+}
+
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The passwordProfile.password of a recorded PATCH.
+pub fn sent_password(r: &RecordedRequest) -> Option<String> {
+    r.body_json()?["passwordProfile"]["password"]
+        .as_str()
+        .map(String::from)
+}
