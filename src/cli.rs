@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
 use crate::config::{Rate, RunArgs};
-use crate::simulator::{SimConfig, Throttle};
+use crate::simulator::{SimConfig, SimOAuth, Throttle};
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -43,6 +43,7 @@ Examples:
   bulkpatch simulate --port 8400
   bulkpatch simulate --port 8400 --throttle 20/s --throttle-burst 5 --error-rate 0.02 --latency 100ms
   bulkpatch simulate --unknown-user 4b10bf41-ab11-40e3-8c53-cd67849b50de --drop-rate 0.01 --seed 42
+  bulkpatch simulate --oauth-client-id my-app --token-lifetime 2m   # also a token endpoint
 
 Then, in another terminal:
   BULKPATCH_TOKEN=<printed token> bulkpatch run users.csv --base-url http://127.0.0.1:8400";
@@ -229,6 +230,17 @@ pub struct SimulateCmd {
     /// A customer id to answer 403 (code 20002, no relationship); repeatable.
     #[arg(long, value_name = "GUID")]
     pub forbidden_customer: Vec<Uuid>,
+    /// Serve a token endpoint (refresh-token grant) for this client id at /{tenant}/oauth2/v2.0/token.
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+    /// Lifetime of the access tokens the token endpoint issues.
+    #[arg(
+        long,
+        default_value = "1h",
+        value_name = "DURATION",
+        requires = "oauth_client_id"
+    )]
+    pub token_lifetime: String,
 }
 
 impl SimulateCmd {
@@ -273,6 +285,13 @@ impl SimulateCmd {
         };
         if let Some(t) = &self.token {
             config.token = t.clone();
+        }
+        if let Some(client_id) = &self.oauth_client_id {
+            config.oauth = Some(SimOAuth {
+                client_id: client_id.clone(),
+                access_token_lifetime: zero_ok("token-lifetime", &self.token_lifetime)?,
+                ..SimOAuth::default()
+            });
         }
         Ok(config)
     }

@@ -369,6 +369,10 @@ pub async fn simulate(config: simulator::SimConfig, port: u16) -> Result<(), Err
     println!("Partner Center simulator listening");
     println!("  base URL: {}", sim.base_url());
     println!("  token:    {}", sim.token());
+    if let Some(refresh) = sim.valid_refresh_tokens().pop() {
+        println!("  token endpoint: {}", sim.token_url("contoso"));
+        println!("  refresh token:  {refresh}");
+    }
     println!("Try: BULKPATCH_TOKEN={} bulkpatch run samples/usage-location.csv --base-url {} --out /tmp/sim.results.csv", sim.token(), sim.base_url());
     println!("Press Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
