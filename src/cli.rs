@@ -34,6 +34,7 @@ Examples:
   bulkpatch run migration.csv --dry-run --out plan.csv
   bulkpatch run users.csv --customer-id 0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60 --token-file token.txt
   bulkpatch run users.csv --config bulkpatch.toml --summary-json summary.json -q
+  bulkpatch run migration.csv --resume            # continue after a crash or Ctrl-C
 
 Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
 2 usage, config, header or fatal error (including a refused token); 130 interrupted.";
@@ -154,6 +155,20 @@ pub struct RunCmd {
     /// New file (mode 0600) that receives each generated password before its request is sent.
     #[arg(long, value_name = "FILE")]
     pub secrets_out: Option<PathBuf>,
+    /// Continue an interrupted run: skip rows the results file already has as done, send the
+    /// rest, and add their records to the same results file.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume, also send again rows that failed for good (404, 403, ...), not only those
+    /// that failed transiently.
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
+    /// Only rewrite the results file with one record per input row, in line order; send nothing.
+    #[arg(long, conflicts_with_all = ["resume", "dry_run"])]
+    pub compact: bool,
+    /// After a first Ctrl-C, how long requests in flight may take before the run stops at once [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub grace_period: Option<String>,
 }
 
 impl RunCmd {
@@ -178,6 +193,10 @@ impl RunCmd {
             generate_passwords: self.generate_passwords,
             password_length: self.password_length,
             secrets_out: self.secrets_out,
+            resume: self.resume,
+            retry_failed: self.retry_failed,
+            compact: self.compact,
+            grace_period: self.grace_period,
             quiet,
         }
     }

@@ -21,6 +21,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
 pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(60);
 pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
 
 /// Every key the config file accepts, for the unknown-key check and its suggestion.
 pub const CONFIG_KEYS: &[&str] = &[
@@ -44,6 +45,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "generate_passwords",
     "password_length",
     "secrets_out",
+    "grace_period",
     "auth",
 ];
 
@@ -102,8 +104,10 @@ pub enum ConfigError {
     SecretsOutRequired,
     #[error("secrets file {path} already exists: it may hold passwords already set; move it away or choose another --secrets-out")]
     SecretsOutExists { path: PathBuf },
-    #[error("results file {path} already exists: pass --force to overwrite it, or choose another with --out")]
+    #[error("results file {path} already exists: pass --resume to continue that run, --force to overwrite it, or choose another with --out")]
     OutExists { path: PathBuf },
+    #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
+    NothingToResume { path: PathBuf },
     #[error("the input file and the results file are the same path: {path}")]
     OutIsInput { path: PathBuf },
 }
@@ -197,6 +201,10 @@ pub struct RunArgs {
     pub generate_passwords: bool,
     pub password_length: Option<usize>,
     pub secrets_out: Option<PathBuf>,
+    pub resume: bool,
+    pub retry_failed: bool,
+    pub compact: bool,
+    pub grace_period: Option<String>,
     /// Hide the progress bar and the periodic progress lines (`-q`).
     pub quiet: bool,
 }
@@ -225,6 +233,7 @@ pub struct FileConfig {
     pub generate_passwords: Option<bool>,
     pub password_length: Option<usize>,
     pub secrets_out: Option<PathBuf>,
+    pub grace_period: Option<String>,
     pub auth: Option<AuthConfig>,
 }
 
@@ -317,6 +326,14 @@ pub struct Settings {
     pub credentials: Option<auth::Credentials>,
     /// Generate a password for every row (`--generate-passwords`).
     pub generate_passwords: Option<PasswordGeneration>,
+    /// Continue the run recorded in `out` (`--resume`).
+    pub resume: bool,
+    /// With `resume`, send again every failed row, not only those that failed transiently.
+    pub retry_failed: bool,
+    /// Only compact the results file; send nothing.
+    pub compact_only: bool,
+    /// After a first Ctrl-C, how long requests in flight may take before the run stops at once.
+    pub grace_period: Duration,
     pub show_progress: bool,
     pub progress_interval: Duration,
 }
@@ -344,6 +361,10 @@ impl Settings {
             summary_json: None,
             credentials: None,
             generate_passwords: None,
+            resume: false,
+            retry_failed: false,
+            compact_only: false,
+            grace_period: DEFAULT_GRACE_PERIOD,
             show_progress: true,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
         }
@@ -449,8 +470,17 @@ impl Settings {
         if same_path(&s.out, &s.input) {
             return Err(ConfigError::OutIsInput { path: s.out });
         }
-        if !s.force && s.out.exists() {
+        s.resume = args.resume;
+        s.retry_failed = args.retry_failed;
+        s.compact_only = args.compact;
+        if (s.resume || s.compact_only) && !s.out.exists() {
+            return Err(ConfigError::NothingToResume { path: s.out });
+        }
+        if !s.force && !s.resume && !s.compact_only && s.out.exists() {
             return Err(ConfigError::OutExists { path: s.out });
+        }
+        if let Some((v, src)) = pick!(args.grace_period.clone(), file.grace_period.clone()) {
+            s.grace_period = parse_duration(&v).map_err(|m| invalid(src, "grace_period", m))?;
         }
 
         if args.generate_passwords || file.generate_passwords.unwrap_or(false) {
@@ -468,7 +498,7 @@ impl Settings {
                 .clone()
                 .or(file.secrets_out.clone())
                 .ok_or(ConfigError::SecretsOutRequired)?;
-            if !s.dry_run && secrets_out.exists() {
+            if !s.dry_run && !s.resume && secrets_out.exists() {
                 return Err(ConfigError::SecretsOutExists { path: secrets_out });
             }
             s.generate_passwords = Some(PasswordGeneration {
@@ -477,8 +507,8 @@ impl Settings {
             });
         }
 
-        // A dry run sends nothing and needs no credentials.
-        if !s.dry_run {
+        // A dry run sends nothing and needs no credentials; nor does compacting.
+        if !s.dry_run && !s.compact_only {
             s.credentials = Some(credentials(&args, &file, &file_name)?);
         }
         Ok(s)

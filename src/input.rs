@@ -161,6 +161,8 @@ pub struct Header {
     pub width: usize,
     /// Column names exactly as written, for messages.
     pub names: Vec<String>,
+    /// FNV-1a of the header row, for the results file's fingerprint.
+    pub hash: u64,
 }
 
 impl Header {
@@ -218,6 +220,7 @@ impl Header {
             positions,
             width: record.len(),
             names,
+            hash: crate::resume::fnv1a(record.iter()),
         };
         if header.position(Column::UserId).is_none() {
             return Err(InputError::MissingUserId {

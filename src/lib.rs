@@ -11,6 +11,7 @@ pub mod pool;
 pub mod progress;
 pub mod report;
 pub mod results;
+pub mod resume;
 pub mod retry;
 pub mod simulator;
 pub mod validate;
@@ -48,6 +49,8 @@ pub enum Error {
     Auth(#[from] auth::AuthError),
     #[error(transparent)]
     Secrets(#[from] passwords::SecretsError),
+    #[error(transparent)]
+    Resume(#[from] resume::ResumeError),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: PathBuf,
@@ -62,7 +65,7 @@ pub enum Error {
 /// Everything that can be checked before sending is checked first: the header, the results
 /// file, the token. A row that fails becomes a record in the results file; only what stops
 /// the whole run is an `Err`.
-pub async fn run(settings: Settings) -> Result<Summary, Error> {
+pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
     let options = ReadOptions {
         delimiter: settings.delimiter,
@@ -84,7 +87,36 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
             .map_err(anyhow::Error::from)??
     };
 
-    let mut settings = settings;
+    // The results file: locked for this run, its fingerprint checked on a resume.
+    let fingerprint = resume::Fingerprint::new(&settings.input, source.header.hash, rows);
+    let continuing = settings.resume || settings.compact_only;
+    let lock = resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
+    if settings.compact_only {
+        let out = settings.out.clone();
+        let tally = tokio::task::spawn_blocking(move || resume::compact(&out))
+            .await
+            .map_err(anyhow::Error::from)??;
+        drop(lock);
+        return Ok(Summary::compacted(
+            settings.input,
+            settings.out,
+            rows,
+            &tally,
+        ));
+    }
+    let finished = if settings.resume {
+        let out = settings.out.clone();
+        let retry_failed = settings.retry_failed;
+        tokio::task::spawn_blocking(move || resume::Finished::load(&out, retry_failed))
+            .await
+            .map_err(anyhow::Error::from)??
+    } else {
+        resume::Finished::default()
+    };
+    if settings.resume {
+        tracing::info!(already_done = finished.count, "resuming");
+    }
+
     let sender = match (settings.credentials.take(), settings.dry_run) {
         (_, true) => None,
         (Some(credentials), false) => {
@@ -102,12 +134,27 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         (None, false) => return Err(config::ConfigError::MissingToken.into()),
     };
     let generator = match &settings.generate_passwords {
-        Some(g) if !settings.dry_run => Some(Generator {
-            length: g.length,
-            secrets: Some(passwords::SecretsFile::create(&g.secrets_out)?),
-        }),
+        Some(g) if !settings.dry_run => {
+            let resuming = settings.resume && g.secrets_out.exists();
+            Some(Generator {
+                length: g.length,
+                // Passwords written for rows that never got their outcome may have been set:
+                // those rows get the same password again.
+                earlier: if resuming {
+                    resume::earlier_passwords(&g.secrets_out, &finished)?
+                } else {
+                    Default::default()
+                },
+                secrets: Some(if resuming {
+                    passwords::SecretsFile::append(&g.secrets_out)?
+                } else {
+                    passwords::SecretsFile::create(&g.secrets_out)?
+                }),
+            })
+        }
         Some(g) => Some(Generator {
             length: g.length,
+            earlier: Default::default(),
             secrets: None,
         }),
         None => None,
@@ -115,13 +162,15 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
 
     let stop = Arc::new(Stop::default());
     let counters = Arc::new(Counters::default());
-    let (sink, writer) = results::start(
-        &settings.out,
-        settings.force,
-        stop.clone(),
-        counters.clone(),
-    )?;
-    let signals = watch_signals(stop.clone());
+    let mode = if settings.resume {
+        results::Mode::Append
+    } else {
+        results::Mode::Create {
+            overwrite: settings.force,
+        }
+    };
+    let (sink, writer) = results::start(&settings.out, mode, stop.clone(), counters.clone())?;
+    let signals = watch_signals(stop.clone(), settings.grace_period);
     tracing::info!(
         input = %settings.input.display(),
         rows,
@@ -144,12 +193,15 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         let stop = stop.clone();
         let default_customer = settings.customer_id;
         let dry_run = settings.dry_run;
+        let reader_counters = counters.clone();
         tokio::task::spawn_blocking(move || {
             let reader = Reader {
                 duplicates,
                 default_customer,
                 dry_run,
                 generator,
+                finished,
+                counters: reader_counters,
             };
             reader.read_rows(source, &row_tx, &sink, &stop)
         })
@@ -189,6 +241,14 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         }
     }
     let tally = tally?;
+    // One record per input row, in line order: later records for a line replace earlier ones.
+    let final_tally = {
+        let out = settings.out.clone();
+        tokio::task::spawn_blocking(move || resume::compact(&out))
+            .await
+            .map_err(anyhow::Error::from)??
+    };
+    drop(lock);
 
     let summary = Summary::new(report::SummaryInput {
         input: settings.input.clone(),
@@ -200,6 +260,8 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
         throttled: counters.throttled.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
         stopped: stop.reason(),
+        skipped: counters.skipped.load(Ordering::Relaxed),
+        final_tally: &final_tally,
     });
     if let Some(path) = &settings.summary_json {
         let json = serde_json::to_vec_pretty(&summary).expect("the summary serialises");
@@ -220,8 +282,36 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
 /// Generates each row's password, writing it to the secrets file first.
 struct Generator {
     length: usize,
+    /// Passwords an earlier run wrote for unfinished rows, by line (with the user they were for).
+    earlier: std::collections::HashMap<u64, (Uuid, secrecy::SecretString)>,
     /// None in a dry run: nothing is sent, so nothing is kept.
     secrets: Option<passwords::SecretsFile>,
+}
+
+impl Generator {
+    /// The row's password: an earlier run's for the same line and user, or a new one kept in the
+    /// secrets file (flushed and synced) before it can be sent.
+    fn password_for(
+        &mut self,
+        row: &Row,
+    ) -> Result<secrecy::SecretString, passwords::SecretsError> {
+        if let Some((user, password)) = self.earlier.remove(&row.line) {
+            if user == row.user {
+                return Ok(password);
+            }
+        }
+        let password = passwords::generate(self.length);
+        if let Some(secrets) = &mut self.secrets {
+            secrets.record(
+                row.line,
+                &row.customer.to_string(),
+                &row.user.to_string(),
+                row.changes.user_principal_name.as_deref().unwrap_or(""),
+                &password,
+            )?;
+        }
+        Ok(password)
+    }
 }
 
 /// The second pass over the input.
@@ -230,11 +320,15 @@ struct Reader {
     default_customer: Option<Uuid>,
     dry_run: bool,
     generator: Option<Generator>,
+    /// What earlier runs finished (a resume); rows in it are skipped.
+    finished: resume::Finished,
+    counters: Arc<Counters>,
 }
 
 impl Reader {
     /// Validates each record in order; invalid rows (and, in a dry run, planned rows) go straight
-    /// to the results, valid rows to the workers. Stops early when the run stops.
+    /// to the results, valid rows to the workers. Skips rows an earlier run finished. Stops early
+    /// when the run stops.
     fn read_rows(
         mut self,
         mut source: CsvSource,
@@ -242,62 +336,37 @@ impl Reader {
         sink: &Sink,
         stop: &Stop,
     ) -> Result<(), Error> {
-        let Reader {
-            duplicates,
-            default_customer,
-            dry_run,
-            generator,
-        } = &mut self;
         let mut record = ByteRecord::new();
         while !stop.is_stopping() {
             let Some(line) = source.next_record(&mut record)? else {
                 break;
             };
-            let row = validate::validate(line, &record, &source.header, *default_customer, generator.is_some())
-            .and_then(|row| match duplicates.check(line, row.customer, row.user) {
-                Some(first) => Err(validate::Invalid {
-                    line,
-                    customer: row.customer.to_string(),
-                    user: row.user.to_string(),
-                    reason: format!(
-                        "the same customer and user as line {first}: each user may appear once per file"
-                    ),
-                }),
-                None => Ok(row),
-            });
-            let row = match (row, generator.as_mut()) {
-                (Ok(mut row), Some(generator)) => {
-                    let password = passwords::generate(generator.length);
-                    if let Some(secrets) = &mut generator.secrets {
-                        // Kept (flushed and synced) before the request can be sent.
-                        if let Err(e) = secrets.record(
-                            line,
-                            &row.customer.to_string(),
-                            &row.user.to_string(),
-                            row.changes.user_principal_name.as_deref().unwrap_or(""),
-                            &password,
-                        ) {
-                            stop.stop(StopReason::WriteFailed(e.to_string()));
-                            return Err(e.into());
-                        }
+            let row = self.check(line, &record, &source.header);
+            let hash = match &row {
+                Ok(r) => r.hash,
+                Err(i) => i.hash,
+            };
+            if self.finished.is_finished(line, hash) {
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                self.counters.done.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let row = match (row, self.generator.as_mut()) {
+                (Ok(mut row), Some(generator)) => match generator.password_for(&row) {
+                    Ok(password) => {
+                        row.changes.password = Some(password);
+                        Ok(row)
                     }
-                    row.changes.password = Some(password);
-                    Ok(row)
-                }
+                    Err(e) => {
+                        stop.stop(StopReason::WriteFailed(e.to_string()));
+                        return Err(e.into());
+                    }
+                },
                 (row, _) => row,
             };
             match row {
-                Err(invalid) => {
-                    // An invalid row still claims its pair, so a later row for the same user is flagged.
-                    if let (Ok(c), Ok(u)) = (
-                        validate::parse_guid(&invalid.customer),
-                        validate::parse_guid(&invalid.user),
-                    ) {
-                        duplicates.check(line, c, u);
-                    }
-                    sink.send(Record::invalid(&invalid))
-                }
-                Ok(row) if *dry_run => sink.send(planned(&row)),
+                Err(invalid) => sink.send(Record::invalid(&invalid)),
+                Ok(row) if self.dry_run => sink.send(planned(&row)),
                 Ok(row) => {
                     if rows.blocking_send(row).is_err() {
                         break; // the workers have stopped
@@ -306,6 +375,40 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    /// Validation plus the duplicate check. An invalid row still claims its (customer, user)
+    /// pair, so a later row for the same user is flagged.
+    fn check(
+        &mut self,
+        line: u64,
+        record: &ByteRecord,
+        header: &input::Header,
+    ) -> Result<Row, validate::Invalid> {
+        let generating = self.generator.is_some();
+        match validate::validate(line, record, header, self.default_customer, generating) {
+            Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
+                Some(first) => Err(validate::Invalid {
+                    hash: row.hash,
+                    line,
+                    customer: row.customer.to_string(),
+                    user: row.user.to_string(),
+                    reason: format!(
+                        "the same customer and user as line {first}: each user may appear once per file"
+                    ),
+                }),
+                None => Ok(row),
+            },
+            Err(invalid) => {
+                if let (Ok(c), Ok(u)) = (
+                    validate::parse_guid(&invalid.customer),
+                    validate::parse_guid(&invalid.user),
+                ) {
+                    self.duplicates.check(line, c, u);
+                }
+                Err(invalid)
+            }
+        }
     }
 }
 
@@ -324,24 +427,33 @@ fn planned(row: &Row) -> Record {
         correlation_id: None,
         finished_at: std::time::SystemTime::now(),
         body: Some(row.changes.to_redacted_body()),
+        row_hash: row.hash,
     }
 }
 
-/// First Ctrl-C or SIGTERM: stop taking rows and let requests in flight finish. Second: stop at once.
-fn watch_signals(stop: Arc<Stop>) -> tokio::task::JoinHandle<()> {
+/// First Ctrl-C or SIGTERM: stop taking rows and let requests in flight finish, for at most
+/// `grace`. Second (or when the grace period is over): stop at once.
+fn watch_signals(stop: Arc<Stop>, grace: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        for n in 0..2 {
-            if wait_for_signal().await.is_err() {
-                return;
+        if wait_for_signal().await.is_err() {
+            return;
+        }
+        tracing::warn!(
+            "interrupted: finishing the requests in flight, for up to {} (press Ctrl-C again to stop at once)",
+            humantime::format_duration(grace)
+        );
+        stop.stop(StopReason::Interrupted);
+        tokio::select! {
+            r = wait_for_signal() => {
+                if r.is_ok() {
+                    tracing::warn!("interrupted again: stopping at once");
+                }
             }
-            if n == 0 {
-                tracing::warn!("interrupted: finishing the requests in flight (press Ctrl-C again to stop at once)");
-                stop.stop(StopReason::Interrupted);
-            } else {
-                tracing::warn!("interrupted again: stopping at once");
-                stop.abort(StopReason::Interrupted);
+            _ = tokio::time::sleep(grace) => {
+                tracing::warn!("the grace period is over: stopping at once");
             }
         }
+        stop.abort(StopReason::Interrupted);
     })
 }
 

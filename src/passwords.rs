@@ -130,6 +130,29 @@ impl SecretsFile {
         Ok(secrets)
     }
 
+    /// Opens an existing secrets file to add to it (a resume).
+    pub fn append(path: &Path) -> Result<SecretsFile, SecretsError> {
+        let io = |source| SecretsError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let text_ends_cleanly = std::fs::read(path)
+            .map_err(io)?
+            .last()
+            .is_none_or(|b| *b == b'\n');
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        if !text_ends_cleanly {
+            std::io::Write::write_all(&mut file, b"\n").map_err(io)?;
+        }
+        Ok(SecretsFile {
+            path: path.to_owned(),
+            writer: csv::Writer::from_writer(file),
+        })
+    }
+
     /// Writes one password and makes it durable (flushed and synced) before returning.
     pub fn record(
         &mut self,

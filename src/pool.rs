@@ -339,5 +339,6 @@ fn outcome_record(
         correlation_id: Some(correlation_id),
         finished_at: SystemTime::now(),
         body: None,
+        row_hash: row.hash,
     })
 }

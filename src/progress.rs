@@ -19,6 +19,8 @@ pub struct Counters {
     pub invalid: AtomicU64,
     pub planned: AtomicU64,
     pub interrupted: AtomicU64,
+    /// Rows an earlier run already finished (a resume).
+    pub skipped: AtomicU64,
     /// Requests sent (all attempts).
     pub attempts: AtomicU64,
     /// Requests answered 429.
@@ -47,6 +49,9 @@ impl Counters {
             g(&self.failed),
             g(&self.invalid)
         );
+        if g(&self.skipped) > 0 {
+            s.push_str(&format!(" · already done {}", g(&self.skipped)));
+        }
         if g(&self.planned) > 0 {
             s.push_str(&format!(" · planned {}", g(&self.planned)));
         }

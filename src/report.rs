@@ -29,13 +29,23 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, r: &Record) {
+        self.add_parts(r.outcome, r.http_status, r.error_code, &r.message);
+    }
+
+    pub fn add_parts(
+        &mut self,
+        outcome: Outcome,
+        http_status: Option<u16>,
+        error_code: Option<i64>,
+        message: &str,
+    ) {
         self.recorded += 1;
-        *self.outcomes.entry(r.outcome).or_default() += 1;
-        if r.outcome == Outcome::Failed {
+        *self.outcomes.entry(outcome).or_default() += 1;
+        if outcome == Outcome::Failed {
             let e = self
                 .errors
-                .entry((r.http_status, r.error_code))
-                .or_insert_with(|| (0, r.message.clone()));
+                .entry((http_status, error_code))
+                .or_insert_with(|| (0, message.to_string()));
             e.0 += 1;
         }
     }
@@ -77,6 +87,10 @@ pub struct Summary {
     pub rows_per_second: f64,
     /// Requests sent per second.
     pub requests_per_second: f64,
+    /// Rows an earlier run had already finished (a resume): not sent again.
+    pub skipped: u64,
+    /// Outcomes of every input row as the results file now stands (earlier runs included).
+    pub final_outcomes: BTreeMap<&'static str, u64>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
     pub exit_code: u8,
@@ -93,16 +107,16 @@ pub struct SummaryInput<'a> {
     pub throttled: u64,
     pub elapsed: Duration,
     pub stopped: Option<&'a StopReason>,
+    pub skipped: u64,
+    /// The results file's tally after compaction: every row's final outcome.
+    pub final_tally: &'a Tally,
 }
 
 impl Summary {
     pub fn new(s: SummaryInput<'_>) -> Summary {
         let t = s.tally;
         let secs = s.elapsed.as_secs_f64().max(1e-9);
-        let outcomes = Outcome::ALL
-            .iter()
-            .map(|o| (o.as_str(), t.count(*o)))
-            .collect();
+        let outcomes = outcome_counts(t);
         let mut errors: Vec<ErrorGroup> = t
             .errors
             .iter()
@@ -114,12 +128,13 @@ impl Summary {
             })
             .collect();
         errors.sort_by_key(|e| std::cmp::Reverse(e.count));
+        let f = s.final_tally;
         let bad_rows =
-            t.count(Outcome::Failed) + t.count(Outcome::Invalid) + t.count(Outcome::Interrupted);
+            f.count(Outcome::Failed) + f.count(Outcome::Invalid) + f.count(Outcome::Interrupted);
         let exit_code = match s.stopped {
             Some(StopReason::Interrupted) => exit::INTERRUPTED,
             Some(_) => exit::FATAL,
-            None if bad_rows > 0 || t.recorded < s.rows => exit::ROWS_FAILED,
+            None if bad_rows > 0 || f.recorded < s.rows => exit::ROWS_FAILED,
             None => exit::OK,
         };
         Summary {
@@ -128,7 +143,11 @@ impl Summary {
             dry_run: s.dry_run,
             rows: s.rows,
             recorded: t.recorded,
-            not_attempted: s.rows.saturating_sub(t.recorded),
+            not_attempted: s
+                .rows
+                .saturating_sub(f.recorded.max(t.recorded + s.skipped)),
+            skipped: s.skipped,
+            final_outcomes: outcome_counts(f),
             outcomes,
             errors,
             attempts: s.attempts,
@@ -139,6 +158,25 @@ impl Summary {
             stopped: s.stopped.map(|r| r.to_string()),
             exit_code,
         }
+    }
+
+    /// The summary of `--compact`: the results file's final state.
+    pub fn compacted(input: PathBuf, results: PathBuf, rows: u64, tally: &Tally) -> Summary {
+        let mut s = Summary::new(SummaryInput {
+            input,
+            results,
+            dry_run: false,
+            rows,
+            tally,
+            attempts: 0,
+            throttled: 0,
+            elapsed: Duration::ZERO,
+            stopped: None,
+            skipped: 0,
+            final_tally: tally,
+        });
+        s.recorded = tally.recorded;
+        s
     }
 
     /// The human-readable summary printed on stderr.
@@ -188,6 +226,20 @@ impl Summary {
                 let _ = writeln!(out, "    {:>6} × {status}{code}: {}", e.count, e.example);
             }
         }
+        if self.skipped > 0 {
+            let finals: Vec<String> = self
+                .final_outcomes
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} rows were already done by an earlier run; the results file now has: {}",
+                self.skipped,
+                finals.join(", ")
+            );
+        }
         if let Some(outcome) = self.outcomes.get("invalid").filter(|n| **n > 0) {
             let _ = writeln!(
                 out,
@@ -200,17 +252,23 @@ impl Summary {
         if self.not_attempted > 0 {
             let _ = writeln!(
                 out,
-                "  {} rows not attempted: they have no record in the results file; run them again{}",
+                "  {} rows not attempted: run again with --resume{}",
                 self.not_attempted,
-                if self.stopped.is_some() {
-                    " once the cause is fixed"
-                } else {
-                    ""
+                match self.stopped.as_deref() {
+                    Some("interrupted") | None => "",
+                    Some(_) => " once the cause is fixed",
                 }
             );
         }
         out
     }
+}
+
+fn outcome_counts(t: &Tally) -> BTreeMap<&'static str, u64> {
+    Outcome::ALL
+        .iter()
+        .map(|o| (o.as_str(), t.count(*o)))
+        .collect()
 }
 
 fn round3(v: f64) -> f64 {

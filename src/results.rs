@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,7 +15,7 @@ use crate::progress::Counters;
 use crate::report::Tally;
 
 /// The results file's columns, in order. Later features append columns after these.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     "line",
     "customer_id",
     "user_id",
@@ -29,6 +29,7 @@ pub const COLUMNS: [&str; 13] = [
     "correlation_id",
     "finished_at",
     "body",
+    "row_hash",
 ];
 
 /// A row's final state.
@@ -49,6 +50,10 @@ impl Outcome {
         Outcome::Planned,
         Outcome::Interrupted,
     ];
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,6 +84,8 @@ pub struct Record {
     pub finished_at: SystemTime,
     /// The body a dry run would send (passwords redacted); empty otherwise.
     pub body: Option<String>,
+    /// FNV-1a of the input row's fields: a resume sends a row again when its content changed.
+    pub row_hash: u64,
 }
 
 impl Record {
@@ -98,11 +105,12 @@ impl Record {
             correlation_id: None,
             finished_at: SystemTime::now(),
             body: None,
+            row_hash: inv.hash,
         }
     }
 
     /// The record's cells, in `COLUMNS` order, made safe for spreadsheets.
-    pub fn cells(&self) -> [Cow<'_, str>; 13] {
+    pub fn cells(&self) -> [Cow<'_, str>; 14] {
         let opt = |v: Option<String>| Cow::Owned(v.unwrap_or_default());
         [
             Cow::Owned(self.line.to_string()),
@@ -120,6 +128,7 @@ impl Record {
             self.body
                 .as_deref()
                 .map_or(Cow::Borrowed(""), spreadsheet_safe),
+            Cow::Owned(format!("{:016x}", self.row_hash)),
         ]
     }
 }
@@ -176,21 +185,36 @@ impl Writer {
     }
 }
 
-/// Creates the results file (refusing an existing one unless `overwrite`), writes its header, and starts the writer.
+/// How the results file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A new file; an existing one is refused unless `overwrite`.
+    Create { overwrite: bool },
+    /// Records are added to an existing results file (a resume).
+    Append,
+}
+
+/// Opens the results file (a new one gets its header), checks it can be written, and starts the writer.
 pub fn start(
     path: &Path,
-    overwrite: bool,
+    mode: Mode,
     stop: Arc<Stop>,
     counters: Arc<Counters>,
 ) -> Result<(Sink, Writer), ResultsError> {
-    let file = open(path, overwrite)?;
-    let mut csv = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(64 * 1024, file));
+    let mut file = open(path, mode)?;
     let write_err = |source| ResultsError::Write {
         path: path.to_owned(),
         source,
     };
-    csv.write_record(COLUMNS)
-        .map_err(|e| write_err(into_io(e)))?;
+    if mode == Mode::Append && !ends_with_newline(path).map_err(write_err)? {
+        // A torn last line from a killed run: start the new records on a line of their own.
+        file.write_all(b"\n").map_err(write_err)?;
+    }
+    let mut csv = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(64 * 1024, file));
+    if let Mode::Create { .. } = mode {
+        csv.write_record(COLUMNS)
+            .map_err(|e| write_err(into_io(e)))?;
+    }
     csv.flush().map_err(write_err)?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
@@ -235,14 +259,25 @@ pub fn start(
     Ok((Sink { tx }, Writer { thread }))
 }
 
-fn open(path: &Path, overwrite: bool) -> Result<File, ResultsError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if overwrite {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
     }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+fn open(path: &Path, mode: Mode) -> Result<File, ResultsError> {
+    let mut options = std::fs::OpenOptions::new();
+    match mode {
+        Mode::Create { overwrite: true } => options.write(true).create(true).truncate(true),
+        Mode::Create { overwrite: false } => options.write(true).create_new(true),
+        Mode::Append => options.append(true),
+    };
     options.open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
             ResultsError::Exists {
@@ -294,6 +329,7 @@ mod tests {
             correlation_id: None,
             finished_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_500),
             body: None,
+            row_hash: 0xab,
         };
         let cells: Vec<String> = r.cells().iter().map(|c| c.to_string()).collect();
         assert_eq!(
@@ -311,7 +347,8 @@ mod tests {
                 "",
                 "",
                 "1970-01-01T00:00:01.500Z",
-                ""
+                "",
+                "00000000000000ab"
             ]
         );
     }

@@ -21,6 +21,8 @@ pub struct Row {
     pub customer: Uuid,
     pub user: Uuid,
     pub changes: Changes,
+    /// FNV-1a of the row's (trimmed) fields, to recognise it on a resume.
+    pub hash: u64,
 }
 
 /// The fields a row changes; `None` means "leave unchanged" and is not sent.
@@ -119,6 +121,8 @@ pub struct Invalid {
     pub customer: String,
     pub user: String,
     pub reason: String,
+    /// FNV-1a of the row's fields.
+    pub hash: u64,
 }
 
 /// Why a GUID cell was refused.
@@ -152,7 +156,9 @@ pub fn validate(
             .map(|b| shorten(String::from_utf8_lossy(b).trim(), 60))
             .unwrap_or_default()
     };
+    let hash = crate::resume::fnv1a(record.iter());
     let invalid = |reason: String| Invalid {
+        hash,
         line,
         customer: match header.position(Column::CustomerId) {
             Some(_) => cell_text(Column::CustomerId),
@@ -246,6 +252,7 @@ pub fn validate(
         customer,
         user,
         changes,
+        hash,
     })
 }
 

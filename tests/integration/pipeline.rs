@@ -105,7 +105,8 @@ async fn every_row_is_sent_once_with_the_documented_request() {
             "request_id",
             "correlation_id",
             "finished_at",
-            "body"
+            "body",
+            "row_hash"
         ]
     );
     assert_eq!(results.rows.len(), 3);

@@ -1,0 +1,459 @@
+//! Owns what makes a run resumable: the results file's fingerprint sidecar and its lock, what earlier runs finished (read back from the results file), and compaction to one record per input row.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::report::Tally;
+use crate::results::{Outcome, COLUMNS};
+
+/// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
+const TRANSIENT_STATUSES: [u16; 7] = [401, 408, 429, 500, 502, 503, 504];
+
+/// A fatal problem with resuming or locking.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
+    NoResults { path: PathBuf },
+    #[error("results file {path} is being written by another bulkpatch run{}: wait for it to finish or stop it", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("results file {path} belongs to a different run: {difference}; pass --force to resume anyway, or start a new results file with --out")]
+    Mismatch { path: PathBuf, difference: String },
+    #[error("results file {path} has no fingerprint ({meta} is missing): it was not written by this tool, or by an older version; pass --force to resume anyway")]
+    NoFingerprint { path: PathBuf, meta: PathBuf },
+    #[error("results file {path} does not start with the expected columns: is it a results file of bulkpatch?")]
+    NotResults { path: PathBuf },
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ResumeError + '_ {
+    move |source| ResumeError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The run's identity, stored beside the results file so a resume can refuse a mismatched one.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub tool: String,
+    pub version: String,
+    /// The input file, as an absolute path.
+    pub input: PathBuf,
+    /// FNV-1a of the header row's fields, in hex.
+    pub header_hash: String,
+    /// Data rows in the input.
+    pub rows: u64,
+}
+
+impl Fingerprint {
+    pub fn new(input: &Path, header_hash: u64, rows: u64) -> Fingerprint {
+        Fingerprint {
+            tool: "bulkpatch".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            input: input.canonicalize().unwrap_or_else(|_| input.to_owned()),
+            header_hash: format!("{header_hash:016x}"),
+            rows,
+        }
+    }
+
+    /// What differs from an earlier run's fingerprint, in words, or None.
+    fn difference(&self, earlier: &Fingerprint) -> Option<String> {
+        if self.input != earlier.input {
+            return Some(format!(
+                "it was written for input {}, not {}",
+                earlier.input.display(),
+                self.input.display()
+            ));
+        }
+        if self.header_hash != earlier.header_hash {
+            return Some("the input's header row has changed since".into());
+        }
+        if self.rows != earlier.rows {
+            return Some(format!(
+                "the input had {} data rows then and has {} now",
+                earlier.rows, self.rows
+            ));
+        }
+        if self.version != earlier.version {
+            return Some(format!(
+                "it was written by bulkpatch {}, this is {}",
+                earlier.version, self.version
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    fingerprint: Fingerprint,
+    /// The process writing the results now (for the lock's message).
+    pid: u32,
+}
+
+/// The fingerprint sidecar of a results file: `<results>.meta`.
+pub fn meta_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".meta");
+    PathBuf::from(name)
+}
+
+/// Holds the lock on a results file for as long as it lives.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Locks the results file (through its sidecar) and records the fingerprint. With `resume`,
+    /// the earlier fingerprint must match unless `force`.
+    pub fn acquire(
+        results: &Path,
+        fingerprint: &Fingerprint,
+        resume: bool,
+        force: bool,
+    ) -> Result<RunLock, ResumeError> {
+        let path = meta_path(results);
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        let mut text = String::new();
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            let _ = file.read_to_string(&mut text);
+            let pid = serde_json::from_str::<Meta>(&text).ok().map(|m| m.pid);
+            return Err(ResumeError::Locked {
+                path: results.to_owned(),
+                pid,
+            });
+        }
+        file.read_to_string(&mut text).map_err(io_error(&path))?;
+        if resume && !force {
+            match serde_json::from_str::<Meta>(&text) {
+                Ok(earlier) => {
+                    if let Some(difference) = fingerprint.difference(&earlier.fingerprint) {
+                        return Err(ResumeError::Mismatch {
+                            path: results.to_owned(),
+                            difference,
+                        });
+                    }
+                }
+                Err(_) => {
+                    if !existed || text.trim().is_empty() {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    return Err(ResumeError::NoFingerprint {
+                        path: results.to_owned(),
+                        meta: path,
+                    });
+                }
+            }
+        }
+        let meta = Meta {
+            fingerprint: fingerprint.clone(),
+            pid: std::process::id(),
+        };
+        let json = serde_json::to_vec_pretty(&meta).expect("the fingerprint serialises");
+        file.set_len(0).map_err(io_error(&path))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_error(&path))?;
+        file.write_all(&json).map_err(io_error(&path))?;
+        file.sync_data().map_err(io_error(&path))?;
+        Ok(RunLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// FNV-1a, 64 bits: a hash whose value never changes between builds (unlike std's `DefaultHasher`).
+pub fn fnv1a(fields: impl IntoIterator<Item = impl AsRef<[u8]>>) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            h ^= 0x1f; // unit separator between fields
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        for b in field.as_ref() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
+/// One record of a results file, as read back.
+#[derive(Clone, Debug)]
+pub struct Earlier {
+    pub line: u64,
+    pub user_id: String,
+    pub outcome: Option<Outcome>,
+    pub http_status: Option<u16>,
+    pub row_hash: Option<u64>,
+}
+
+impl Earlier {
+    /// Whether this outcome is final for the row, so a resume leaves it alone.
+    fn is_final(&self, retry_failed: bool) -> bool {
+        match self.outcome {
+            Some(Outcome::Updated | Outcome::Invalid) => true,
+            Some(Outcome::Failed) => {
+                !retry_failed
+                    && self
+                        .http_status
+                        .is_some_and(|s| !TRANSIENT_STATUSES.contains(&s))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Reads a results file's records with their byte offsets, tolerating a torn last line and
+/// skipping malformed records. Calls `each(offset, record)` in file order.
+pub fn read_results(path: &Path, mut each: impl FnMut(u64, Earlier)) -> Result<(), ResumeError> {
+    let file = File::open(path).map_err(io_error(path))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(64 * 1024, file));
+    let mut record = csv::ByteRecord::new();
+    let header_ok = reader
+        .read_byte_record(&mut record)
+        .map_err(|e| io_error(path)(std::io::Error::other(e.to_string())))?
+        && record
+            .iter()
+            .take(COLUMNS.len())
+            .eq(COLUMNS.iter().map(|c| c.as_bytes()));
+    if !header_ok {
+        return Err(ResumeError::NotResults {
+            path: path.to_owned(),
+        });
+    }
+    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).expect("a column");
+    let (line_at, user_at, outcome_at, status_at, hash_at) = (
+        col("line"),
+        col("user_id"),
+        col("outcome"),
+        col("http_status"),
+        col("row_hash"),
+    );
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A torn last line (the process was killed mid-write): ignore it.
+            Err(_) => continue,
+        }
+        if record.len() != COLUMNS.len() {
+            continue;
+        }
+        let text = |i: usize| std::str::from_utf8(&record[i]).unwrap_or("");
+        let Ok(line) = text(line_at).parse::<u64>() else {
+            continue;
+        };
+        let Some(row_hash) = u64::from_str_radix(text(hash_at), 16).ok() else {
+            continue; // a record cut short before its hash
+        };
+        let offset = record.position().map_or(0, |p| p.byte());
+        each(
+            offset,
+            Earlier {
+                line,
+                user_id: text(user_at).to_string(),
+                outcome: Outcome::parse(text(outcome_at)),
+                http_status: text(status_at).parse().ok(),
+                row_hash: Some(row_hash),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// What earlier runs finished: for each input line, the low 32 bits of the hash of the row
+/// whose outcome is final (or 0: send it). Four bytes per line.
+#[derive(Debug, Default)]
+pub struct Finished {
+    by_line: Vec<u32>,
+    /// Rows with a final outcome.
+    pub count: u64,
+}
+
+fn tag(hash: u64) -> u32 {
+    (hash as u32) | 1
+}
+
+impl Finished {
+    /// Reads the results file; the last record of each line wins.
+    pub fn load(path: &Path, retry_failed: bool) -> Result<Finished, ResumeError> {
+        let mut by_line: Vec<u32> = Vec::new();
+        read_results(path, |_, e| {
+            let i = e.line as usize;
+            if by_line.len() <= i {
+                by_line.resize(i + 1, 0);
+            }
+            by_line[i] = match (e.is_final(retry_failed), e.row_hash) {
+                (true, Some(h)) => tag(h),
+                _ => 0,
+            };
+        })?;
+        let count = by_line.iter().filter(|t| **t != 0).count() as u64;
+        Ok(Finished { by_line, count })
+    }
+
+    /// Whether the row at `line` with content hash `hash` was finished by an earlier run.
+    /// An edited row (another hash) is not.
+    pub fn is_finished(&self, line: u64, hash: u64) -> bool {
+        self.by_line
+            .get(line as usize)
+            .is_some_and(|t| *t != 0 && *t == tag(hash))
+    }
+}
+
+/// Rewrites the results file with only the last record of each line, in line order, atomically.
+/// Returns the tally of the final outcomes.
+pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
+    // Pass 1: where the last record of each line starts (8 bytes a line).
+    let mut offsets: Vec<u64> = Vec::new();
+    read_results(path, |offset, e| {
+        let i = e.line as usize;
+        if offsets.len() <= i {
+            offsets.resize(i + 1, u64::MAX);
+        }
+        offsets[i] = offset;
+    })?;
+    // Pass 2: copy those records in line order to a temp file, then rename it over the original.
+    let tmp = {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".compact-{}", std::process::id()));
+        PathBuf::from(name)
+    };
+    let mut source = BufReader::new(File::open(path).map_err(io_error(path))?);
+    let result = (|| -> std::io::Result<Tally> {
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        let mut header = Vec::new();
+        source.read_until(b'\n', &mut header)?;
+        out.write_all(&header)?;
+        let mut tally = Tally::default();
+        let mut record = Vec::new();
+        for offset in offsets.iter().copied().filter(|o| *o != u64::MAX) {
+            source.seek(SeekFrom::Start(offset))?;
+            record.clear();
+            read_csv_record(&mut source, &mut record)?;
+            if !record.ends_with(b"\n") {
+                record.push(b'\n');
+            }
+            tally_record(&record, &mut tally);
+            out.write_all(&record)?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(tally)
+    })();
+    match result {
+        Ok(tally) => {
+            std::fs::rename(&tmp, path).map_err(io_error(path))?;
+            Ok(tally)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(io_error(path)(e))
+        }
+    }
+}
+
+/// Reads one CSV record's raw bytes (quoted fields may hold newlines).
+fn read_csv_record(source: &mut impl BufRead, record: &mut Vec<u8>) -> std::io::Result<()> {
+    // A line break inside quotes leaves an odd number of quotes so far: read on.
+    loop {
+        if source.read_until(b'\n', record)? == 0 {
+            return Ok(());
+        }
+        if record.iter().filter(|b| **b == b'"').count() % 2 == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn tally_record(raw: &[u8], tally: &mut Tally) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(raw);
+    let mut record = csv::StringRecord::new();
+    if let Ok(true) = reader.read_record(&mut record) {
+        let get = |name: &str| {
+            COLUMNS
+                .iter()
+                .position(|c| *c == name)
+                .and_then(|i| record.get(i))
+                .unwrap_or("")
+        };
+        if let Some(outcome) = Outcome::parse(get("outcome")) {
+            tally.add_parts(
+                outcome,
+                get("http_status").parse().ok(),
+                get("error_code").parse().ok(),
+                get("message"),
+            );
+        }
+    }
+}
+
+/// Passwords a generated-password run already wrote for lines that are not finished: they may
+/// have been applied, so a resume sends them again rather than new ones.
+pub fn earlier_passwords(
+    secrets: &Path,
+    finished: &Finished,
+) -> Result<HashMap<u64, (Uuid, SecretString)>, ResumeError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(secrets)
+        .map_err(|e| io_error(secrets)(std::io::Error::other(e.to_string())))?;
+    let mut out = HashMap::new();
+    let mut record = csv::StringRecord::new();
+    while let Ok(true) = reader.read_record(&mut record) {
+        if record.len() != 5 {
+            continue; // a torn last line
+        }
+        let (Ok(line), Ok(user)) = (record[0].parse::<u64>(), Uuid::parse_str(&record[2])) else {
+            continue;
+        };
+        if finished.by_line.get(line as usize).is_some_and(|t| *t != 0) {
+            continue;
+        }
+        out.insert(line, (user, SecretString::from(record[4].to_string())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_is_stable_and_separates_fields() {
+        assert_eq!(fnv1a([b"" as &[u8]]), 0xcbf29ce484222325);
+        assert_eq!(fnv1a([b"a" as &[u8]]), 0xaf63dc4c8601ec8c);
+        assert_ne!(fnv1a(["ab", "c"]), fnv1a(["a", "bc"]));
+    }
+}
