@@ -128,8 +128,6 @@ pub enum InputError {
         position: usize,
         suggestion: Option<Column>,
     },
-    #[error("input file {path}: column {position} has no name: give it a name, delete it, or use --ignore-unknown-columns")]
-    UnnamedColumn { path: PathBuf, position: usize },
     #[error("input file {path}: columns {first} (\"{first_name}\") and {second} (\"{second_name}\") both mean {column}: keep one")]
     DuplicateColumn {
         path: PathBuf,
@@ -161,6 +159,8 @@ pub struct Header {
     pub width: usize,
     /// Column names exactly as written, for messages.
     pub names: Vec<String>,
+    /// Columns with an empty name (from trailing delimiters): their cells must stay empty.
+    pub unnamed: Vec<usize>,
     /// FNV-1a of the header row, for the results file's fingerprint.
     pub hash: u64,
 }
@@ -176,6 +176,7 @@ impl Header {
         let has_default_customer = options.has_default_customer;
         let mut positions: [Option<usize>; Column::COUNT] = [None; Column::COUNT];
         let mut names: Vec<String> = Vec::with_capacity(record.len());
+        let mut unnamed = Vec::new();
         for (i, raw) in record.iter().enumerate() {
             let name = std::str::from_utf8(raw)
                 .map_err(|_| InputError::HeaderNotUtf8 {
@@ -199,12 +200,9 @@ impl Header {
                     positions[col.index()] = Some(i);
                 }
                 None if ignore_unknown => {}
-                None if normalized.is_empty() => {
-                    return Err(InputError::UnnamedColumn {
-                        path: path.to_owned(),
-                        position: i + 1,
-                    })
-                }
+                // Unnamed columns come from trailing delimiters (Excel writes them): they are
+                // accepted as long as they stay empty (a row with a value in one is invalid).
+                None if normalized.is_empty() => unnamed.push(i),
                 None => {
                     return Err(InputError::UnknownColumn {
                         path: path.to_owned(),
@@ -220,6 +218,7 @@ impl Header {
             positions,
             width: record.len(),
             names,
+            unnamed,
             hash: crate::resume::fnv1a(record.iter()),
         };
         if header.position(Column::UserId).is_none() {

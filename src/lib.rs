@@ -240,13 +240,27 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
             return Err(e);
         }
     }
-    let tally = tally?;
+    let (tally, write_error) = tally;
+    if let Some(e) = write_error {
+        // The writer stopped the run (Stop::WriteFailed): the summary says so.
+        if stop.reason().is_none() {
+            return Err(e.into());
+        }
+    }
     // One record per input row, in line order: later records for a line replace earlier ones.
     let final_tally = {
         let out = settings.out.clone();
-        tokio::task::spawn_blocking(move || resume::compact(&out))
+        match tokio::task::spawn_blocking(move || resume::compact(&out))
             .await
-            .map_err(anyhow::Error::from)??
+            .map_err(anyhow::Error::from)?
+        {
+            Ok(tally) => tally,
+            Err(e) => {
+                // The records are all there, only not in line order: a later --compact can sort them.
+                tracing::warn!(error = %e, "cannot compact the results file");
+                tally.clone()
+            }
+        }
     };
     drop(lock);
 

@@ -174,11 +174,12 @@ impl Sink {
 
 /// The writer thread; `finish` waits for it after every `Sink` is dropped.
 pub struct Writer {
-    thread: std::thread::JoinHandle<Result<Tally, ResultsError>>,
+    thread: std::thread::JoinHandle<(Tally, Option<ResultsError>)>,
 }
 
 impl Writer {
-    pub fn finish(self) -> Result<Tally, ResultsError> {
+    /// The tally of what was recorded, and the write error that stopped the writer, if any.
+    pub fn finish(self) -> (Tally, Option<ResultsError>) {
         self.thread
             .join()
             .expect("the results writer thread panicked")
@@ -250,10 +251,8 @@ pub fn start(
                     failure = Some(e);
                 }
             }
-            match failure {
-                Some(source) => Err(ResultsError::Write { path, source }),
-                None => Ok(tally),
-            }
+            let error = failure.map(|source| ResultsError::Write { path, source });
+            (tally, error)
         })
         .expect("spawn the results writer thread");
     Ok((Sink { tx }, Writer { thread }))

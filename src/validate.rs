@@ -168,11 +168,32 @@ pub fn validate(
         reason,
     };
 
-    if record.len() != header.width {
+    // A quoted value spanning lines: legitimate CSV, but no field takes a line break, and an
+    // unbalanced quote produces exactly this by joining the lines up to the next quote.
+    let breaks = record.iter().flatten().filter(|b| **b == b'\n').count() as u64;
+    if breaks > 0 {
+        return Err(invalid(format!(
+            "lines {line}-{} were read as one row: a quoted value spans lines (an unbalanced quote?); nothing in them was sent",
+            line + breaks
+        )));
+    }
+    // Extra fields are accepted when empty (trailing delimiters).
+    let extra_filled = record.iter().skip(header.width).any(|f| !f.is_empty());
+    if record.len() < header.width || extra_filled {
         return Err(invalid(format!(
             "expected {} fields as in the header, found {}",
             header.width,
             record.len()
+        )));
+    }
+    if let Some(i) = header
+        .unnamed
+        .iter()
+        .find(|i| record.get(**i).is_some_and(|f| !f.is_empty()))
+    {
+        return Err(invalid(format!(
+            "column {} has a value but no name in the header: name the column, or remove the value",
+            i + 1
         )));
     }
     let mut cells: [Option<&str>; Column::COUNT] = [None; Column::COUNT];

@@ -69,11 +69,24 @@ async fn first_interrupt_finishes_requests_in_flight_and_exits_130() {
         assert!(sent.iter().all(|r| r.status == Some(200)));
         assert!(sent.len() < 40);
         assert!(
-            ran.stderr
-                .contains(&format!("{} rows not attempted", 40 - sent.len())),
+            ran.stderr.contains(&format!(
+                "{} rows not attempted: run again with --resume",
+                40 - sent.len()
+            )),
             "{}",
             ran.stderr
         );
+        // And the resume finishes the job without sending anything twice.
+        let ran = run_bin(run_against(
+            &sim,
+            &input,
+            &out,
+            &["--rate", "unlimited", "--concurrency", "8", "--resume"],
+        ))
+        .await;
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert_eq!(sim.requests().len(), 40);
+        assert_eq!(Results::read(&out).count("updated"), 40);
     }
 }
 
@@ -131,4 +144,84 @@ async fn second_interrupt_stops_at_once_and_records_rows_in_flight() {
     let results = Results::read(&out);
     assert_eq!(results.count("interrupted"), 2, "{stderr}");
     assert_eq!(results.rows.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grace_period_bounds_the_wait_for_requests_in_flight() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_secs(60),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let input = Csv::usage_locations(5).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let child = run_against(
+        &sim,
+        &input,
+        &out,
+        &[
+            "--rate",
+            "unlimited",
+            "--concurrency",
+            "2",
+            "--grace-period",
+            "300ms",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    until_received(&sim, 2).await;
+    let started = Instant::now();
+    signal(&child, "INT");
+    let ran = wait(child).await;
+    assert_eq!(ran.code, 130, "{}", ran.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        ran.stderr.contains("grace period is over"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(Results::read(&out).count("interrupted"), 2);
+}
+
+/// A results file that cannot grow (as on a full disk) stops the run instead of sending
+/// updates whose outcome could not be recorded.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_error_mid_run_stops_the_run() {
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempdir();
+    let input = Csv::usage_locations(200).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    // bash: ignore SIGXFSZ and cap file size at 8 KiB, then run the tool.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 8; exec {} run {} --base-url {} --out {} --rate 100/s --concurrency 2",
+        env!("CARGO_BIN_EXE_bulkpatch"),
+        input.display(),
+        sim.base_url(),
+        out.display()
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-c", &script])
+        .env("BULKPATCH_TOKEN", sim.token())
+        .env_remove("RUST_LOG");
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("could not be written"),
+        "{}",
+        ran.stderr
+    );
+    let written = Results::read(&out).rows.len();
+    let sent = sim.requests().len();
+    assert!(sent < 200, "the run went on: {sent} requests");
+    assert!(
+        sent <= written + 4,
+        "{sent} sent but only {written} recorded"
+    );
 }
