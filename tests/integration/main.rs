@@ -7,6 +7,7 @@ mod input_rows;
 mod interrupt;
 mod passwords;
 mod pipeline;
+mod properties;
 mod resume;
 mod retries;
 mod secrets;
