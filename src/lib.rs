@@ -79,12 +79,12 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         tracing::warn!("the input has a customer_id column: --customer-id is ignored");
     }
     let (rows, duplicates) = {
-        let path = settings.input.clone();
-        let options = options.clone();
-        let default_customer = settings.customer_id;
-        tokio::task::spawn_blocking(move || validate::scan(&path, &options, default_customer))
-            .await
-            .map_err(anyhow::Error::from)??
+        let (path, options, default_customer) = (
+            settings.input.clone(),
+            options.clone(),
+            settings.customer_id,
+        );
+        blocking(move || validate::scan(&path, &options, default_customer)).await?
     };
 
     // The results file: locked for this run, its fingerprint checked on a resume.
@@ -93,9 +93,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     let lock = resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
     if settings.compact_only {
         let out = settings.out.clone();
-        let tally = tokio::task::spawn_blocking(move || resume::compact(&out))
-            .await
-            .map_err(anyhow::Error::from)??;
+        let tally = blocking(move || resume::compact(&out)).await?;
         drop(lock);
         return Ok(Summary::compacted(
             settings.input,
@@ -105,60 +103,15 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         ));
     }
     let finished = if settings.resume {
-        let out = settings.out.clone();
-        let retry_failed = settings.retry_failed;
-        tokio::task::spawn_blocking(move || resume::Finished::load(&out, retry_failed))
-            .await
-            .map_err(anyhow::Error::from)??
+        let (out, retry_failed) = (settings.out.clone(), settings.retry_failed);
+        let finished = blocking(move || resume::Finished::load(&out, retry_failed)).await?;
+        tracing::info!(already_done = finished.count, "resuming");
+        finished
     } else {
         resume::Finished::default()
     };
-    if settings.resume {
-        tracing::info!(already_done = finished.count, "resuming");
-    }
-
-    let sender = match (settings.credentials.take(), settings.dry_run) {
-        (_, true) => None,
-        (Some(credentials), false) => {
-            let tokens = auth::TokenProvider::new(credentials, settings.timeout)?;
-            // The first token now: a refused refresh token stops the run before any update.
-            tokens.header().await?;
-            let client = client::Client::new(
-                &settings.base_url,
-                settings.timeout,
-                settings.connect_timeout,
-                settings.concurrency,
-            )?;
-            Some((client, Arc::new(tokens)))
-        }
-        (None, false) => return Err(config::ConfigError::MissingToken.into()),
-    };
-    let generator = match &settings.generate_passwords {
-        Some(g) if !settings.dry_run => {
-            let resuming = settings.resume && g.secrets_out.exists();
-            Some(Generator {
-                length: g.length,
-                // Passwords written for rows that never got their outcome may have been set:
-                // those rows get the same password again.
-                earlier: if resuming {
-                    resume::earlier_passwords(&g.secrets_out, &finished)?
-                } else {
-                    Default::default()
-                },
-                secrets: Some(if resuming {
-                    passwords::SecretsFile::append(&g.secrets_out)?
-                } else {
-                    passwords::SecretsFile::create(&g.secrets_out)?
-                }),
-            })
-        }
-        Some(g) => Some(Generator {
-            length: g.length,
-            earlier: Default::default(),
-            secrets: None,
-        }),
-        None => None,
-    };
+    let sender = connect(&mut settings).await?;
+    let generator = Generator::for_run(&settings, &finished)?;
 
     let stop = Arc::new(Stop::default());
     let counters = Arc::new(Counters::default());
@@ -248,18 +201,13 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         }
     }
     // One record per input row, in line order: later records for a line replace earlier ones.
-    let final_tally = {
-        let out = settings.out.clone();
-        match tokio::task::spawn_blocking(move || resume::compact(&out))
-            .await
-            .map_err(anyhow::Error::from)?
-        {
-            Ok(tally) => tally,
-            Err(e) => {
-                // The records are all there, only not in line order: a later --compact can sort them.
-                tracing::warn!(error = %e, "cannot compact the results file");
-                tally.clone()
-            }
+    let out = settings.out.clone();
+    let final_tally = match blocking(move || resume::compact(&out)).await {
+        Ok(tally) => tally,
+        Err(e) => {
+            // The records are all there, only not in line order: a later --compact can sort them.
+            tracing::warn!(error = %e, "cannot compact the results file");
+            tally.clone()
         }
     };
     drop(lock);
@@ -293,6 +241,41 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     Ok(summary)
 }
 
+/// Runs blocking file work off the async workers.
+async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, Error>
+where
+    T: Send + 'static,
+    E: Into<Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(Into::into)
+}
+
+/// The HTTP client and the token provider, with a first token already fetched (so a refused
+/// refresh token stops the run before any update); None in a dry run.
+async fn connect(
+    settings: &mut Settings,
+) -> Result<Option<(client::Client, Arc<auth::TokenProvider>)>, Error> {
+    if settings.dry_run {
+        return Ok(None);
+    }
+    let credentials = settings
+        .credentials
+        .take()
+        .ok_or(config::ConfigError::MissingToken)?;
+    let tokens = auth::TokenProvider::new(credentials, settings.timeout)?;
+    tokens.header().await?;
+    let client = client::Client::new(
+        &settings.base_url,
+        settings.timeout,
+        settings.connect_timeout,
+        settings.concurrency,
+    )?;
+    Ok(Some((client, Arc::new(tokens))))
+}
+
 /// Generates each row's password, writing it to the secrets file first.
 struct Generator {
     length: usize,
@@ -303,6 +286,39 @@ struct Generator {
 }
 
 impl Generator {
+    /// The generator a run needs, if it generates passwords. A dry run keeps no secrets file;
+    /// a resume adds to the earlier one and reuses its passwords for rows that never got an
+    /// outcome (they may have been set).
+    fn for_run(
+        settings: &Settings,
+        finished: &resume::Finished,
+    ) -> Result<Option<Generator>, Error> {
+        let Some(g) = &settings.generate_passwords else {
+            return Ok(None);
+        };
+        if settings.dry_run {
+            return Ok(Some(Generator {
+                length: g.length,
+                earlier: Default::default(),
+                secrets: None,
+            }));
+        }
+        let resuming = settings.resume && g.secrets_out.exists();
+        Ok(Some(Generator {
+            length: g.length,
+            earlier: if resuming {
+                resume::earlier_passwords(&g.secrets_out, finished)?
+            } else {
+                Default::default()
+            },
+            secrets: Some(if resuming {
+                passwords::SecretsFile::append(&g.secrets_out)?
+            } else {
+                passwords::SecretsFile::create(&g.secrets_out)?
+            }),
+        }))
+    }
+
     /// The row's password: an earlier run's for the same line and user, or a new one kept in the
     /// secrets file (flushed and synced) before it can be sent.
     fn password_for(
