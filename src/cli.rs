@@ -39,6 +39,23 @@ Examples:
 Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
 2 usage, config, header or fatal error (including a refused token); 130 interrupted.";
 
+const AUDIT_EXAMPLES: &str = "\
+Outcomes per row: unchanged, would_change (each field: current -> desired), not_found, forbidden,
+invalid, failed. Passwords cannot be read back: they show as a change without any value.
+The audit file has one line per field a row sets: line,customer_id,user_id,outcome,field,current,desired,...
+
+Examples:
+  bulkpatch audit migration.csv --report audit.html
+  bulkpatch audit migration.csv --out before-change-board.csv --rate 300/min
+
+Exit codes: 0 every row unchanged or would change; 1 some rows not found, forbidden, invalid or
+failed; 2 usage, config, header or fatal error; 130 interrupted.";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  bulkpatch report migration.results.csv --html report.html
+  bulkpatch report migration.audit.csv --markdown ticket.md --html audit.html";
+
 const SIMULATE_EXAMPLES: &str = "\
 Examples:
   bulkpatch simulate --port 8400
@@ -92,6 +109,12 @@ pub enum Command {
     /// Send the updates in a CSV file (or plan them with --dry-run).
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunCmd),
+    /// Read each user's live values and write what a run would change; sends no write.
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditCmd),
+    /// Render a report (HTML and/or Markdown) from a results file or an audit file.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportCmd),
     /// Run the built-in Partner Center simulator in the foreground.
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateCmd),
@@ -100,8 +123,9 @@ pub enum Command {
     Demo(DemoCmd),
 }
 
+/// Options `run` and `audit` share: the input, the API, pacing, credentials, output.
 #[derive(Debug, Args)]
-pub struct RunCmd {
+pub struct CommonArgs {
     /// The input CSV file.
     pub input: PathBuf,
     /// A TOML config file (see config.example.toml). Command-line values win over it.
@@ -110,7 +134,7 @@ pub struct RunCmd {
     /// Partner Center API root [default: https://api.partnercenter.microsoft.com]
     #[arg(long, env = "BULKPATCH_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
-    /// Results file [default: <input-stem>.results.csv beside the input]
+    /// Results file [default: <input-stem>.results.csv (audit: .audit.csv) beside the input]
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Overwrite an existing results file.
@@ -137,15 +161,27 @@ pub struct RunCmd {
     /// Field delimiter: `,` `;` `tab` or `|` [default: detected from the header]
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
-    /// Validate and write the planned requests to the results file; send nothing (no token needed).
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
     /// Read the access token from this file (first line) instead of BULKPATCH_TOKEN.
     #[arg(long, env = "BULKPATCH_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Also write a self-contained HTML report to this file at the end.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Validate and write the planned requests to the results file; send nothing (no token needed).
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Read each user first and skip the rows already as desired (recorded `unchanged`).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub skip_unchanged: bool,
     /// Give every row a new random password (from the OS CSPRNG); needs --secrets-out.
     #[arg(long)]
     pub generate_passwords: bool,
@@ -171,7 +207,7 @@ pub struct RunCmd {
     pub grace_period: Option<String>,
 }
 
-impl RunCmd {
+impl CommonArgs {
     /// The plain values the config resolution takes.
     pub fn into_args(self, quiet: bool) -> RunArgs {
         RunArgs {
@@ -187,9 +223,21 @@ impl RunCmd {
             customer_id: self.customer_id,
             ignore_unknown_columns: self.ignore_unknown_columns,
             delimiter: self.delimiter,
-            dry_run: self.dry_run,
             summary_json: self.summary_json,
             token_file: self.token_file,
+            report: self.report,
+            quiet,
+            ..RunArgs::default()
+        }
+    }
+}
+
+impl RunCmd {
+    /// The plain values the config resolution takes.
+    pub fn into_args(self, quiet: bool) -> RunArgs {
+        RunArgs {
+            dry_run: self.dry_run,
+            skip_unchanged: self.skip_unchanged,
             generate_passwords: self.generate_passwords,
             password_length: self.password_length,
             secrets_out: self.secrets_out,
@@ -197,7 +245,23 @@ impl RunCmd {
             retry_failed: self.retry_failed,
             compact: self.compact,
             grace_period: self.grace_period,
-            quiet,
+            ..self.common.into_args(quiet)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AuditCmd {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl AuditCmd {
+    /// The plain values the config resolution takes.
+    pub fn into_args(self, quiet: bool) -> RunArgs {
+        RunArgs {
+            audit: true,
+            ..self.common.into_args(quiet)
         }
     }
 }
@@ -314,6 +378,18 @@ impl SimulateCmd {
         }
         Ok(config)
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportCmd {
+    /// A results file (from `run`) or an audit file (from `audit`).
+    pub results: PathBuf,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown report here.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

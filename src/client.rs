@@ -49,6 +49,8 @@ pub struct Response {
     pub error_code: Option<i64>,
     /// A short, single-line, secret-free message (empty on success).
     pub message: String,
+    /// The user's fields, for a successful GET (never kept for a PATCH: it may echo a password).
+    pub user: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The HTTP client, built once per run and shared by all workers.
@@ -115,22 +117,51 @@ impl Client {
         correlation_id: Uuid,
         secrets: &[&str],
     ) -> Attempt {
-        let request = self
-            .http
-            .patch(self.user_url(customer, user))
+        let request = self.http.patch(self.user_url(customer, user)).body(body);
+        self.send(request, auth, request_id, correlation_id, secrets, false)
+            .await
+    }
+
+    /// One GET attempt: on success the response carries the user's fields.
+    pub async fn get_user(
+        &self,
+        auth: HeaderValue,
+        customer: Uuid,
+        user: Uuid,
+        request_id: Uuid,
+        correlation_id: Uuid,
+    ) -> Attempt {
+        let request = self.http.get(self.user_url(customer, user));
+        self.send(request, auth, request_id, correlation_id, &[], true)
+            .await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        auth: HeaderValue,
+        request_id: Uuid,
+        correlation_id: Uuid,
+        secrets: &[&str],
+        keep_user: bool,
+    ) -> Attempt {
+        let request = request
             .header(AUTHORIZATION, auth)
             .header("MS-RequestId", request_id.to_string())
-            .header("MS-CorrelationId", correlation_id.to_string())
-            .body(body);
+            .header("MS-CorrelationId", correlation_id.to_string());
         match request.send().await {
-            Ok(response) => Attempt::Response(read_response(response, secrets).await),
+            Ok(response) => Attempt::Response(read_response(response, secrets, keep_user).await),
             Err(e) if e.is_timeout() => Attempt::Timeout,
             Err(e) => Attempt::Connection(transport_message(&e)),
         }
     }
 }
 
-async fn read_response(mut response: reqwest::Response, secrets: &[&str]) -> Response {
+async fn read_response(
+    mut response: reqwest::Response,
+    secrets: &[&str],
+    keep_user: bool,
+) -> Response {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -143,19 +174,40 @@ async fn read_response(mut response: reqwest::Response, secrets: &[&str]) -> Res
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.contains("json"));
     if response.status().is_success() {
-        // The body may echo a password: read and drop it, only so the connection can be reused.
+        // A PATCH answer may echo a password: it is read and dropped, only so the connection
+        // can be reused. A GET answer is the user, kept to compare.
+        let mut body = Vec::new();
         let mut drained = 0;
         while let Ok(Some(chunk)) = response.chunk().await {
             drained += chunk.len();
+            if keep_user {
+                body.extend_from_slice(&chunk);
+            }
             if drained > MAX_DRAIN {
                 break;
             }
         }
+        let user = keep_user
+            .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+            .flatten()
+            .and_then(|v| match v {
+                serde_json::Value::Object(mut m) => {
+                    m.remove("passwordProfile");
+                    Some(m)
+                }
+                _ => None,
+            });
+        let message = if keep_user && user.is_none() {
+            "the answer was not a user object".to_string()
+        } else {
+            String::new()
+        };
         return Response {
             status,
             retry_after,
             error_code: None,
-            message: String::new(),
+            message,
+            user,
         };
     }
     let mut body = Vec::new();
@@ -172,6 +224,7 @@ async fn read_response(mut response: reqwest::Response, secrets: &[&str]) -> Res
         retry_after,
         error_code,
         message: sanitize(&message, secrets),
+        user: None,
     }
 }
 

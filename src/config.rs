@@ -205,6 +205,10 @@ pub struct RunArgs {
     pub retry_failed: bool,
     pub compact: bool,
     pub grace_period: Option<String>,
+    pub skip_unchanged: bool,
+    /// `bulkpatch audit`: read and compare, never write.
+    pub audit: bool,
+    pub report: Option<PathBuf>,
     /// Hide the progress bar and the periodic progress lines (`-q`).
     pub quiet: bool,
 }
@@ -326,6 +330,10 @@ pub struct Settings {
     pub credentials: Option<auth::Credentials>,
     /// Generate a password for every row (`--generate-passwords`).
     pub generate_passwords: Option<PasswordGeneration>,
+    /// What the workers do with each row.
+    pub operation: crate::pool::Operation,
+    /// Write an HTML report here at the end.
+    pub report: Option<PathBuf>,
     /// Continue the run recorded in `out` (`--resume`).
     pub resume: bool,
     /// With `resume`, send again every failed row, not only those that failed transiently.
@@ -361,6 +369,10 @@ impl Settings {
             summary_json: None,
             credentials: None,
             generate_passwords: None,
+            operation: crate::pool::Operation::Patch {
+                skip_unchanged: false,
+            },
+            report: None,
             resume: false,
             retry_failed: false,
             compact_only: false,
@@ -378,6 +390,15 @@ impl Settings {
         };
         let cli = "command line";
         let mut s = Settings::with_defaults(&args.input);
+        if args.audit {
+            s.operation = crate::pool::Operation::Audit;
+            s.out = default_audit_out(&args.input);
+        } else if args.skip_unchanged {
+            s.operation = crate::pool::Operation::Patch {
+                skip_unchanged: true,
+            };
+        }
+        s.report = args.report.clone();
 
         // Each value: (CLI or env) > file > default; errors name where the bad value came from.
         macro_rules! pick {
@@ -606,11 +627,20 @@ fn same_path(a: &Path, b: &Path) -> bool {
 
 /// `<input-stem>.results.csv` beside the input.
 pub fn default_out(input: &Path) -> PathBuf {
+    beside(input, "results.csv")
+}
+
+/// `<input-stem>.audit.csv` beside the input.
+pub fn default_audit_out(input: &Path) -> PathBuf {
+    beside(input, "audit.csv")
+}
+
+fn beside(input: &Path, suffix: &str) -> PathBuf {
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
-    input.with_file_name(format!("{stem}.results.csv"))
+    input.with_file_name(format!("{stem}.{suffix}"))
 }
 
 pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {

@@ -1,5 +1,6 @@
 //! bulkpatch: applies bulk user updates through the Partner Center REST API. `run` takes validated `Settings` through input -> validate -> pool -> client/retry -> results -> report.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod input;
 pub mod passwords;
 pub mod pool;
 pub mod progress;
+pub mod render;
 pub mod report;
 pub mod results;
 pub mod resume;
@@ -51,6 +53,8 @@ pub enum Error {
     Secrets(#[from] passwords::SecretsError),
     #[error(transparent)]
     Resume(#[from] resume::ResumeError),
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: PathBuf,
@@ -122,7 +126,14 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
             overwrite: settings.force,
         }
     };
-    let (sink, writer) = results::start(&settings.out, mode, stop.clone(), counters.clone())?;
+    let auditing = settings.operation == pool::Operation::Audit;
+    let layout = if auditing {
+        results::Layout::Audit
+    } else {
+        results::Layout::Results
+    };
+    let (sink, writer) =
+        results::start(&settings.out, mode, layout, stop.clone(), counters.clone())?;
     let signals = watch_signals(stop.clone(), settings.grace_period);
     tracing::info!(
         input = %settings.input.display(),
@@ -161,6 +172,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     };
     if let Some((client, tokens)) = sender {
         let ctx = Arc::new(pool::Context {
+            operation: settings.operation,
             client,
             tokens,
             pacer: Pacer::new(settings.rate.interval()),
@@ -203,6 +215,8 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     // One record per input row, in line order: later records for a line replace earlier ones.
     let out = settings.out.clone();
     let final_tally = match blocking(move || resume::compact(&out)).await {
+        // An audit file has a line per field: nothing to compact.
+        _ if auditing => tally.clone(),
         Ok(tally) => tally,
         Err(e) => {
             // The records are all there, only not in line order: a later --compact can sort them.
@@ -216,6 +230,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         input: settings.input.clone(),
         results: settings.out.clone(),
         dry_run: settings.dry_run,
+        audit: auditing,
         rows,
         tally: &tally,
         attempts: counters.attempts.load(Ordering::Relaxed),
@@ -225,6 +240,19 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         skipped: counters.skipped.load(Ordering::Relaxed),
         final_tally: &final_tally,
     });
+    if let Some(path) = &settings.report {
+        let (results, report) = (settings.out.clone(), path.clone());
+        blocking(move || {
+            let data = render::load(&results)?;
+            std::fs::write(&report, render::html(&data)?).map_err(|source| {
+                render::RenderError::Write {
+                    path: report.clone(),
+                    source,
+                }
+            })
+        })
+        .await?;
+    }
     if let Some(path) = &settings.summary_json {
         let json = serde_json::to_vec_pretty(&summary).expect("the summary serialises");
         std::fs::write(path, json).map_err(|source| Error::Summary {
@@ -458,6 +486,8 @@ fn planned(row: &Row) -> Record {
         finished_at: std::time::SystemTime::now(),
         body: Some(row.changes.to_redacted_body()),
         row_hash: row.hash,
+        throttled: 0,
+        fields: Vec::new(),
     }
 }
 

@@ -22,11 +22,11 @@ fn main() -> ExitCode {
     let quiet = cli.global.quiet > 0;
     let outcome = runtime.block_on(async move {
         match cli.command {
-            Command::Run(cmd) => {
-                let settings = Settings::resolve(cmd.into_args(quiet))?;
-                let summary = bulkpatch::run(settings).await?;
-                eprint!("{}", summary.to_text());
-                Ok(summary.exit_code)
+            Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?).await,
+            Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?).await,
+            Command::Report(cmd) => {
+                bulkpatch::render::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
+                Ok(exit::OK)
             }
             Command::Demo(cmd) => {
                 let summary = bulkpatch::demo::run(bulkpatch::demo::DemoOptions {
@@ -55,6 +55,12 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FATAL)
         }
     }
+}
+
+async fn run(settings: Settings) -> Result<u8, bulkpatch::Error> {
+    let summary = bulkpatch::run(settings).await?;
+    eprint!("{}", summary.to_text());
+    Ok(summary.exit_code)
 }
 
 fn error_chain(e: &bulkpatch::Error) -> String {

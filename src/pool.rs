@@ -155,6 +155,7 @@ impl Pacer {
 
 /// What every worker shares.
 pub struct Context {
+    pub operation: Operation,
     pub client: Client,
     pub tokens: Arc<TokenProvider>,
     pub pacer: Pacer,
@@ -197,9 +198,85 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
     }
 }
 
+/// What the workers do with each row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Send the update; with `skip_unchanged`, read the user first and skip it when already as desired.
+    Patch { skip_unchanged: bool },
+    /// Read the user and compare; never write.
+    Audit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Patch,
+}
+
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
     let correlation_id = Uuid::new_v4();
+    let started = std::time::Instant::now();
+    let (reads, skip_unchanged) = match ctx.operation {
+        Operation::Audit => (true, false),
+        Operation::Patch { skip_unchanged } => (skip_unchanged, skip_unchanged),
+    };
+    let mut read_attempts = (0, 0);
+    if reads {
+        let read = exchange(ctx, &row, Method::Get, correlation_id).await;
+        let live = match (&read.ending, &read.last) {
+            (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
+            _ => None,
+        };
+        let fields = live.map(|live| crate::audit::compare(&row.changes, live));
+        let unchanged = fields
+            .as_ref()
+            .is_some_and(|f| f.iter().all(|c| !c.changes));
+        let mut record = outcome_record(&row, &read, correlation_id, started.elapsed())?;
+        match (ctx.operation, fields) {
+            (Operation::Audit, fields) => {
+                record.outcome = audit_outcome(&read, &record, unchanged);
+                record.fields = fields.unwrap_or_default();
+                return Some(record);
+            }
+            (_, Some(fields)) if skip_unchanged && unchanged => {
+                record.outcome = Outcome::Unchanged;
+                record.fields = fields;
+                return Some(record);
+            }
+            // Could not read the user: the write would fail the same way.
+            (_, None) => return Some(record),
+            (_, Some(_)) => read_attempts = (read.attempts, read.throttled),
+        }
+    }
+    let mut driven = exchange(ctx, &row, Method::Patch, correlation_id).await;
+    driven.attempts += read_attempts.0;
+    driven.throttled += read_attempts.1;
+    let record = outcome_record(&row, &driven, correlation_id, started.elapsed())?;
+    tracing::debug!(
+        line = row.line,
+        outcome = record.outcome.as_str(),
+        status = record.http_status,
+        attempts = record.attempts,
+        "row finished"
+    );
+    Some(record)
+}
+
+/// An audit row's outcome from its GET.
+fn audit_outcome(read: &Driven, record: &Record, unchanged: bool) -> Outcome {
+    match (&read.verdict, record.http_status) {
+        (Some(Verdict::Success), _) if unchanged => Outcome::Unchanged,
+        (Some(Verdict::Success), _) => Outcome::WouldChange,
+        (Some(Verdict::Fail { .. }), Some(404)) => Outcome::NotFound,
+        (Some(Verdict::Fail { .. }), Some(403)) => Outcome::Forbidden,
+        _ => record.outcome,
+    }
+}
+
+/// One request of a row through its retries, with one token refresh and retry after a 401
+/// (a second 401, or a failed refresh, stops the run). Counts attempts and 429s.
+async fn exchange(ctx: &Context, row: &Row, method: Method, correlation_id: Uuid) -> Driven {
     let body = row.changes.to_body();
     let secrets: Vec<&str> = row
         .changes
@@ -209,7 +286,6 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
         .collect();
     let (line, customer, user) = (row.line, row.customer, row.user);
     let generation = AtomicU64::new(0);
-    let started = std::time::Instant::now();
     let mut send = |request_id: Uuid| {
         let body = body.clone();
         let (secrets, generation) = (&secrets, &generation);
@@ -222,25 +298,32 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
                 }
             };
             generation.store(auth.generation, Ordering::Relaxed);
-            tracing::trace!(line, %request_id, %correlation_id, "sending");
-            Some(
-                ctx.client
-                    .patch(
-                        auth.value,
-                        customer,
-                        user,
-                        body,
-                        request_id,
-                        correlation_id,
-                        secrets,
-                    )
-                    .await,
-            )
+            tracing::trace!(line, ?method, %request_id, %correlation_id, "sending");
+            let (value, client) = (auth.value, &ctx.client);
+            Some(match method {
+                Method::Patch => {
+                    client
+                        .patch(
+                            value,
+                            customer,
+                            user,
+                            body,
+                            request_id,
+                            correlation_id,
+                            secrets,
+                        )
+                        .await
+                }
+                Method::Get => {
+                    client
+                        .get_user(value, customer, user, request_id, correlation_id)
+                        .await
+                }
+            })
         }
     };
     let mut driven = retry::drive(&ctx.policy, &ctx.pacer, &ctx.stop, &mut send).await;
     if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
-        // One refresh and one more try; a second 401, or a failed refresh, stops the run.
         match ctx
             .tokens
             .refresh_after_401(generation.load(Ordering::Relaxed))
@@ -279,15 +362,7 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
     ctx.counters
         .throttled
         .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
-    let record = outcome_record(&row, &driven, correlation_id, started.elapsed())?;
-    tracing::debug!(
-        line = row.line,
-        outcome = record.outcome.as_str(),
-        status = record.http_status,
-        attempts = record.attempts,
-        "row finished"
-    );
-    Some(record)
+    driven
 }
 
 /// The results record for a driven row (None when nothing was sent).
@@ -340,5 +415,7 @@ fn outcome_record(
         finished_at: SystemTime::now(),
         body: None,
         row_hash: row.hash,
+        throttled: driven.throttled,
+        fields: Vec::new(),
     })
 }

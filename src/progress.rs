@@ -14,11 +14,8 @@ use crate::results::Outcome;
 #[derive(Debug, Default)]
 pub struct Counters {
     pub done: AtomicU64,
-    pub updated: AtomicU64,
-    pub failed: AtomicU64,
-    pub invalid: AtomicU64,
-    pub planned: AtomicU64,
-    pub interrupted: AtomicU64,
+    /// Rows recorded, by outcome (indexed like `Outcome::ALL`).
+    outcomes: [AtomicU64; Outcome::ALL.len()],
     /// Rows an earlier run already finished (a resume).
     pub skipped: AtomicU64,
     /// Requests sent (all attempts).
@@ -31,35 +28,31 @@ impl Counters {
     /// Counts a recorded row.
     pub fn record(&self, outcome: Outcome) {
         self.done.fetch_add(1, Ordering::Relaxed);
-        let slot = match outcome {
-            Outcome::Updated => &self.updated,
-            Outcome::Failed => &self.failed,
-            Outcome::Invalid => &self.invalid,
-            Outcome::Planned => &self.planned,
-            Outcome::Interrupted => &self.interrupted,
-        };
-        slot.fetch_add(1, Ordering::Relaxed);
+        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Rows recorded with `outcome` so far.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome.index()].load(Ordering::Relaxed)
+    }
+
+    /// "updated 12 · failed 1 · 429s 3": the counts so far (updated, failed and invalid always).
     fn line(&self) -> String {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut s = format!(
-            "updated {} · failed {} · invalid {}",
-            g(&self.updated),
-            g(&self.failed),
-            g(&self.invalid)
-        );
-        if g(&self.skipped) > 0 {
-            s.push_str(&format!(" · already done {}", g(&self.skipped)));
+        let always = [Outcome::Updated, Outcome::Failed, Outcome::Invalid];
+        let mut parts: Vec<String> = Outcome::ALL
+            .iter()
+            .filter(|o| always.contains(o) || self.count(**o) > 0)
+            .map(|o| format!("{} {}", o.as_str().replace('_', " "), self.count(*o)))
+            .collect();
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        if skipped > 0 {
+            parts.push(format!("already done {skipped}"));
         }
-        if g(&self.planned) > 0 {
-            s.push_str(&format!(" · planned {}", g(&self.planned)));
-        }
-        let throttled = g(&self.throttled);
+        let throttled = self.throttled.load(Ordering::Relaxed);
         if throttled > 0 {
-            s.push_str(&format!(" · 429s {throttled}"));
+            parts.push(format!("429s {throttled}"));
         }
-        s
+        parts.join(" · ")
     }
 }
 

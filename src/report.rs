@@ -70,6 +70,8 @@ pub struct Summary {
     pub input: PathBuf,
     pub results: PathBuf,
     pub dry_run: bool,
+    /// An audit (reads only).
+    pub audit: bool,
     /// Data rows in the input.
     pub rows: u64,
     /// Rows with a record in the results file.
@@ -101,6 +103,7 @@ pub struct SummaryInput<'a> {
     pub input: PathBuf,
     pub results: PathBuf,
     pub dry_run: bool,
+    pub audit: bool,
     pub rows: u64,
     pub tally: &'a Tally,
     pub attempts: u64,
@@ -129,8 +132,11 @@ impl Summary {
             .collect();
         errors.sort_by_key(|e| std::cmp::Reverse(e.count));
         let f = s.final_tally;
-        let bad_rows =
-            f.count(Outcome::Failed) + f.count(Outcome::Invalid) + f.count(Outcome::Interrupted);
+        let bad_rows: u64 = Outcome::ALL
+            .iter()
+            .filter(|o| o.is_problem())
+            .map(|o| f.count(*o))
+            .sum();
         let exit_code = match s.stopped {
             Some(StopReason::Interrupted) => exit::INTERRUPTED,
             Some(_) => exit::FATAL,
@@ -141,6 +147,7 @@ impl Summary {
             input: s.input,
             results: s.results,
             dry_run: s.dry_run,
+            audit: s.audit,
             rows: s.rows,
             recorded: t.recorded,
             not_attempted: s
@@ -166,6 +173,7 @@ impl Summary {
             input,
             results,
             dry_run: false,
+            audit: false,
             rows,
             tally,
             attempts: 0,
@@ -182,7 +190,11 @@ impl Summary {
     /// The human-readable summary printed on stderr.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let title = if self.dry_run { "Dry run" } else { "Run" };
+        let title = match (self.audit, self.dry_run) {
+            (true, _) => "Audit",
+            (false, true) => "Dry run",
+            (false, false) => "Run",
+        };
         let _ = writeln!(
             out,
             "{title} finished in {:.1}s: {} of {} rows recorded in {}",
@@ -206,7 +218,7 @@ impl Summary {
                 counts.join(", ")
             }
         );
-        if !self.dry_run {
+        if !self.dry_run && self.attempts > 0 {
             let _ = writeln!(
                 out,
                 "  requests: {} sent ({} answered 429), {:.1} rows/s, {:.1} requests/s",

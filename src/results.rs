@@ -15,7 +15,7 @@ use crate::progress::Counters;
 use crate::report::Tally;
 
 /// The results file's columns, in order. Later features append columns after these.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     "line",
     "customer_id",
     "user_id",
@@ -30,6 +30,26 @@ pub const COLUMNS: [&str; 14] = [
     "finished_at",
     "body",
     "row_hash",
+    "throttled",
+];
+
+/// The audit file's columns: one line per field a row sets.
+pub const AUDIT_COLUMNS: [&str; 15] = [
+    "line",
+    "customer_id",
+    "user_id",
+    "outcome",
+    "field",
+    "current",
+    "desired",
+    "http_status",
+    "error_code",
+    "message",
+    "attempts",
+    "elapsed_ms",
+    "request_id",
+    "correlation_id",
+    "finished_at",
 ];
 
 /// A row's final state.
@@ -40,16 +60,48 @@ pub enum Outcome {
     Invalid,
     Planned,
     Interrupted,
+    /// Already as desired (an audit, or `run --skip-unchanged`).
+    Unchanged,
+    /// An audit: sending the row would change the user.
+    WouldChange,
+    /// An audit: the user or the customer does not exist (404).
+    NotFound,
+    /// An audit: the partner may not read this customer's users (403).
+    Forbidden,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::WouldChange,
+        Outcome::Planned,
+        Outcome::NotFound,
+        Outcome::Forbidden,
         Outcome::Failed,
         Outcome::Invalid,
-        Outcome::Planned,
         Outcome::Interrupted,
     ];
+
+    /// Whether the row needs a person's attention (it makes the exit code 1).
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed
+                | Outcome::Invalid
+                | Outcome::Interrupted
+                | Outcome::NotFound
+                | Outcome::Forbidden
+        )
+    }
+
+    /// The outcome's place in `ALL`.
+    pub fn index(self) -> usize {
+        Outcome::ALL
+            .iter()
+            .position(|o| *o == self)
+            .expect("every outcome is in ALL")
+    }
 
     pub fn parse(text: &str) -> Option<Outcome> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == text)
@@ -62,6 +114,10 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Planned => "planned",
             Outcome::Interrupted => "interrupted",
+            Outcome::Unchanged => "unchanged",
+            Outcome::WouldChange => "would_change",
+            Outcome::NotFound => "not_found",
+            Outcome::Forbidden => "forbidden",
         }
     }
 }
@@ -86,6 +142,10 @@ pub struct Record {
     pub body: Option<String>,
     /// FNV-1a of the input row's fields: a resume sends a row again when its content changed.
     pub row_hash: u64,
+    /// Requests for the row answered 429.
+    pub throttled: u32,
+    /// An audit (or a skipped unchanged row): each field the row sets, live against desired.
+    pub fields: Vec<crate::audit::FieldChange>,
 }
 
 impl Record {
@@ -106,11 +166,13 @@ impl Record {
             finished_at: SystemTime::now(),
             body: None,
             row_hash: inv.hash,
+            throttled: 0,
+            fields: Vec::new(),
         }
     }
 
     /// The record's cells, in `COLUMNS` order, made safe for spreadsheets.
-    pub fn cells(&self) -> [Cow<'_, str>; 14] {
+    pub fn cells(&self) -> [Cow<'_, str>; 15] {
         let opt = |v: Option<String>| Cow::Owned(v.unwrap_or_default());
         [
             Cow::Owned(self.line.to_string()),
@@ -129,7 +191,49 @@ impl Record {
                 .as_deref()
                 .map_or(Cow::Borrowed(""), spreadsheet_safe),
             Cow::Owned(format!("{:016x}", self.row_hash)),
+            Cow::Owned(self.throttled.to_string()),
         ]
+    }
+
+    /// The audit file's lines for this record: one per field (one with no field when there is none).
+    pub fn audit_lines(&self) -> Vec<[Cow<'_, str>; 15]> {
+        let opt = |v: Option<String>| Cow::Owned(v.unwrap_or_default());
+        let line = |field: &'static str, current: Option<&str>, desired: Option<&str>| {
+            [
+                Cow::Owned(self.line.to_string()),
+                spreadsheet_safe(&self.customer_id),
+                spreadsheet_safe(&self.user_id),
+                Cow::Borrowed(self.outcome.as_str()),
+                Cow::Borrowed(field),
+                current.map_or(Cow::Borrowed(""), |c| {
+                    Cow::Owned(spreadsheet_safe(c).into_owned())
+                }),
+                desired.map_or(Cow::Borrowed(""), |d| {
+                    Cow::Owned(spreadsheet_safe(d).into_owned())
+                }),
+                opt(self.http_status.map(|s| s.to_string())),
+                opt(self.error_code.map(|c| c.to_string())),
+                spreadsheet_safe(&self.message),
+                Cow::Owned(self.attempts.to_string()),
+                Cow::Owned(self.elapsed_ms.to_string()),
+                opt(self.request_id.map(|u| u.to_string())),
+                opt(self.correlation_id.map(|u| u.to_string())),
+                Cow::Owned(humantime::format_rfc3339_millis(self.finished_at).to_string()),
+            ]
+        };
+        // Unchanged rows list their fields too, so a report can say "23 already DE".
+        let fields: Vec<_> = self
+            .fields
+            .iter()
+            .filter(|f| f.changes || self.outcome == Outcome::Unchanged)
+            .collect();
+        if fields.is_empty() {
+            return vec![line("", None, None)];
+        }
+        fields
+            .iter()
+            .map(|f| line(f.field, f.current.as_deref(), f.desired.as_deref()))
+            .collect()
     }
 }
 
@@ -195,10 +299,20 @@ pub enum Mode {
     Append,
 }
 
+/// What the file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A run's results: one record per row, `COLUMNS`.
+    Results,
+    /// An audit: one line per field a row sets, `AUDIT_COLUMNS`.
+    Audit,
+}
+
 /// Opens the results file (a new one gets its header), checks it can be written, and starts the writer.
 pub fn start(
     path: &Path,
     mode: Mode,
+    layout: Layout,
     stop: Arc<Stop>,
     counters: Arc<Counters>,
 ) -> Result<(Sink, Writer), ResultsError> {
@@ -213,7 +327,11 @@ pub fn start(
     }
     let mut csv = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(64 * 1024, file));
     if let Mode::Create { .. } = mode {
-        csv.write_record(COLUMNS)
+        let header: &[&str] = match layout {
+            Layout::Results => &COLUMNS,
+            Layout::Audit => &AUDIT_COLUMNS,
+        };
+        csv.write_record(header)
             .map_err(|e| write_err(into_io(e)))?;
     }
     csv.flush().map_err(write_err)?;
@@ -231,9 +349,15 @@ pub fn start(
                 if failure.is_some() {
                     continue;
                 }
-                let mut result = csv
-                    .write_record(record.cells().iter().map(|c| c.as_bytes()))
-                    .map_err(into_io);
+                let mut result = match layout {
+                    Layout::Results => csv
+                        .write_record(record.cells().iter().map(|c| c.as_bytes()))
+                        .map_err(into_io),
+                    Layout::Audit => record.audit_lines().iter().try_for_each(|cells| {
+                        csv.write_record(cells.iter().map(|c| c.as_bytes()))
+                            .map_err(into_io)
+                    }),
+                };
                 // Flush whenever the queue is empty: prompt when rows trickle in, batched when they pour.
                 if result.is_ok() && rx.is_empty() {
                     result = csv.flush();
@@ -329,6 +453,8 @@ mod tests {
             finished_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_500),
             body: None,
             row_hash: 0xab,
+            throttled: 2,
+            fields: Vec::new(),
         };
         let cells: Vec<String> = r.cells().iter().map(|c| c.to_string()).collect();
         assert_eq!(
@@ -347,7 +473,8 @@ mod tests {
                 "",
                 "1970-01-01T00:00:01.500Z",
                 "",
-                "00000000000000ab"
+                "00000000000000ab",
+                "2"
             ]
         );
     }

@@ -95,10 +95,21 @@ impl Fingerprint {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Meta {
-    fingerprint: Fingerprint,
+pub struct Meta {
+    pub fingerprint: Fingerprint,
     /// The process writing the results now (for the lock's message).
-    pid: u32,
+    pub pid: u32,
+    /// This run's id (reports show it).
+    #[serde(default)]
+    pub run_id: Option<Uuid>,
+}
+
+impl Meta {
+    /// The sidecar of a results file, if it has a readable one.
+    pub fn read(results: &Path) -> Option<Meta> {
+        let text = std::fs::read_to_string(meta_path(results)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
 }
 
 /// The fingerprint sidecar of a results file: `<results>.meta`.
@@ -167,6 +178,7 @@ impl RunLock {
         let meta = Meta {
             fingerprint: fingerprint.clone(),
             pid: std::process::id(),
+            run_id: Some(Uuid::new_v4()),
         };
         let json = serde_json::to_vec_pretty(&meta).expect("the fingerprint serialises");
         file.set_len(0).map_err(io_error(&path))?;

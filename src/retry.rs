@@ -227,6 +227,7 @@ mod tests {
             retry_after: retry_after.map(Duration::from_secs),
             error_code: None,
             message: format!("status {status}"),
+            user: None,
         })
     }
 

@@ -106,7 +106,8 @@ async fn every_row_is_sent_once_with_the_documented_request() {
             "correlation_id",
             "finished_at",
             "body",
-            "row_hash"
+            "row_hash",
+            "throttled"
         ]
     );
     assert_eq!(results.rows.len(), 3);

@@ -1,0 +1,575 @@
+//! Renders the reports a person reads, from a results file or an audit file: a self-contained HTML page (inline CSS and SVG charts) and Markdown for a ticket.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use charts_rs::{BarChart, Series};
+use serde::Serialize;
+
+use crate::results::{Outcome, AUDIT_COLUMNS, COLUMNS};
+use crate::resume::Meta;
+
+/// Example rows kept per failure group.
+const EXAMPLES_PER_GROUP: usize = 5;
+/// Distinct (field, current, desired) changes counted before the rest go under "other values".
+const MAX_TRANSITIONS: usize = 20_000;
+/// Transitions and already-set values shown per field.
+const SHOWN_PER_FIELD: usize = 15;
+
+/// A fatal problem rendering a report.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path} is neither a results file nor an audit file of bulkpatch (its header does not match)")]
+    NotAResultsFile { path: PathBuf },
+    #[error("cannot write the report to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot render the report: {0}")]
+    Template(String),
+}
+
+/// Which kind of file the report is made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Run,
+    Audit,
+}
+
+/// Plain-English meaning of a group of problem rows: by outcome, then by Partner Center error
+/// code, then by HTTP status.
+pub fn explain(outcome: Outcome, code: Option<i64>, status: Option<u16>) -> &'static str {
+    match outcome {
+        Outcome::Invalid => return "The row failed validation and was not sent: each line's message says why.",
+        Outcome::Interrupted => return "The run was stopped while the request was in flight: it may or may not have been applied; a resume sends it again.",
+        _ => {}
+    }
+    match (code, status) {
+        (Some(60002), _) => "User not found: no user with this object id in the customer's tenant.",
+        (Some(60003), _) => "Customer tenant not found: check the customer id.",
+        (Some(20002), _) => {
+            "No relationship: the partner has no reseller or admin relationship with this customer."
+        }
+        (Some(3000), _) => {
+            "Invalid property: a value was refused (a country code, a name, a password rule)."
+        }
+        (Some(800002), _) => {
+            "Invalid request input: the request or one of its values was malformed."
+        }
+        (Some(400), _) | (_, Some(401)) => {
+            "Access denied: the access token is missing, invalid or expired."
+        }
+        (Some(900308), _) => {
+            "Insufficient privileges: the signed-in user lacks the admin role this needs."
+        }
+        (Some(900309), _) => "Blocked by conditional access policies of the tenant.",
+        (Some(900329), _) => "App-only authentication is not supported: use an App+User token.",
+        (_, Some(429)) => "Throttled: the API's rate limit was exceeded until the end.",
+        (_, Some(500..=599)) => "A server error at Partner Center that retries did not get past.",
+        (_, None) => "No response: timeouts or dropped connections until the attempts ran out.",
+        _ => "",
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Card {
+    pub label: String,
+    pub value: u64,
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Example {
+    pub line: String,
+    pub customer_id: String,
+    pub user_id: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FailureGroup {
+    pub outcome: String,
+    pub http_status: String,
+    pub error_code: String,
+    pub explanation: &'static str,
+    pub count: u64,
+    pub examples: Vec<Example>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Transition {
+    pub current: String,
+    pub desired: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldChanges {
+    pub field: String,
+    pub changing: u64,
+    pub already: u64,
+    pub transitions: Vec<Transition>,
+    pub already_values: Vec<Transition>,
+}
+
+/// Everything a report shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportData {
+    pub kind: Kind,
+    pub title: String,
+    pub input: String,
+    pub results: String,
+    pub generated_at: String,
+    pub version: &'static str,
+    pub run_id: String,
+    pub rows: u64,
+    pub cards: Vec<Card>,
+    pub outcomes: Vec<(String, u64)>,
+    pub failures: Vec<FailureGroup>,
+    pub fields: Vec<FieldChanges>,
+    pub attempts: u64,
+    pub throttled: u64,
+    pub first_finished: String,
+    pub last_finished: String,
+    pub outcome_chart: String,
+    pub throughput_chart: String,
+    pub latency_chart: String,
+}
+
+#[derive(Default)]
+struct Accumulator {
+    outcomes: BTreeMap<usize, u64>,
+    groups: BTreeMap<(usize, String, String), (u64, Vec<Example>)>,
+    transitions: HashMap<(String, String, String), u64>,
+    already: HashMap<(String, String), u64>,
+    other_transitions: HashMap<String, u64>,
+    finished: Vec<(u64, u32)>,
+    latencies: [u64; LATENCY_BUCKETS.len() + 1],
+    attempts: u64,
+    throttled: u64,
+    rows: u64,
+}
+
+/// Upper bounds (ms) of the latency histogram's buckets; the last bucket is everything above.
+const LATENCY_BUCKETS: [u64; 8] = [100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000];
+
+/// Reads a results or audit file (streaming) into what the report shows.
+pub fn load(path: &Path) -> Result<ReportData, RenderError> {
+    let read_err = |message: String| RenderError::Read {
+        path: path.to_owned(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| read_err(e.to_string()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| read_err(e.to_string()))?
+        .iter()
+        .map(String::from)
+        .collect();
+    let starts_with =
+        |cols: &[&str]| header.len() >= cols.len() && header.iter().zip(cols).all(|(a, b)| a == b);
+    let kind = if starts_with(&AUDIT_COLUMNS) {
+        Kind::Audit
+    } else if starts_with(&COLUMNS[..13]) {
+        Kind::Run
+    } else {
+        return Err(RenderError::NotAResultsFile {
+            path: path.to_owned(),
+        });
+    };
+    let at = |name: &str| header.iter().position(|h| h == name);
+    let col = |record: &csv::StringRecord, i: Option<usize>| -> String {
+        i.and_then(|i| record.get(i)).unwrap_or("").to_string()
+    };
+    let (line_at, customer_at, user_at, outcome_at) =
+        (at("line"), at("customer_id"), at("user_id"), at("outcome"));
+    let (status_at, code_at, message_at) = (at("http_status"), at("error_code"), at("message"));
+    let (attempts_at, elapsed_at, finished_at, throttled_at) = (
+        at("attempts"),
+        at("elapsed_ms"),
+        at("finished_at"),
+        at("throttled"),
+    );
+    let (field_at, current_at, desired_at) = (at("field"), at("current"), at("desired"));
+
+    let mut acc = Accumulator::default();
+    let mut last_line = String::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(_) => continue,
+        }
+        let Some(outcome) = Outcome::parse(&col(&record, outcome_at)) else {
+            continue;
+        };
+        let line = col(&record, line_at);
+        // An audit row spans one line per field; count the row once.
+        let new_row = kind == Kind::Run || line != last_line;
+        if kind == Kind::Audit {
+            let field = col(&record, field_at);
+            if !field.is_empty() {
+                let (current, desired) = (col(&record, current_at), col(&record, desired_at));
+                match outcome {
+                    Outcome::Unchanged => {
+                        *acc.already.entry((field, desired)).or_default() += 1;
+                    }
+                    _ => {
+                        let key = (field, current, desired);
+                        if acc.transitions.len() < MAX_TRANSITIONS
+                            || acc.transitions.contains_key(&key)
+                        {
+                            *acc.transitions.entry(key).or_default() += 1;
+                        } else {
+                            *acc.other_transitions.entry(key.0).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if !new_row {
+            continue;
+        }
+        last_line = line.clone();
+        acc.rows += 1;
+        *acc.outcomes.entry(outcome.index()).or_default() += 1;
+        acc.attempts += col(&record, attempts_at).parse::<u64>().unwrap_or(0);
+        let throttled = col(&record, throttled_at).parse::<u32>().unwrap_or(0);
+        acc.throttled += u64::from(throttled);
+        if let Ok(at) = humantime::parse_rfc3339(&col(&record, finished_at)) {
+            if outcome != Outcome::Invalid && outcome != Outcome::Planned {
+                let ms = at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                acc.finished.push((ms, throttled));
+                let elapsed = col(&record, elapsed_at).parse::<u64>().unwrap_or(0);
+                let bucket = LATENCY_BUCKETS
+                    .iter()
+                    .position(|b| elapsed < *b)
+                    .unwrap_or(LATENCY_BUCKETS.len());
+                acc.latencies[bucket] += 1;
+            }
+        }
+        if outcome.is_problem() {
+            let key = (
+                outcome.index(),
+                col(&record, status_at),
+                col(&record, code_at),
+            );
+            let group = acc.groups.entry(key).or_default();
+            group.0 += 1;
+            if group.1.len() < EXAMPLES_PER_GROUP {
+                group.1.push(Example {
+                    line,
+                    customer_id: col(&record, customer_at),
+                    user_id: col(&record, user_at),
+                    message: col(&record, message_at),
+                });
+            }
+        }
+    }
+    Ok(finish(kind, path, acc))
+}
+
+fn finish(kind: Kind, path: &Path, mut acc: Accumulator) -> ReportData {
+    let meta = Meta::read(path);
+    let input = meta
+        .as_ref()
+        .map(|m| m.fingerprint.input.display().to_string())
+        .unwrap_or_default();
+    let title_name = Path::new(&input)
+        .file_name()
+        .or(path.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let count = |o: Outcome| acc.outcomes.get(&o.index()).copied().unwrap_or(0);
+    let outcomes: Vec<(String, u64)> = Outcome::ALL
+        .iter()
+        .filter(|o| count(**o) > 0)
+        .map(|o| (o.as_str().to_string(), count(*o)))
+        .collect();
+    let card = |label: &str, value: u64, class: &'static str| Card {
+        label: label.to_string(),
+        value,
+        class,
+    };
+    let mut cards = vec![card("rows", acc.rows, "neutral")];
+    match kind {
+        Kind::Run => {
+            cards.push(card("updated", count(Outcome::Updated), "good"));
+            if count(Outcome::Unchanged) > 0 {
+                cards.push(card("unchanged", count(Outcome::Unchanged), "good"));
+            }
+            if count(Outcome::Planned) > 0 {
+                cards.push(card("planned", count(Outcome::Planned), "neutral"));
+            }
+        }
+        Kind::Audit => {
+            cards.push(card("would change", count(Outcome::WouldChange), "neutral"));
+            cards.push(card("unchanged", count(Outcome::Unchanged), "good"));
+            cards.push(card(
+                "not found / forbidden",
+                count(Outcome::NotFound) + count(Outcome::Forbidden),
+                "bad",
+            ));
+        }
+    }
+    cards.push(card("failed", count(Outcome::Failed), "bad"));
+    cards.push(card("invalid", count(Outcome::Invalid), "bad"));
+
+    let mut failures: Vec<FailureGroup> = acc
+        .groups
+        .into_iter()
+        .map(|((outcome, status, code), (n, examples))| FailureGroup {
+            outcome: Outcome::ALL[outcome].as_str().to_string(),
+            explanation: explain(
+                Outcome::ALL[outcome],
+                code.parse().ok(),
+                status.parse().ok(),
+            ),
+            http_status: status,
+            error_code: code,
+            count: n,
+            examples,
+        })
+        .collect();
+    failures.sort_by_key(|g| std::cmp::Reverse(g.count));
+
+    let mut fields: BTreeMap<String, FieldChanges> = BTreeMap::new();
+    let entry = |fields: &mut BTreeMap<String, FieldChanges>, f: &str| {
+        fields
+            .entry(f.to_string())
+            .or_insert_with(|| FieldChanges {
+                field: f.to_string(),
+                changing: 0,
+                already: 0,
+                transitions: Vec::new(),
+                already_values: Vec::new(),
+            })
+            .field
+            .clone()
+    };
+    for ((field, current, desired), n) in acc.transitions {
+        let key = entry(&mut fields, &field);
+        let f = fields.get_mut(&key).expect("just inserted");
+        f.changing += n;
+        f.transitions.push(Transition {
+            current,
+            desired,
+            count: n,
+        });
+    }
+    for (field, n) in acc.other_transitions {
+        let key = entry(&mut fields, &field);
+        let f = fields.get_mut(&key).expect("just inserted");
+        f.changing += n;
+        f.transitions.push(Transition {
+            current: "(other values)".into(),
+            desired: String::new(),
+            count: n,
+        });
+    }
+    for ((field, value), n) in acc.already {
+        let key = entry(&mut fields, &field);
+        let f = fields.get_mut(&key).expect("just inserted");
+        f.already += n;
+        f.already_values.push(Transition {
+            current: value.clone(),
+            desired: value,
+            count: n,
+        });
+    }
+    for f in fields.values_mut() {
+        f.transitions
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.current.cmp(&b.current)));
+        f.transitions.truncate(SHOWN_PER_FIELD);
+        f.already_values
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.current.cmp(&b.current)));
+        f.already_values.truncate(SHOWN_PER_FIELD);
+    }
+
+    acc.finished.sort_unstable();
+    let fmt_ms = |ms: u64| {
+        humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string()
+    };
+    let first_finished = acc
+        .finished
+        .first()
+        .map(|f| fmt_ms(f.0))
+        .unwrap_or_default();
+    let last_finished = acc.finished.last().map(|f| fmt_ms(f.0)).unwrap_or_default();
+    let outcome_chart = bar_chart(
+        "rows",
+        outcomes.iter().map(|(k, _)| k.clone()).collect(),
+        vec![("rows", outcomes.iter().map(|(_, n)| *n as f32).collect())],
+    );
+    let (throughput_chart, latency_chart) = if kind == Kind::Run && !acc.finished.is_empty() {
+        (throughput(&acc.finished), latency(&acc.latencies))
+    } else {
+        (String::new(), String::new())
+    };
+    ReportData {
+        kind,
+        title: title_name,
+        input,
+        results: path.display().to_string(),
+        generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        run_id: meta
+            .and_then(|m| m.run_id)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        rows: acc.rows,
+        cards,
+        outcomes,
+        failures,
+        fields: fields.into_values().collect(),
+        attempts: acc.attempts,
+        throttled: acc.throttled,
+        first_finished,
+        last_finished,
+        outcome_chart,
+        throughput_chart,
+        latency_chart,
+    }
+}
+
+/// A bar chart as inline SVG (labels are the tool's own words and numbers; charts-rs escapes text).
+fn bar_chart(_unit: &str, labels: Vec<String>, series: Vec<(&str, Vec<f32>)>) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut chart = BarChart::new(
+        series
+            .into_iter()
+            .map(|(name, data)| Series::new(name.to_string(), data))
+            .collect(),
+        labels,
+    );
+    chart.base.width = 720.0;
+    chart.base.height = 260.0;
+    chart.base.font_family = "sans-serif".into();
+    chart.svg().unwrap_or_default()
+}
+
+/// Rows finished per time bucket, with the 429s of those rows beside them.
+fn throughput(finished: &[(u64, u32)]) -> String {
+    let first = finished[0].0;
+    let span_ms = finished[finished.len() - 1].0 - first + 1;
+    let bucket_ms = [
+        1_000u64, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000,
+    ]
+    .into_iter()
+    .find(|b| span_ms / b < 40)
+    .unwrap_or(86_400_000);
+    let buckets = (span_ms / bucket_ms + 1) as usize;
+    let mut rows = vec![0f32; buckets];
+    let mut throttled = vec![0f32; buckets];
+    for (ms, t) in finished {
+        let i = ((ms - first) / bucket_ms) as usize;
+        rows[i] += 1.0;
+        throttled[i] += *t as f32;
+    }
+    let unit = if bucket_ms >= 60_000 {
+        format!("{}m", bucket_ms / 60_000)
+    } else {
+        format!("{}s", bucket_ms / 1_000)
+    };
+    let labels = (0..buckets)
+        .map(|i| {
+            let secs = i as u64 * bucket_ms / 1000;
+            format!(
+                "+{}",
+                humantime::format_duration(std::time::Duration::from_secs(secs))
+            )
+        })
+        .collect();
+    bar_chart(
+        &unit,
+        labels,
+        vec![
+            ("rows finished per bucket", rows),
+            ("429 answers", throttled),
+        ],
+    )
+}
+
+fn latency(counts: &[u64]) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    let mut lower = 0;
+    for b in LATENCY_BUCKETS {
+        labels.push(format!("{}-{} ms", lower, b));
+        lower = b;
+    }
+    labels.push(format!("> {lower} ms"));
+    bar_chart(
+        "rows",
+        labels,
+        vec![("rows", counts.iter().map(|c| *c as f32).collect())],
+    )
+}
+
+const HTML_TEMPLATE: &str = include_str!("report.html.j2");
+const MARKDOWN_TEMPLATE: &str = include_str!("report.md.j2");
+
+fn render(name: &str, template: &str, data: &ReportData) -> Result<String, RenderError> {
+    let mut env = minijinja::Environment::new();
+    // `.html` templates escape every value; the Markdown one escapes the table's pipes itself.
+    env.add_filter("md", |v: String| {
+        v.replace('|', "\\|").replace(['\n', '\r'], " ")
+    });
+    env.add_template(name, template)
+        .map_err(|e| RenderError::Template(e.to_string()))?;
+    env.get_template(name)
+        .and_then(|t| t.render(data))
+        .map_err(|e| RenderError::Template(e.to_string()))
+}
+
+/// The self-contained HTML report.
+pub fn html(data: &ReportData) -> Result<String, RenderError> {
+    render("report.html", HTML_TEMPLATE, data)
+}
+
+/// The Markdown report.
+pub fn markdown(data: &ReportData) -> Result<String, RenderError> {
+    render("report.md", MARKDOWN_TEMPLATE, data)
+}
+
+/// `bulkpatch report`: reads `results` and writes the reports asked for.
+pub fn report_command(
+    results: &Path,
+    html_out: Option<&Path>,
+    markdown_out: Option<&Path>,
+) -> Result<(), crate::Error> {
+    let data = load(results)?;
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|source| RenderError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    if let Some(p) = html_out {
+        write(p, html(&data)?)?;
+        eprintln!("HTML report written to {}", p.display());
+    }
+    if let Some(p) = markdown_out {
+        write(p, markdown(&data)?)?;
+        eprintln!("Markdown report written to {}", p.display());
+    }
+    if html_out.is_none() && markdown_out.is_none() {
+        print!("{}", markdown(&data)?);
+    }
+    Ok(())
+}
