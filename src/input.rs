@@ -147,6 +147,12 @@ pub enum InputError {
     NothingToUpdate { path: PathBuf },
     #[error("input file {path} has a password column and --generate-passwords was given: use one or the other")]
     PasswordColumnAndGeneration { path: PathBuf },
+    #[error("input file {path} has old Mac line ends (CR only): save it with Windows (CRLF) or Unix (LF) line ends")]
+    CrLineEnds { path: PathBuf },
+    #[error(
+        "input file {path}: the header row has a quote (\") that is never closed: fix the header"
+    )]
+    HeaderQuote { path: PathBuf },
     #[error("input file {path}: cannot detect the delimiter of the header row: pass --delimiter")]
     NoDelimiter { path: PathBuf },
 }
@@ -166,6 +172,16 @@ pub struct Header {
 }
 
 impl Header {
+    fn empty() -> Header {
+        Header {
+            positions: [None; Column::COUNT],
+            width: 0,
+            names: Vec::new(),
+            unnamed: Vec::new(),
+            hash: 0,
+        }
+    }
+
     /// Maps the header row to columns, or explains what is wrong with it.
     pub fn parse(
         path: &Path,
@@ -219,7 +235,7 @@ impl Header {
             width: record.len(),
             names,
             unnamed,
-            hash: crate::resume::fnv1a(record.iter()),
+            hash: crate::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
         };
         if header.position(Column::UserId).is_none() {
             return Err(InputError::MissingUserId {
@@ -281,6 +297,10 @@ pub struct CsvSource {
     pub path: PathBuf,
     pub header: Header,
     pub delimiter: u8,
+    /// Bytes the reader reads (after a BOM).
+    len: u64,
+    /// Whether the last line ends with a line break.
+    ends_with_newline: bool,
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -311,48 +331,94 @@ impl CsvSource {
                 path: path.to_owned(),
             });
         }
+        if body.contains(&b'\r') && !body.contains(&b'\n') && body.len() < head.capacity() {
+            return Err(InputError::CrLineEnds {
+                path: path.to_owned(),
+            });
+        }
+        // The header is the first line that is not blank.
+        let first_line = body
+            .split(|b| *b == b'\n')
+            .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .unwrap_or(body);
         let delimiter = match options.delimiter {
             Some(d) => d,
-            None => detect_delimiter(body).ok_or_else(|| InputError::NoDelimiter {
+            None => detect_delimiter(first_line).ok_or_else(|| InputError::NoDelimiter {
                 path: path.to_owned(),
             })?,
         };
+        let len = file
+            .metadata()
+            .map_err(io)?
+            .len()
+            .saturating_sub(skip as u64);
+        let ends_with_newline = {
+            let mut last = [0u8];
+            len == 0
+                || (file.seek(SeekFrom::End(-1)).is_ok()
+                    && file.read_exact(&mut last).is_ok()
+                    && last[0] == b'\n')
+        };
         file.seek(SeekFrom::Start(skip as u64)).map_err(io)?;
-        let mut reader = csv::ReaderBuilder::new()
+        let reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            // Records end at `\n` only: with CRLF, csv reports a record's line one too low,
-            // because the `\n` is counted after the record's position is taken. The `\r` left at
-            // the end of the last field is removed by trimming.
+            // Records end at `\n` only (a `\r` before it is white space, trimmed with the
+            // rest by validation), and fields are kept as written, so a record's line breaks
+            // can be counted (see `next_record`).
             .terminator(csv::Terminator::Any(b'\n'))
-            .trim(csv::Trim::All)
+            .trim(csv::Trim::None)
             .from_reader(BufReader::with_capacity(64 * 1024, file));
+        let mut source = CsvSource {
+            reader,
+            path: path.to_owned(),
+            header: Header::empty(),
+            delimiter,
+            len,
+            ends_with_newline,
+        };
         let mut record = ByteRecord::new();
-        let got = reader
-            .read_byte_record(&mut record)
-            .map_err(|e| io(csv_io(e)))?;
-        if !got {
+        if source.next_record(&mut record)?.is_none() {
             return Err(InputError::Empty {
                 path: path.to_owned(),
             });
         }
-        let header = Header::parse(path, &record, options)?;
-        Ok(CsvSource {
-            reader,
-            path: path.to_owned(),
-            header,
-            delimiter,
-        })
+        if record.iter().any(|f| f.contains(&b'\n')) {
+            return Err(InputError::HeaderQuote {
+                path: path.to_owned(),
+            });
+        }
+        source.header = Header::parse(path, &record, options)?;
+        Ok(source)
     }
 
-    /// Reads the next data record into `record`; returns its starting line (1-based), or None at the end.
-    /// Blank (or white-space only) lines are skipped.
+    /// Reads the next data record into `record`; returns the line (1-based) it starts on, or
+    /// None at the end. Blank lines, and rows with nothing but delimiters and white space, are
+    /// skipped.
+    ///
+    /// The line is worked out from where the record ends, less the line breaks inside it: the
+    /// position csv gives for a record's start is taken before it skips empty lines.
     pub fn next_record(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, InputError> {
         loop {
             match self.reader.read_byte_record(record) {
-                Ok(true) if record.len() == 1 && record[0].is_empty() => continue,
-                Ok(true) => return Ok(Some(record.position().map_or(0, |p| p.line()))),
+                Ok(true) if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) => {
+                    continue
+                }
+                Ok(true) => {
+                    let after = self.reader.position();
+                    // The record ends with a line break of its own unless it is the last one and
+                    // the file has none, or the file's last line break is inside an open quote.
+                    let at_end = after.byte() >= self.len;
+                    let open_quote_at_end = record
+                        .iter()
+                        .next_back()
+                        .is_some_and(|f| f.ends_with(b"\n"));
+                    let terminated = !(at_end && (!self.ends_with_newline || open_quote_at_end));
+                    let breaks = record.iter().flatten().filter(|b| **b == b'\n').count() as u64;
+                    let start = after.line() - u64::from(terminated) - breaks;
+                    return Ok(Some(start.max(1)));
+                }
                 Ok(false) => return Ok(None),
                 Err(e) => {
                     return Err(InputError::Io {

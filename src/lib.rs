@@ -423,8 +423,8 @@ impl Reader {
                 (row, _) => row,
             };
             match row {
-                Err(invalid) => sink.send(Record::invalid(&invalid)),
-                Ok(row) if self.dry_run => sink.send(planned(&row)),
+                Err(invalid) => sink.send_paced(Record::invalid(&invalid)),
+                Ok(row) if self.dry_run => sink.send_paced(planned(&row)),
                 Ok(row) => {
                     if rows.blocking_send(row).is_err() {
                         break; // the workers have stopped

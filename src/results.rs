@@ -262,17 +262,53 @@ pub enum ResultsError {
     },
 }
 
-/// Where workers send finished rows. Sending never waits.
+/// Records the input reader may have queued before it waits for the writer.
+const READER_BACKLOG: usize = 4096;
+
+/// Where finished rows go. Workers' sends never wait; the input reader's wait while the writer
+/// is far behind, so a dry run of millions of rows cannot queue them all in memory.
 #[derive(Clone, Debug)]
 pub struct Sink {
     tx: mpsc::UnboundedSender<Record>,
+    backlog: Arc<Backlog>,
+}
+
+/// Records sent and not yet written.
+#[derive(Debug, Default)]
+struct Backlog {
+    queued: std::sync::Mutex<usize>,
+    drained: std::sync::Condvar,
 }
 
 impl Sink {
+    /// Queues a record; never waits (for the workers).
     pub fn send(&self, record: Record) {
-        // The writer only goes away after every sender is dropped, or after a write error
-        // (which stops the run): a record sent then has nowhere to go either way.
+        *self.backlog.queued.lock().expect("backlog lock") += 1;
+        // The writer only goes away after every sender is dropped: it drains even after a
+        // write error (which stops the run).
         let _ = self.tx.send(record);
+    }
+
+    /// Queues a record, first waiting while the writer is more than a few thousand records
+    /// behind (for the input reader's thread: never call it from an async task).
+    pub fn send_paced(&self, record: Record) {
+        let mut queued = self.backlog.queued.lock().expect("backlog lock");
+        while *queued >= READER_BACKLOG {
+            queued = self.backlog.drained.wait(queued).expect("backlog lock");
+        }
+        *queued += 1;
+        drop(queued);
+        let _ = self.tx.send(record);
+    }
+}
+
+impl Backlog {
+    fn written(&self) {
+        let mut queued = self.queued.lock().expect("backlog lock");
+        *queued = queued.saturating_sub(1);
+        if *queued < READER_BACKLOG {
+            self.drained.notify_all();
+        }
     }
 }
 
@@ -337,6 +373,8 @@ pub fn start(
     csv.flush().map_err(write_err)?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
+    let backlog = Arc::new(Backlog::default());
+    let writer_backlog = backlog.clone();
     let path = path.to_owned();
     let thread = std::thread::Builder::new()
         .name("results-writer".into())
@@ -344,6 +382,7 @@ pub fn start(
             let mut tally = Tally::default();
             let mut failure = None;
             while let Some(record) = rx.blocking_recv() {
+                writer_backlog.written();
                 tally.add(&record);
                 counters.record(record.outcome);
                 if failure.is_some() {
@@ -379,7 +418,7 @@ pub fn start(
             (tally, error)
         })
         .expect("spawn the results writer thread");
-    Ok((Sink { tx }, Writer { thread }))
+    Ok((Sink { tx, backlog }, Writer { thread }))
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {

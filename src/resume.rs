@@ -222,6 +222,8 @@ pub struct Earlier {
     pub user_id: String,
     pub outcome: Option<Outcome>,
     pub http_status: Option<u16>,
+    pub error_code: Option<i64>,
+    pub message: String,
     pub row_hash: Option<u64>,
 }
 
@@ -241,9 +243,16 @@ impl Earlier {
     }
 }
 
-/// Reads a results file's records with their byte offsets, tolerating a torn last line and
-/// skipping malformed records. Calls `each(offset, record)` in file order.
-pub fn read_results(path: &Path, mut each: impl FnMut(u64, Earlier)) -> Result<(), ResumeError> {
+/// Where a record sits in the results file: its first byte and its length (terminator included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: u64,
+    pub len: u64,
+}
+
+/// Reads a results file's records, tolerating a torn last line and skipping malformed records.
+/// Calls `each(span, record)` in file order; returns how many records were skipped.
+pub fn read_results(path: &Path, mut each: impl FnMut(Span, Earlier)) -> Result<u64, ResumeError> {
     let file = File::open(path).map_err(io_error(path))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -263,43 +272,58 @@ pub fn read_results(path: &Path, mut each: impl FnMut(u64, Earlier)) -> Result<(
         });
     }
     let col = |name: &str| COLUMNS.iter().position(|c| *c == name).expect("a column");
-    let (line_at, user_at, outcome_at, status_at, hash_at) = (
+    let (line_at, user_at, outcome_at, status_at, code_at, message_at, hash_at) = (
         col("line"),
         col("user_id"),
         col("outcome"),
         col("http_status"),
+        col("error_code"),
+        col("message"),
         col("row_hash"),
     );
+    let mut skipped = 0;
     loop {
+        let start = reader.position().byte();
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             // A torn last line (the process was killed mid-write): ignore it.
-            Err(_) => continue,
+            Err(_) => {
+                skipped += 1;
+                continue;
+            }
         }
-        if record.len() != COLUMNS.len() {
-            continue;
-        }
+        let span = Span {
+            start,
+            len: reader.position().byte() - start,
+        };
         let text = |i: usize| std::str::from_utf8(&record[i]).unwrap_or("");
-        let Ok(line) = text(line_at).parse::<u64>() else {
+        let parsed = (record.len() == COLUMNS.len())
+            .then(|| {
+                text(line_at)
+                    .parse::<u64>()
+                    .ok()
+                    .zip(u64::from_str_radix(text(hash_at), 16).ok())
+            })
+            .flatten();
+        let Some((line, row_hash)) = parsed else {
+            skipped += 1; // a record cut short
             continue;
         };
-        let Some(row_hash) = u64::from_str_radix(text(hash_at), 16).ok() else {
-            continue; // a record cut short before its hash
-        };
-        let offset = record.position().map_or(0, |p| p.byte());
         each(
-            offset,
+            span,
             Earlier {
                 line,
                 user_id: text(user_at).to_string(),
                 outcome: Outcome::parse(text(outcome_at)),
                 http_status: text(status_at).parse().ok(),
+                error_code: text(code_at).parse().ok(),
+                message: text(message_at).to_string(),
                 row_hash: Some(row_hash),
             },
         );
     }
-    Ok(())
+    Ok(skipped)
 }
 
 /// What earlier runs finished: for each input line, the low 32 bits of the hash of the row
@@ -342,93 +366,91 @@ impl Finished {
     }
 }
 
-/// Rewrites the results file with only the last record of each line, in line order, atomically.
-/// Returns the tally of the final outcomes.
+/// Rewrites the results file with only the last record of each line, in line order, atomically,
+/// and returns the tally of those final records. A file that is already so (a dry run's, say)
+/// is left as it is.
 pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
-    // Pass 1: where the last record of each line starts (8 bytes a line).
-    let mut offsets: Vec<u64> = Vec::new();
-    read_results(path, |offset, e| {
+    // Pass 1: where the last record of each line is (8 bytes a line), and whether the file is
+    // already one record per line in line order.
+    let mut spans: Vec<u64> = Vec::new();
+    let mut in_order = true;
+    let mut last_line = 0;
+    let mut tally = Tally::default();
+    let skipped = read_results(path, |span, e| {
+        in_order &= e.line > last_line;
+        last_line = e.line;
         let i = e.line as usize;
-        if offsets.len() <= i {
-            offsets.resize(i + 1, u64::MAX);
+        if spans.len() <= i {
+            spans.resize(i + 1, 0);
         }
-        offsets[i] = offset;
+        spans[i] = pack(span);
+        if let Some(outcome) = e.outcome {
+            tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
+        }
     })?;
-    // Pass 2: copy those records in line order to a temp file, then rename it over the original.
+    if in_order && skipped == 0 {
+        return Ok(tally);
+    }
+    // Pass 2: copy those records, in line order, to a temp file with positioned reads.
     let tmp = {
         let mut name = path.as_os_str().to_owned();
         name.push(format!(".compact-{}", std::process::id()));
         PathBuf::from(name)
     };
-    let mut source = BufReader::new(File::open(path).map_err(io_error(path))?);
-    let result = (|| -> std::io::Result<Tally> {
-        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+    let result = (|| -> std::io::Result<()> {
+        let source = File::open(path)?;
         let mut header = Vec::new();
-        source.read_until(b'\n', &mut header)?;
+        BufReader::new(&source).read_until(b'\n', &mut header)?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
         out.write_all(&header)?;
-        let mut tally = Tally::default();
         let mut record = Vec::new();
-        for offset in offsets.iter().copied().filter(|o| *o != u64::MAX) {
-            source.seek(SeekFrom::Start(offset))?;
-            record.clear();
-            read_csv_record(&mut source, &mut record)?;
+        for span in spans.iter().copied().filter(|s| *s != 0).map(unpack) {
+            record.resize(span.len as usize, 0);
+            read_at(&source, &mut record, span.start)?;
             if !record.ends_with(b"\n") {
                 record.push(b'\n');
             }
-            tally_record(&record, &mut tally);
             out.write_all(&record)?;
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(tally)
+        file.sync_all()
     })();
-    match result {
-        Ok(tally) => {
-            std::fs::rename(&tmp, path).map_err(io_error(path))?;
-            Ok(tally)
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path)(e));
+    }
+    // Pass 3: the final tally, from the compacted file.
+    let mut tally = Tally::default();
+    read_results(&tmp, |_, e| {
+        if let Some(outcome) = e.outcome {
+            tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(io_error(path)(e))
-        }
+    })?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))?;
+    Ok(tally)
+}
+
+/// A span in one u64: 40 bits of offset (1 TiB), 24 of length (16 MiB); 0 means none.
+fn pack(span: Span) -> u64 {
+    (span.start << 24) | span.len.min((1 << 24) - 1)
+}
+
+fn unpack(packed: u64) -> Span {
+    Span {
+        start: packed >> 24,
+        len: packed & ((1 << 24) - 1),
     }
 }
 
-/// Reads one CSV record's raw bytes (quoted fields may hold newlines).
-fn read_csv_record(source: &mut impl BufRead, record: &mut Vec<u8>) -> std::io::Result<()> {
-    // A line break inside quotes leaves an odd number of quotes so far: read on.
-    loop {
-        if source.read_until(b'\n', record)? == 0 {
-            return Ok(());
-        }
-        if record.iter().filter(|b| **b == b'"').count() % 2 == 0 {
-            return Ok(());
-        }
-    }
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
-fn tally_record(raw: &[u8], tally: &mut Tally) {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(raw);
-    let mut record = csv::StringRecord::new();
-    if let Ok(true) = reader.read_record(&mut record) {
-        let get = |name: &str| {
-            COLUMNS
-                .iter()
-                .position(|c| *c == name)
-                .and_then(|i| record.get(i))
-                .unwrap_or("")
-        };
-        if let Some(outcome) = Outcome::parse(get("outcome")) {
-            tally.add_parts(
-                outcome,
-                get("http_status").parse().ok(),
-                get("error_code").parse().ok(),
-                get("message"),
-            );
-        }
-    }
+#[cfg(not(unix))]
+fn read_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
 }
 
 /// Passwords a generated-password run already wrote for lines that are not finished: they may

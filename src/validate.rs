@@ -130,14 +130,37 @@ pub struct Invalid {
 #[error("\"{0}\" is not a GUID (expected the form 8-4-4-4-12 hex digits)")]
 pub struct NotAGuid(pub String);
 
-/// Parses a GUID in any common form (hyphenated, 32 hex digits, in braces) into its canonical value.
+/// Parses a GUID in any common form (hyphenated or 32 hex digits, with or without braces) into
+/// its canonical value.
 pub fn parse_guid(text: &str) -> Result<Uuid, NotAGuid> {
     let t = text.trim();
     // uuid also accepts the `urn:uuid:` form; only the forms people paste from portals and Excel are taken.
     if t.len() > 38 || t.starts_with("urn:") {
         return Err(NotAGuid(shorten(t, 40)));
     }
-    Uuid::parse_str(t).map_err(|_| NotAGuid(shorten(t, 40)))
+    let inner = t
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(t);
+    Uuid::parse_str(inner).map_err(|_| NotAGuid(shorten(t, 40)))
+}
+
+/// Characters that cannot be seen but make a value differ (pasted from web pages and Word).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+}
+
+fn invisible_name(c: char) -> &'static str {
+    match c {
+        '\u{00AD}' => ", soft hyphen",
+        '\u{200B}' => ", zero-width space",
+        '\u{200C}' => ", zero-width non-joiner",
+        '\u{200D}' => ", zero-width joiner",
+        '\u{200E}' => ", left-to-right mark",
+        '\u{200F}' => ", right-to-left mark",
+        '\u{FEFF}' => ", byte order mark",
+        _ => "",
+    }
 }
 
 /// Validates one data record against the header. `default_customer` stands in for a missing customer column.
@@ -156,7 +179,7 @@ pub fn validate(
             .map(|b| shorten(String::from_utf8_lossy(b).trim(), 60))
             .unwrap_or_default()
     };
-    let hash = crate::resume::fnv1a(record.iter());
+    let hash = crate::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii));
     let invalid = |reason: String| Invalid {
         hash,
         line,
@@ -171,14 +194,21 @@ pub fn validate(
     // A quoted value spanning lines: legitimate CSV, but no field takes a line break, and an
     // unbalanced quote produces exactly this by joining the lines up to the next quote.
     let breaks = record.iter().flatten().filter(|b| **b == b'\n').count() as u64;
+    // A quote left open to the end of the file holds the file's last line break too.
+    let trailing = record
+        .iter()
+        .next_back()
+        .is_some_and(|f| f.ends_with(b"\n"));
+    let breaks = breaks - u64::from(trailing);
     if breaks > 0 {
         return Err(invalid(format!(
             "lines {line}-{} were read as one row: a quoted value spans lines (an unbalanced quote?); nothing in them was sent",
             line + breaks
         )));
     }
+    let blank = |f: &[u8]| f.iter().all(u8::is_ascii_whitespace);
     // Extra fields are accepted when empty (trailing delimiters).
-    let extra_filled = record.iter().skip(header.width).any(|f| !f.is_empty());
+    let extra_filled = record.iter().skip(header.width).any(|f| !blank(f));
     if record.len() < header.width || extra_filled {
         return Err(invalid(format!(
             "expected {} fields as in the header, found {}",
@@ -189,7 +219,7 @@ pub fn validate(
     if let Some(i) = header
         .unnamed
         .iter()
-        .find(|i| record.get(**i).is_some_and(|f| !f.is_empty()))
+        .find(|i| record.get(**i).is_some_and(|f| !blank(f)))
     {
         return Err(invalid(format!(
             "column {} has a value but no name in the header: name the column, or remove the value",
@@ -208,6 +238,14 @@ pub fn validate(
                 ))
             })?;
             let text = text.trim();
+            if let Some(c) = text.chars().find(|c| is_invisible(*c)) {
+                return Err(invalid(format!(
+                    "{} contains an invisible character (U+{:04X}{}): retype the value",
+                    col.name(),
+                    c as u32,
+                    invisible_name(c)
+                )));
+            }
             if text.chars().any(char::is_control) {
                 return Err(invalid(format!(
                     "{} contains a control character",

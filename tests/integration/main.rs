@@ -1,6 +1,7 @@
 //! Integration tests: the real binary and the public `run` against the built-in simulator on 127.0.0.1.
 
 mod audit_reports;
+mod bad_input;
 mod cli_and_config;
 mod commands;
 mod credentials;

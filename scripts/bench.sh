@@ -1,0 +1,414 @@
+#!/usr/bin/env bash
+# Measures bulkpatch in release mode: wall time, CPU and peak memory of the client process,
+# against the built-in simulator (and a dry run with no network).
+#
+# usage: scripts/bench.sh [SCENARIO...]
+#   scenarios: dry-run-1M unlimited-200k latency-5k throttled-1k memory-growth report-100k
+#              (default: all)
+#   BENCH_QUICK=1          divide every row count by 10 (a smoke run)
+#   BENCH_NO_GNU_TIME=1    measure without /usr/bin/time even when it is there (tests the fallback)
+#
+# Needs: cargo, python3 (or awk) for the input files, Linux /proc. /usr/bin/time (Debian
+# package `time`) is used when present; otherwise bash `times` plus VmHWM polled from /proc.
+# Takes about 5 minutes on 2 cores, most of it throttled-1k (BENCH_QUICK=1: under a minute),
+# plus the build; leaves nothing behind.
+set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
+export LC_ALL=C # a '.' decimal separator in EPOCHREALTIME, printf and awk
+
+readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k latency-5k throttled-1k memory-growth report-100k)
+
+usage() {
+    sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+# ---------------------------------------------------------------- arguments
+scenarios=()
+for arg in "$@"; do
+    case $arg in
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            known=0
+            for s in "${ALL_SCENARIOS[@]}"; do
+                [[ $arg == "$s" ]] && known=1
+            done
+            ((known)) || die "unknown scenario '$arg' (known: ${ALL_SCENARIOS[*]})"
+            scenarios+=("$arg")
+            ;;
+    esac
+done
+((${#scenarios[@]})) || scenarios=("${ALL_SCENARIOS[@]}")
+
+div=1
+[[ ${BENCH_QUICK:-0} == 1 ]] && div=10
+
+use_gnu_time=0
+if [[ ${BENCH_NO_GNU_TIME:-0} != 1 && -x /usr/bin/time ]] && /usr/bin/time -v true 2>/dev/null; then
+    use_gnu_time=1
+fi
+
+# Nothing from the caller's environment may change how the client runs.
+while read -r var; do
+    unset "$var"
+done < <(compgen -e | grep '^BULKPATCH_' || true)
+
+# ---------------------------------------------------------------- build
+echo "bench: cargo build --release" >&2
+cargo build --release
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir=$repo/$target_dir
+bin=$target_dir/release/bulkpatch
+[[ -x $bin ]] || die "no binary at $bin"
+
+# ---------------------------------------------------------------- temp dir, cleanup
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bulkpatch-bench.XXXXXX")
+sim_pid=""
+sim_url=""
+token="bench-token-$$-$RANDOM"
+
+stop_sim() {
+    if [[ -n $sim_pid ]]; then
+        kill "$sim_pid" 2>/dev/null || true
+        wait "$sim_pid" 2>/dev/null || true
+        sim_pid=""
+        sim_url=""
+    fi
+}
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    stop_sim
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A file descriptor that never has data: `read -t` on it sleeps without starting a process
+# (a `sleep` per poll would add its own CPU time to the measured CPU in the fallback).
+exec {sleep_fd}<> <(:)
+nap() { read -r -t "$1" -u "$sleep_fd" _ || true; }
+
+now() { echo "${EPOCHREALTIME:-$(date +%s.%N)}"; }
+# calc EXPR [printf-format]: floating-point arithmetic through awk. The parentheses matter:
+# without them, `printf "%d", a > b` is awk's output redirection to a file named b.
+calc() { awk "BEGIN { printf \"${2:-%.2f}\", ($1) }"; }
+
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+ncpu=$(nproc)
+
+# cpu_ticks PID: user+system clock ticks used so far by a live process (0 when gone).
+cpu_ticks() {
+    local stat fields
+    if ! read -r stat 2>/dev/null <"/proc/$1/stat"; then
+        echo 0
+        return
+    fi
+    stat=${stat##*) } # drop "pid (comm) ": field 3 (state) becomes fields[0]
+    read -r -a fields <<<"$stat"
+    echo $((fields[11] + fields[12]))
+}
+
+# ---------------------------------------------------------------- input files
+# input_file ROWS: the path of a generated CSV with ROWS unique (customer, user) rows.
+input_file() {
+    local rows=$1 file="$tmp/input-$1.csv"
+    if [[ ! -f $file ]]; then
+        if command -v python3 >/dev/null; then
+            python3 "$repo/scripts/gen_csv.py" "$rows" "$file" --customers 50 --seed 1
+        else
+            # Same shape as gen_csv.py: the user GUID ends in the row number, so it is unique.
+            awk -v rows="$rows" 'BEGIN {
+                srand(1)
+                split("US GB DE FR NL PL AT CH IT ES SE NO DK FI IE BE PT CZ HU RO JP AU NZ CA BR MX IN SG ZA AE", cc, " ")
+                for (i = 0; i < 50; i++)
+                    cust[i] = sprintf("%08x-%04x-%04x-%04x-%06x%06x", rand() * 2^32, rand() * 2^16,
+                        rand() * 2^16, rand() * 2^16, rand() * 2^24, rand() * 2^24)
+                print "customer_id,user_id,usage_location"
+                for (i = 0; i < rows; i++)
+                    printf "%s,%08x-%04x-%04x-%04x-%012x,%s\n", cust[int(rand() * 50)], rand() * 2^32,
+                        rand() * 2^16, rand() * 2^16, rand() * 2^16, i, cc[1 + int(rand() * 30)]
+            }' >"$file"
+        fi
+    fi
+    echo "$file"
+}
+
+# ---------------------------------------------------------------- simulator
+# start_sim [SIMULATE FLAGS...]: a fresh simulator on a free port; sets sim_pid and sim_url.
+start_sim() {
+    stop_sim
+    local log="$tmp/simulator.log" deadline port
+    "$bin" simulate --port 0 --token "$token" "$@" >"$log" 2>&1 &
+    sim_pid=$!
+    deadline=$(calc "$(now) + 5" %.6f)
+    while :; do
+        kill -0 "$sim_pid" 2>/dev/null || {
+            cat "$log" >&2
+            die "the simulator exited at start ($*)"
+        }
+        if [[ -z $sim_url ]]; then
+            sim_url=$(sed -n 's/^ *base URL: *//p' "$log")
+        fi
+        if [[ -n $sim_url ]]; then
+            port=${sim_url##*:}
+            port=${port%%/*}
+            # Connect only (no request): the probe must not count against --throttle.
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                return 0
+            fi
+        fi
+        [[ $(calc "$(now) > $deadline" %d) == 1 ]] && {
+            cat "$log" >&2
+            die "the simulator did not answer within 5 s"
+        }
+        nap 0.05
+    done
+}
+
+# ---------------------------------------------------------------- measuring
+# measure NAME LIMIT_SECONDS CMD...: runs CMD (the bulkpatch client) with a time limit and sets
+#   m_wall (s), m_cpu (user+sys s), m_rss_mb (peak RSS), m_rc (exit code; 124 = over the limit).
+measure() {
+    local name=$1 limit=$2
+    shift 2
+    local err="$tmp/$name.stderr" tf="$tmp/$name.time" t0 t1 user sys
+    m_rc=0
+    if ((use_gnu_time)); then
+        # `timeout` inside `time`, so that its SIGTERM (a graceful stop for bulkpatch) reaches
+        # bulkpatch. The rusage of `time`'s child includes its waited-for child, bulkpatch: CPU
+        # adds timeout's (about 1 ms), and the peak RSS is the larger of the two, bulkpatch's.
+        # --foreground keeps bulkpatch in the terminal's process group, so a Ctrl-C reaches it.
+        t0=$(now)
+        /usr/bin/time -v -o "$tf" timeout --foreground -k 10 -s TERM "$limit" "$@" 2>"$err" || m_rc=$?
+        t1=$(now)
+        local rss_kb
+        user=$(sed -n 's/^[[:space:]]*User time (seconds): //p' "$tf")
+        sys=$(sed -n 's/^[[:space:]]*System time (seconds): //p' "$tf")
+        rss_kb=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$tf")
+        m_cpu=$(calc "$user + $sys")
+        m_rss_mb=$(calc "$rss_kb / 1024" %.1f)
+    else
+        # bash `time` would add the polling loop's own CPU (it counts the shell too); the
+        # children's line of `times` before and after counts only the processes reaped in
+        # between, which is bulkpatch alone (the loop starts none).
+        local cpu0
+        children_cpu
+        cpu0=$children_cpu_s
+        t0=$(now)
+        poll_run "$limit" "$err" "$@"
+        t1=$(now)
+        children_cpu
+        m_cpu=$(calc "$children_cpu_s - $cpu0")
+        m_rss_mb=$(calc "$p_hwm_kb / 1024" %.1f)
+        m_rc=$p_rc
+    fi
+    m_wall=$(calc "$t1 - $t0")
+}
+
+# children_cpu: sets children_cpu_s to the user+sys seconds of this shell's reaped children so
+# far. Must not run in a command substitution: that is a new process, with no children yet.
+children_cpu() {
+    local line
+    times >"$tmp/times"
+    line=$(tail -n 1 "$tmp/times") # "0m1.234s 0m0.567s"
+    children_cpu_s=$(awk -v l="$line" 'BEGIN {
+        split(l, f, /[ms ]+/); printf "%.3f", f[1] * 60 + f[2] + f[3] * 60 + f[4]
+    }')
+}
+
+# poll_run LIMIT ERRFILE CMD...: the fallback. Runs CMD in the background, reads its VmHWM
+#   from /proc every 20 ms (the last reading before it exits), sends SIGTERM after LIMIT s
+#   (SIGINT is ignored by a background job of a script) and SIGKILL 10 s later.
+#   Sets p_hwm_kb and p_rc.
+poll_run() {
+    local limit=$1 err=$2
+    shift 2
+    "$@" 2>"$err" &
+    local pid=$! start=$SECONDS key val rest
+    p_hwm_kb=0
+    while kill -0 "$pid" 2>/dev/null; do
+        while read -r key val rest; do
+            [[ $key == VmHWM: ]] && p_hwm_kb=$val
+        done 2>/dev/null <"/proc/$pid/status" || true
+        if ((SECONDS - start == limit)); then
+            kill -TERM "$pid" 2>/dev/null || true
+            start=$((start - 1)) # send it once
+        elif ((SECONDS - start > limit + 10)); then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        nap 0.02
+    done
+    p_rc=0
+    wait "$pid" || p_rc=$?
+    ((SECONDS - start <= limit)) || p_rc=124
+}
+
+# json_top KEY FILE: a top-level number of the summary JSON (pretty-printed, 2-space indent);
+# json_outcome KEY FILE: a count in its "outcomes" object (this run's rows).
+json_top() { sed -n "s/^  \"$1\": \\([0-9.]*\\),\\{0,1\\}\$/\\1/p" "$2"; }
+json_outcome() {
+    sed -n '/^  "outcomes": {/,/^  }/p' "$2" | sed -n "s/^    \"$1\": \\([0-9.]*\\),\\{0,1\\}\$/\\1/p"
+}
+
+# ---------------------------------------------------------------- scenarios
+table=()  # one line per measurement, fields separated by '|'
+notes=()
+failed=0
+
+# run_scenario LABEL ROWS IDEAL_S|- LIMIT_S MODE [CLIENT FLAGS...]
+#   MODE: dry (no simulator) or net (uses the simulator already started).
+run_scenario() {
+    local label=$1 rows=$2 ideal=$3 limit=$4 mode=$5
+    shift 5
+    local input out summary expect sim0=0 sim1=0 sim_cpu=- share=- ratio=- rps
+    input=$(input_file "$rows")
+    out="$tmp/$label.results.csv"
+    summary="$tmp/$label.summary.json"
+    rm -f "$out" "$summary"
+    local cmd=("$bin" run "$input" --out "$out" --summary-json "$summary" -q "$@")
+    if [[ $mode == net ]]; then
+        cmd+=(--base-url "$sim_url")
+        sim0=$(cpu_ticks "$sim_pid")
+    fi
+    echo "bench: $label: $rows rows ..." >&2
+    BULKPATCH_TOKEN=$token measure "$label" "$limit" "${cmd[@]}"
+    if [[ $mode == net ]]; then
+        sim1=$(cpu_ticks "$sim_pid")
+        sim_cpu=$(calc "($sim1 - $sim0) / $clk_tck")
+        notes+=("$label: simulator $(calc "100 * $sim_cpu / $m_wall" %.0f)% of one core, client $(calc "100 * $m_cpu / $m_wall" %.0f)%; together $(calc "100 * ($sim_cpu + $m_cpu) / $m_wall / $ncpu" %.0f)% of the machine's $ncpu CPUs")
+    fi
+
+    local done_rows=0 attempts=0 throttled=0
+    if [[ -s $summary ]]; then
+        if [[ $mode == dry ]]; then
+            expect=planned
+        else
+            expect=updated
+            attempts=$(json_top attempts "$summary")
+            throttled=$(json_top throttled "$summary")
+            attempts=${attempts:-0} throttled=${throttled:-0}
+            share=$(calc "($attempts > 0) ? 100 * $throttled / $attempts : 0" %.1f)%
+        fi
+        done_rows=$(json_outcome "$expect" "$summary")
+        done_rows=${done_rows:-0}
+        if [[ $done_rows != "$rows" || $m_rc != 0 ]]; then
+            notes+=("$label: FAILED? exit $m_rc, $expect $done_rows of $rows rows (its summary is printed above the table)")
+            sed 's/^/    /' "$summary" >&2
+            failed=1
+        fi
+    else
+        notes+=("$label: FAILED: exit $m_rc, no summary; stderr: $(tail -n 3 "$tmp/$label.stderr" | tr '\n' ' ')")
+        failed=1
+    fi
+    if ((m_rc == 124)); then
+        notes+=("$label: stopped at its time limit of ${limit} s")
+    fi
+    if [[ $mode == net ]]; then
+        notes+=("$label: $attempts requests, $throttled answered 429")
+    fi
+
+    if [[ $ideal != - ]]; then
+        ratio=$(calc "$m_wall / $ideal")x
+        ideal=$(calc "$ideal")
+    fi
+    rps=$(calc "$done_rows / $m_wall" %.0f)
+    table+=("$label|$rows|$m_wall|$ideal|$ratio|$rps|$share|$m_cpu|$m_rss_mb|$sim_cpu")
+    rm -f "$out" # up to 200 MB for a million rows
+}
+
+for scenario in "${scenarios[@]}"; do
+    case $scenario in
+        dry-run-1M)
+            run_scenario dry-run-1M $((1000000 / div)) - 120 dry --dry-run
+            ;;
+        unlimited-200k)
+            start_sim
+            run_scenario unlimited-200k $((200000 / div)) - 180 net --rate unlimited --concurrency 64
+            stop_sim
+            ;;
+        latency-5k)
+            start_sim --latency 150ms
+            rows=$((5000 / div))
+            ideal=$(calc "$rows * 0.15 / 32" %.4f)
+            run_scenario latency-5k "$rows" "$ideal" "$(calc "$ideal * 3 + 30" %.0f)" net \
+                --rate unlimited --concurrency 32
+            stop_sim
+            ;;
+        throttled-1k)
+            start_sim --throttle 20/s --throttle-burst 5
+            rows=$((1000 / div))
+            ideal=$(calc "$rows / 20" %.4f)
+            # The limit allows 5x the ideal: the client reaches about a quarter of the throttle.
+            run_scenario throttled-1k "$rows" "$ideal" "$(calc "$ideal * 5 + 10" %.0f)" net \
+                --rate 200/s --concurrency 8
+            stop_sim
+            ;;
+        report-100k)
+            # A real run's results file, then the HTML and Markdown reports from it (timed).
+            start_sim
+            rows=$((100000 / div))
+            src="$tmp/report-src.results.csv"
+            BULKPATCH_TOKEN=$token "$bin" run "$(input_file "$rows")" --out "$src" --force -q \
+                --base-url "$sim_url" --rate unlimited --concurrency 64 2>/dev/null || true
+            stop_sim
+            echo "bench: report-100k: reports from $rows results ..." >&2
+            measure report-100k 60 "$bin" report "$src" --html "$tmp/report.html" --markdown "$tmp/report.md"
+            table+=("report-100k|$rows|$m_wall|-|-|$(calc "$rows / $m_wall" %.0f)|-|$m_cpu|$m_rss_mb|-")
+            [[ $m_rc == 0 && -s $tmp/report.html ]] || { notes+=("report-100k: FAILED: exit $m_rc"); failed=1; }
+            rm -f "$src" "$src.meta"
+            ;;
+        memory-growth)
+            small=$((100000 / div))
+            large=$((1000000 / div))
+            run_scenario memory-growth "$small" - 120 dry --dry-run
+            rss_small=$m_rss_mb
+            run_scenario memory-growth "$large" - 120 dry --dry-run
+            notes+=("memory-growth: peak RSS ${rss_small} MB at $small rows, ${m_rss_mb} MB at $large rows ($(calc "$m_rss_mb / $rss_small" %.1f)x for 10x the rows)")
+            ;;
+    esac
+done
+
+# ---------------------------------------------------------------- report
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $commit != unknown ]] && ! git diff --quiet HEAD -- 2>/dev/null; then
+    commit="$commit (with uncommitted changes)"
+fi
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+echo
+echo "bulkpatch benchmark  $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "  machine: $ncpu CPUs, ${cpu_model:-unknown CPU model}, $(awk '/^MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "  commit:  $commit; $("$bin" --version)"
+if ((use_gnu_time)); then
+    echo "  measured with /usr/bin/time -v (CPU and peak RSS of the client process)"
+else
+    echo "  note: /usr/bin/time not used (apt package 'time'): CPU from bash 'times', peak RSS = VmHWM polled every 20 ms (low for runs under ~0.1 s)"
+fi
+((div == 1)) || echo "  BENCH_QUICK=1: row counts divided by $div"
+echo
+fmt='%-16s %9s %8s %8s %7s %9s %7s %7s %8s %8s\n'
+# shellcheck disable=SC2059 # the format is the constant above
+printf "$fmt" scenario rows "wall s" "ideal s" ratio "rows/s" "429" "CPU s" "RSS MB" "sim CPU"
+for line in "${table[@]}"; do
+    IFS='|' read -r -a f <<<"$line"
+    # shellcheck disable=SC2059
+    printf "$fmt" "${f[@]}"
+done
+echo
+echo "wall: the client process, start to exit; rows/s: rows done / wall; 429: share of requests"
+echo "answered 429; CPU s: user+sys of the client; RSS MB: its peak; sim CPU: simulator CPU s."
+if ((${#notes[@]})); then
+    echo
+    printf '  %s\n' "${notes[@]}"
+fi
+exit "$failed"
