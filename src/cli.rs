@@ -143,6 +143,10 @@ pub struct CommonArgs {
     /// Request rate ceiling: N/s, N/min or `unlimited` [default: 8/s]
     #[arg(long, env = "BULKPATCH_RATE", value_name = "RATE")]
     pub rate: Option<String>,
+    /// A rate limit per customer tenant as well, N/s or N/min (Partner Center throttles per
+    /// partner+customer too; about 500/min per customer)
+    #[arg(long, env = "BULKPATCH_PER_CUSTOMER_RATE", value_name = "RATE")]
+    pub per_customer_rate: Option<String>,
     /// Requests in flight at once [default: 8]
     #[arg(short, long, env = "BULKPATCH_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<usize>,
@@ -217,6 +221,7 @@ impl CommonArgs {
             out: self.out,
             force: self.force,
             rate: self.rate,
+            per_customer_rate: self.per_customer_rate,
             concurrency: self.concurrency,
             max_attempts: self.max_attempts,
             timeout: self.timeout,

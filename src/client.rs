@@ -51,6 +51,8 @@ pub struct Response {
     pub message: String,
     /// The user's fields, for a successful GET (never kept for a PATCH: it may echo a password).
     pub user: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What rate-limit headers said remains, if the server sent any.
+    pub quota: Option<crate::rate::Quota>,
 }
 
 /// The HTTP client, built once per run and shared by all workers.
@@ -168,6 +170,7 @@ async fn read_response(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+    let quota = crate::rate::quota_from_headers(response.headers(), SystemTime::now());
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
@@ -208,6 +211,7 @@ async fn read_response(
             error_code: None,
             message,
             user,
+            quota,
         };
     }
     let mut body = Vec::new();
@@ -225,6 +229,7 @@ async fn read_response(
         error_code,
         message: sanitize(&message, secrets),
         user: None,
+        quota,
     }
 }
 

@@ -29,6 +29,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "out",
     "force",
     "rate",
+    "per_customer_rate",
     "concurrency",
     "max_attempts",
     "timeout",
@@ -189,6 +190,7 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     pub force: bool,
     pub rate: Option<String>,
+    pub per_customer_rate: Option<String>,
     pub concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
     pub timeout: Option<String>,
@@ -221,6 +223,7 @@ pub struct FileConfig {
     pub out: Option<PathBuf>,
     pub force: Option<bool>,
     pub rate: Option<String>,
+    pub per_customer_rate: Option<String>,
     pub concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
     pub timeout: Option<String>,
@@ -315,6 +318,8 @@ pub struct Settings {
     pub force: bool,
     pub base_url: reqwest::Url,
     pub rate: Rate,
+    /// A limit per customer tenant as well (Partner Center throttles per partner+customer too).
+    pub per_customer_rate: Option<Rate>,
     pub concurrency: usize,
     pub max_attempts: u32,
     pub timeout: Duration,
@@ -356,6 +361,7 @@ impl Settings {
             force: false,
             base_url: reqwest::Url::parse(DEFAULT_BASE_URL).expect("default URL parses"),
             rate: Rate::parse(DEFAULT_RATE).expect("default rate parses"),
+            per_customer_rate: None,
             concurrency: DEFAULT_CONCURRENCY,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             timeout: DEFAULT_TIMEOUT,
@@ -421,6 +427,13 @@ impl Settings {
         }
         if let Some((v, src)) = pick!(args.rate.clone(), file.rate.clone()) {
             s.rate = Rate::parse(&v).map_err(|m| invalid(src, "rate", m))?;
+        }
+        if let Some((v, src)) = pick!(
+            args.per_customer_rate.clone(),
+            file.per_customer_rate.clone()
+        ) {
+            s.per_customer_rate =
+                Some(Rate::parse(&v).map_err(|m| invalid(src, "per_customer_rate", m))?);
         }
         if let Some((v, src)) = pick!(args.concurrency, file.concurrency) {
             if v == 0 || v > 1024 {

@@ -10,6 +10,7 @@ pub mod input;
 pub mod passwords;
 pub mod pool;
 pub mod progress;
+pub mod rate;
 pub mod render;
 pub mod report;
 pub mod results;
@@ -144,9 +145,11 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         dry_run = settings.dry_run,
         "starting"
     );
+    let controller: Arc<std::sync::Mutex<Option<Arc<rate::Controller>>>> = Default::default();
     let progress = Progress::start(
         rows,
         counters.clone(),
+        controller.clone(),
         settings.show_progress,
         settings.progress_interval,
     );
@@ -171,11 +174,16 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         })
     };
     if let Some((client, tokens)) = sender {
+        let pacer = Pacer::with_limits(
+            settings.rate.interval(),
+            settings.per_customer_rate.and_then(|r| r.interval()),
+        );
+        *controller.lock().expect("controller slot") = Some(pacer.controller());
         let ctx = Arc::new(pool::Context {
             operation: settings.operation,
             client,
             tokens,
-            pacer: Pacer::new(settings.rate.interval()),
+            pacer,
             stop: stop.clone(),
             policy: retry::Policy {
                 max_attempts: settings.max_attempts,
@@ -239,6 +247,12 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         stopped: stop.reason(),
         skipped: counters.skipped.load(Ordering::Relaxed),
         final_tally: &final_tally,
+        pace: controller
+            .lock()
+            .expect("controller slot")
+            .as_ref()
+            .and_then(|c| c.rate()),
+        ceiling: settings.rate,
     });
     if let Some(path) = &settings.report {
         let (results, report) = (settings.out.clone(), path.clone());

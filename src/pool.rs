@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -90,30 +90,64 @@ impl Stop {
     }
 }
 
-/// Paces requests: a smooth rate limit (burst of one) and a pause that a 429 imposes on every worker.
+/// Paces requests: the ceiling (a governor limiter, burst of one), an optional per-customer
+/// limit (a keyed governor limiter), the adaptive pace below the ceiling, and the pause a 429
+/// imposes on every worker.
 #[derive(Debug)]
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
+    per_customer: Option<DefaultKeyedRateLimiter<Uuid>>,
+    adaptive: Arc<crate::rate::Controller>,
     paused_until: Mutex<Option<Instant>>,
+}
+
+fn smooth_quota(every: Duration) -> Quota {
+    Quota::with_period(every.max(Duration::from_nanos(1)))
+        .expect("a non-zero period")
+        .allow_burst(NonZeroU32::MIN)
 }
 
 impl Pacer {
     /// A pacer sending one request per `interval` at most, or unpaced when None.
     pub fn new(interval: Option<Duration>) -> Pacer {
-        let limiter = interval.map(|every| {
-            let quota = Quota::with_period(every.max(Duration::from_nanos(1)))
-                .expect("a non-zero period")
-                .allow_burst(NonZeroU32::MIN);
-            RateLimiter::direct(quota)
-        });
+        Pacer::with_limits(interval, None)
+    }
+
+    /// A pacer with a ceiling and, optionally, a per-customer interval.
+    pub fn with_limits(interval: Option<Duration>, per_customer: Option<Duration>) -> Pacer {
         Pacer {
-            limiter,
+            limiter: interval.map(|every| RateLimiter::direct(smooth_quota(every))),
+            per_customer: per_customer.map(|every| RateLimiter::keyed(smooth_quota(every))),
+            adaptive: Arc::new(crate::rate::Controller::new(
+                interval.map(|i| 1.0 / i.as_secs_f64()),
+            )),
             paused_until: Mutex::new(None),
         }
     }
 
-    /// Waits for this worker's turn to send; false when the run is stopping instead.
-    pub async fn ready(&self, stop: &Stop) -> bool {
+    /// The adaptive controller (for the progress display and the summary).
+    pub fn controller(&self) -> Arc<crate::rate::Controller> {
+        self.adaptive.clone()
+    }
+
+    /// Feeds an attempt's answer to the adaptive pace.
+    pub fn observe(&self, attempt: &Attempt) {
+        if let Attempt::Response(r) = attempt {
+            if r.status == 429 {
+                self.adaptive
+                    .on_throttle(r.retry_after.unwrap_or(Duration::ZERO));
+            } else {
+                self.adaptive.on_success();
+            }
+            if let Some(quota) = r.quota {
+                self.adaptive.on_quota(quota);
+            }
+        }
+    }
+
+    /// Waits for this worker's turn to send (to `customer`, when per-customer limits apply);
+    /// false when the run is stopping instead.
+    pub async fn ready(&self, stop: &Stop, customer: Option<Uuid>) -> bool {
         loop {
             if stop.is_stopping() {
                 return false;
@@ -128,6 +162,18 @@ impl Pacer {
             if let Some(limiter) = &self.limiter {
                 tokio::select! {
                     _ = limiter.until_ready() => {}
+                    _ = stop.stopping() => return false,
+                }
+            }
+            if let (Some(keyed), Some(customer)) = (&self.per_customer, customer) {
+                tokio::select! {
+                    _ = keyed.until_key_ready(&customer) => {}
+                    _ = stop.stopping() => return false,
+                }
+            }
+            if let Some(slot) = self.adaptive.reserve() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(slot) => {}
                     _ = stop.stopping() => return false,
                 }
             }
@@ -322,7 +368,14 @@ async fn exchange(ctx: &Context, row: &Row, method: Method, correlation_id: Uuid
             })
         }
     };
-    let mut driven = retry::drive(&ctx.policy, &ctx.pacer, &ctx.stop, &mut send).await;
+    let mut driven = retry::drive(
+        &ctx.policy,
+        &ctx.pacer,
+        &ctx.stop,
+        Some(customer),
+        &mut send,
+    )
+    .await;
     if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
         match ctx
             .tokens
@@ -339,7 +392,8 @@ async fn exchange(ctx: &Context, row: &Row, method: Method, correlation_id: Uuid
                     ..ctx.policy
                 };
                 let first = driven;
-                driven = retry::drive(&policy, &ctx.pacer, &ctx.stop, &mut send).await;
+                driven =
+                    retry::drive(&policy, &ctx.pacer, &ctx.stop, Some(customer), &mut send).await;
                 driven.attempts += first.attempts;
                 driven.throttled += first.throttled;
                 if driven.last.is_none() {

@@ -56,6 +56,11 @@ impl Counters {
     }
 }
 
+fn counters_done_reader(counters: &Arc<Counters>) -> impl Fn() -> u64 + Clone + Send + 'static {
+    let counters = counters.clone();
+    move || counters.done.load(Ordering::Relaxed)
+}
+
 /// The bar currently on screen, if any: the log writer suspends it while printing.
 static ACTIVE_BAR: RwLock<Option<ProgressBar>> = RwLock::new(None);
 
@@ -93,8 +98,26 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts the bar (stderr is a terminal) or periodic info lines (it is not); nothing when `show` is false.
-    pub fn start(total: u64, counters: Arc<Counters>, show: bool, interval: Duration) -> Progress {
+    /// Starts the bar (stderr is a terminal) or periodic info lines (it is not); nothing when
+    /// `show` is false. `pace` gives the adaptive rate controller once the workers start.
+    pub fn start(
+        total: u64,
+        counters: Arc<Counters>,
+        pace: Arc<std::sync::Mutex<Option<Arc<crate::rate::Controller>>>>,
+        show: bool,
+        interval: Duration,
+    ) -> Progress {
+        let counters_done = counters_done_reader(&counters);
+        let line = move || {
+            let pace = pace
+                .lock()
+                .ok()
+                .and_then(|c| c.as_ref().and_then(|c| c.rate()));
+            match pace {
+                Some(r) => format!("{} · pace {r:.1}/s", counters.line()),
+                None => counters.line(),
+            }
+        };
         let done = CancellationToken::new();
         if !show {
             return Progress {
@@ -131,11 +154,11 @@ impl Progress {
                             _ = tick.tick() => {}
                             _ = done.cancelled() => break,
                         }
-                        bar.set_position(counters.done.load(Ordering::Relaxed));
-                        bar.set_message(counters.line());
+                        bar.set_position(counters_done());
+                        bar.set_message(line());
                     }
-                    bar.set_position(counters.done.load(Ordering::Relaxed));
-                    bar.set_message(counters.line());
+                    bar.set_position(counters_done());
+                    bar.set_message(line());
                 })
             };
             Progress {
@@ -155,7 +178,7 @@ impl Progress {
                             _ = tick.tick() => {}
                             _ = done.cancelled() => break,
                         }
-                        let n = counters.done.load(Ordering::Relaxed);
+                        let n = counters_done();
                         let secs = started.elapsed().as_secs_f64();
                         let rate = n as f64 / secs.max(0.001);
                         let eta = if rate > 0.0 && total > n {
@@ -165,7 +188,7 @@ impl Progress {
                         };
                         tracing::info!(
                             "progress: {n}/{total} rows, {rate:.1} rows/s, ETA {eta}, {}",
-                            counters.line()
+                            line()
                         );
                     }
                 })

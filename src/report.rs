@@ -93,6 +93,9 @@ pub struct Summary {
     pub skipped: u64,
     /// Outcomes of every input row as the results file now stands (earlier runs included).
     pub final_outcomes: BTreeMap<&'static str, u64>,
+    /// The pace at the end, in requests per second, when 429s or rate-limit headers made it
+    /// adapt below the ceiling.
+    pub adapted_pace: Option<f64>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
     pub exit_code: u8,
@@ -113,6 +116,9 @@ pub struct SummaryInput<'a> {
     pub skipped: u64,
     /// The results file's tally after compaction: every row's final outcome.
     pub final_tally: &'a Tally,
+    /// The adaptive pace at the end, and the ceiling.
+    pub pace: Option<f64>,
+    pub ceiling: crate::config::Rate,
 }
 
 impl Summary {
@@ -162,6 +168,13 @@ impl Summary {
             elapsed_seconds: round3(s.elapsed.as_secs_f64()),
             rows_per_second: round3(t.recorded as f64 / secs),
             requests_per_second: round3(s.attempts as f64 / secs),
+            adapted_pace: s
+                .pace
+                .filter(|p| match s.ceiling {
+                    crate::config::Rate::PerSecond(c) => *p < c * 0.999,
+                    crate::config::Rate::Unlimited => true,
+                })
+                .map(round3),
             stopped: s.stopped.map(|r| r.to_string()),
             exit_code,
         }
@@ -182,6 +195,8 @@ impl Summary {
             stopped: None,
             skipped: 0,
             final_tally: tally,
+            pace: None,
+            ceiling: crate::config::Rate::Unlimited,
         });
         s.recorded = tally.recorded;
         s
@@ -223,6 +238,12 @@ impl Summary {
                 out,
                 "  requests: {} sent ({} answered 429), {:.1} rows/s, {:.1} requests/s",
                 self.attempts, self.throttled, self.rows_per_second, self.requests_per_second
+            );
+        }
+        if let Some(pace) = self.adapted_pace {
+            let _ = writeln!(
+                out,
+                "  pace adapted to the API: {pace:.1} requests/s at the end (429s or rate-limit headers)"
             );
         }
         if !self.errors.is_empty() {

@@ -134,7 +134,13 @@ pub struct Policy {
 /// send (the run is stopping). The id is kept when no response arrived (timeout, dropped
 /// connection) and renewed after any response. Each attempt waits for the pacer (rate limit
 /// and shared 429 pause); a 429 pauses the whole pool.
-pub async fn drive<F, Fut>(policy: &Policy, pacer: &Pacer, stop: &Stop, mut send: F) -> Driven
+pub async fn drive<F, Fut>(
+    policy: &Policy,
+    pacer: &Pacer,
+    stop: &Stop,
+    customer: Option<Uuid>,
+    mut send: F,
+) -> Driven
 where
     F: FnMut(Uuid) -> Fut,
     Fut: Future<Output = Option<Attempt>>,
@@ -148,7 +154,7 @@ where
         request_id: Uuid::new_v4(),
     };
     loop {
-        if !pacer.ready(stop).await {
+        if !pacer.ready(stop, customer).await {
             driven.ending = if driven.attempts == 0 {
                 Ending::NotAttempted
             } else {
@@ -173,6 +179,7 @@ where
             };
             return driven;
         };
+        pacer.observe(&attempt);
         let verdict = classify(&attempt);
         let got_response = attempt.got_response();
         let retry_after = match &attempt {
@@ -228,6 +235,7 @@ mod tests {
             error_code: None,
             message: format!("status {status}"),
             user: None,
+            quota: None,
         })
     }
 
@@ -310,7 +318,7 @@ mod tests {
         let start = Instant::now();
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut answers = answers.into_iter();
-        let driven = drive(&policy, &pacer, &stop, |rid| {
+        let driven = drive(&policy, &pacer, &stop, None, |rid| {
             log.lock().unwrap().push((start.elapsed(), rid));
             let a = answers.next().expect("no more scripted answers");
             async move { Some(a) }
@@ -397,14 +405,14 @@ mod tests {
             },
         };
         let start = Instant::now();
-        let throttled_row = drive(&policy, &pacer, &stop, |_| async {
+        let throttled_row = drive(&policy, &pacer, &stop, None, |_| async {
             Some(answer(429, Some(5)))
         });
         let other_row = async {
             // This row starts after the 429 arrived; it must not send before the pause ends.
             tokio::time::sleep(Duration::from_millis(10)).await;
             let mut sent_at = None;
-            drive(&policy, &pacer, &stop, |_| {
+            drive(&policy, &pacer, &stop, None, |_| {
                 sent_at = Some(start.elapsed());
                 async { Some(answer(200, None)) }
             })
@@ -430,7 +438,7 @@ mod tests {
                 cap: Duration::from_secs(60),
             },
         };
-        let row = drive(&policy, &pacer, &stop, |_| async {
+        let row = drive(&policy, &pacer, &stop, None, |_| async {
             Some(answer(503, Some(30)))
         });
         let stopper = async {

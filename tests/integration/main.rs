@@ -14,3 +14,4 @@ mod resume;
 mod retries;
 mod secrets;
 mod support;
+mod throttling;
