@@ -3,8 +3,9 @@
 # against the built-in simulator (and a dry run with no network).
 #
 # usage: scripts/bench.sh [SCENARIO...]
-#   scenarios: dry-run-1M unlimited-200k latency-5k throttled-1k memory-growth report-100k
-#              (default: all)
+#   scenarios: dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M
+#              memory-growth report-100k (default: all; vs-oha needs `oha` on PATH:
+#              cargo install oha)
 #   BENCH_QUICK=1          divide every row count by 10 (a smoke run)
 #   BENCH_NO_GNU_TIME=1    measure without /usr/bin/time even when it is there (tests the fallback)
 #
@@ -16,7 +17,7 @@ set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
 export LC_ALL=C # a '.' decimal separator in EPOCHREALTIME, printf and awk
 
-readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k latency-5k throttled-1k memory-growth report-100k)
+readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M memory-growth report-100k)
 
 usage() {
     sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -352,6 +353,46 @@ for scenario in "${scenarios[@]}"; do
             # The limit allows 5x the ideal: the client reaches about a quarter of the throttle.
             run_scenario throttled-1k "$rows" "$ideal" "$(calc "$ideal * 5 + 10" %.0f)" net \
                 --rate 200/s --concurrency 8
+            stop_sim
+            ;;
+        below-limit-30s)
+            # The ceiling below the server's limit: no 429 at all, and the configured rate held.
+            start_sim --throttle 20/s --throttle-burst 5
+            rows=$((450 / div))
+            ideal=$(calc "$rows / 15" %.4f)
+            run_scenario below-limit-30s "$rows" "$ideal" "$(calc "$ideal * 2 + 10" %.0f)" net \
+                --rate 15/s --concurrency 8
+            notes+=("below-limit-30s: held $(calc "($rows - 1) / ($m_wall) " %.2f)/s for a configured 15/s ($(calc "100 * (($rows - 1) / $m_wall - 15) / 15" %+.1f)%)")
+            stop_sim
+            ;;
+        run-1M)
+            # A real run of a million rows: memory must not grow with rows.
+            start_sim
+            run_scenario run-1M $((1000000 / div)) - 300 net --rate unlimited --concurrency 64
+            stop_sim
+            ;;
+        vs-oha)
+            # The same PATCH as fast as oha (a pure HTTP load generator) can send it, against the
+            # same simulator: bulkpatch's unlimited throughput should be at least 60% of oha's.
+            if ! command -v oha >/dev/null 2>&1; then
+                notes+=("vs-oha: skipped: oha is not on PATH (cargo install oha)")
+                continue
+            fi
+            start_sim
+            rows=$((200000 / div))
+            url="$sim_url/v1/customers/00000001-0000-4000-8000-000000000001/users/00000002-0000-4000-8000-000000000001"
+            echo "bench: vs-oha: oha, $rows requests ..." >&2
+            oha_json="$tmp/oha.json"
+            t0=$(now)
+            oha -n "$rows" -c 64 --no-tui --output-format json -m PATCH \
+                -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
+                -d '{"usageLocation":"DE","attributes":{"objectType":"CustomerUser"}}' "$url" >"$oha_json" 2>/dev/null || true
+            t1=$(now)
+            oha_rps=$(sed -n 's/.*"requestsPerSec": *\([0-9.]*\).*/\1/p' "$oha_json" | head -n 1)
+            oha_rps=${oha_rps:-$(calc "$rows / ($t1 - $t0)" %.0f)}
+            table+=("oha|$rows|$(calc "$t1 - $t0")|-|-|$(calc "$oha_rps" %.0f)|-|-|-|-")
+            run_scenario vs-oha "$rows" - 180 net --rate unlimited --concurrency 64
+            notes+=("vs-oha: bulkpatch $(calc "$rows / $m_wall" %.0f) rows/s = $(calc "100 * $rows / $m_wall / $oha_rps" %.0f)% of oha's $(calc "$oha_rps" %.0f) requests/s (target: at least 60%)")
             stop_sim
             ;;
         report-100k)
