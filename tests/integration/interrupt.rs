@@ -1,43 +1,11 @@
 //! Ctrl-C and SIGTERM: the first stops taking rows and lets requests in flight finish (exit 130); a second stops at once.
 
 use std::io::{BufRead, BufReader};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use bulkpatch::simulator::{SimConfig, Simulator};
+use bulkpatch::simulator::SimConfig;
 
 use crate::support::*;
-
-fn signal(child: &Child, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
-/// Waits (bounded) until the simulator has received `n` requests.
-async fn until_received(sim: &Simulator, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while sim.stats().received < n {
-        assert!(
-            Instant::now() < deadline,
-            "the simulator never received {n} requests"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn wait(child: Child) -> Ran {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_interrupt_finishes_requests_in_flight_and_exits_130() {
@@ -59,8 +27,8 @@ async fn first_interrupt_finishes_requests_in_flight_and_exits_130() {
         .spawn()
         .unwrap();
         until_received(&sim, 3).await;
-        signal(&child, sig);
-        let ran = wait(child).await;
+        send_signal(&child, sig);
+        let ran = wait_child(child).await;
         assert_eq!(ran.code, 130, "{sig}: {}", ran.stderr);
         let sent = sim.requests();
         let results = Results::read(&out);
@@ -125,12 +93,12 @@ async fn second_interrupt_stops_at_once_and_records_rows_in_flight() {
     });
     until_received(&sim, 2).await;
     let started = Instant::now();
-    signal(&child, "INT");
+    send_signal(&child, "INT");
     first_taken
         .recv_timeout(Duration::from_secs(10))
         .expect("the first interrupt is logged");
-    signal(&child, "INT");
-    let ran = wait(child).await;
+    send_signal(&child, "INT");
+    let ran = wait_child(child).await;
     let stderr = log.join().unwrap();
     assert_eq!(ran.code, 130, "{stderr}");
     assert!(
@@ -173,8 +141,8 @@ async fn the_grace_period_bounds_the_wait_for_requests_in_flight() {
     .unwrap();
     until_received(&sim, 2).await;
     let started = Instant::now();
-    signal(&child, "INT");
-    let ran = wait(child).await;
+    send_signal(&child, "INT");
+    let ran = wait_child(child).await;
     assert_eq!(ran.code, 130, "{}", ran.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -1,41 +1,12 @@
 //! Never lose a row: resume after a stop or a crash, the lock, edited rows, and SIGKILL at random points.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bulkpatch::simulator::{Fault, SimConfig, Simulator};
+use bulkpatch::simulator::{Fault, SimConfig};
 use uuid::Uuid;
 
 use crate::support::*;
-
-fn kill(child: &Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-async fn wait(child: Child) -> Ran {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Waits (bounded) until the simulator has received `n` requests, or the child has exited.
-async fn until_received_or_exit(sim: &Simulator, n: u64, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sim.stats().received < n && child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "stuck before {n} requests");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_skips_finished_rows_retries_transient_failures_and_leaves_one_record_per_row() {
@@ -214,8 +185,8 @@ async fn a_second_run_on_the_same_results_file_is_locked_out() {
         "{}",
         ran.stderr
     );
-    kill(&first, "TERM");
-    let first = wait(first).await;
+    send_signal(&first, "TERM");
+    let first = wait_child(first).await;
     assert_eq!(first.code, 130, "{}", first.stderr);
     // Once it is gone, resuming works.
     let ran = run_bin(run_against(
@@ -263,12 +234,12 @@ async fn sigkill_at_random_points_then_resume_applies_every_row_and_resends_noth
             let target = sim.stats().received + 3 + next(20);
             until_received_or_exit(&sim, target, &mut child).await;
             if child.try_wait().unwrap().is_some() || kills >= 4 {
-                let ran = wait(child).await;
+                let ran = wait_child(child).await;
                 assert_eq!(ran.code, 0, "seed {seed}: {}", ran.stderr);
                 break;
             }
-            kill(&child, "KILL");
-            wait(child).await;
+            send_signal(&child, "KILL");
+            wait_child(child).await;
             kills += 1;
             // What the results file holds as updated now must never be sent again.
             checks.push((sim.requests().len(), read_updated_tolerantly(&out)));
@@ -338,8 +309,8 @@ async fn resume_reuses_the_password_of_a_row_in_flight_at_a_crash() {
     let mut child = run_against(&sim, &input, &out, &args).spawn().unwrap();
     // Row 4 (user 3) is in flight: the server holds it.
     until_received_or_exit(&sim, 3, &mut child).await;
-    kill(&child, "KILL");
-    wait(child).await;
+    send_signal(&child, "KILL");
+    wait_child(child).await;
     let in_flight = sent_password(&sim.requests()[2]).unwrap();
 
     let mut resume = args.to_vec();

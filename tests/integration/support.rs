@@ -267,3 +267,44 @@ pub fn sent_password(r: &RecordedRequest) -> Option<String> {
         .as_str()
         .map(String::from)
 }
+
+/// Sends a signal (`INT`, `TERM`, `KILL`) to a child process.
+pub fn send_signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Waits (off the async runtime) for a spawned child and collects its output.
+pub async fn wait_child(child: std::process::Child) -> Ran {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    Ran::from(out)
+}
+
+/// Waits, polling and bounded, until the simulator has received `n` requests.
+pub async fn until_received(sim: &Simulator, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sim.stats().received < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulator never received {n} requests"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Like `until_received`, but also returns when the child has exited first.
+pub async fn until_received_or_exit(sim: &Simulator, n: u64, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim.stats().received < n && child.try_wait().expect("try_wait").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck before {n} requests"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
