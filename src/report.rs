@@ -218,21 +218,7 @@ impl Summary {
             self.rows,
             self.results.display()
         );
-        let counts: Vec<String> = self
-            .outcomes
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  outcomes: {}",
-            if counts.is_empty() {
-                "none".into()
-            } else {
-                counts.join(", ")
-            }
-        );
+        let _ = writeln!(out, "  outcomes: {}", nonzero(&self.outcomes));
         if !self.dry_run && self.attempts > 0 {
             let _ = writeln!(
                 out,
@@ -260,17 +246,11 @@ impl Summary {
             }
         }
         if self.skipped > 0 {
-            let finals: Vec<String> = self
-                .final_outcomes
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
             let _ = writeln!(
                 out,
                 "  {} rows were already done by an earlier run; the results file now has: {}",
                 self.skipped,
-                finals.join(", ")
+                nonzero(&self.final_outcomes)
             );
         }
         if let Some(outcome) = self.outcomes.get("invalid").filter(|n| **n > 0) {
@@ -294,6 +274,20 @@ impl Summary {
             );
         }
         out
+    }
+}
+
+/// "updated 12, failed 1": the outcomes with rows, or "none".
+fn nonzero(counts: &BTreeMap<&'static str, u64>) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
     }
 }
 
