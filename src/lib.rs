@@ -397,6 +397,39 @@ struct Reader {
     counters: Arc<Counters>,
 }
 
+/// The reader's end of the row queue. It waits for a quarter of the queue to be free before
+/// filling it again, so the workers wake this thread once per batch rather than once per row.
+struct Queue<'a> {
+    tx: &'a mpsc::Sender<Row>,
+    batch: usize,
+    permits: Option<mpsc::PermitIterator<'a, Row>>,
+}
+
+impl<'a> Queue<'a> {
+    fn new(tx: &'a mpsc::Sender<Row>) -> Queue<'a> {
+        Queue {
+            tx,
+            batch: (tx.max_capacity() / 4).max(1),
+            permits: None,
+        }
+    }
+
+    /// Queues a row, waiting for room; false when the workers have gone.
+    fn send(&mut self, row: Row) -> bool {
+        loop {
+            if let Some(permit) = self.permits.as_mut().and_then(Iterator::next) {
+                permit.send(row);
+                return true;
+            }
+            let reserve = self.tx.reserve_many(self.batch);
+            match tokio::runtime::Handle::current().block_on(reserve) {
+                Ok(permits) => self.permits = Some(permits),
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 impl Reader {
     /// Validates each record in order; invalid rows (and, in a dry run, planned rows) go straight
     /// to the results, valid rows to the workers. Skips rows an earlier run finished. Stops early
@@ -409,6 +442,7 @@ impl Reader {
         stop: &Stop,
     ) -> Result<(), Error> {
         let mut record = ByteRecord::new();
+        let mut queue = Queue::new(rows);
         while !stop.is_stopping() {
             let Some(line) = source.next_record(&mut record)? else {
                 break;
@@ -440,7 +474,7 @@ impl Reader {
                 Err(invalid) => sink.send_paced(Record::invalid(&invalid)),
                 Ok(row) if self.dry_run => sink.send_paced(planned(&row)),
                 Ok(row) => {
-                    if rows.blocking_send(row).is_err() {
+                    if !queue.send(row) {
                         break; // the workers have stopped
                     }
                 }

@@ -261,7 +261,7 @@ enum Method {
 
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
-    let correlation_id = Uuid::new_v4();
+    let correlation_id = crate::client::new_id();
     let started = std::time::Instant::now();
     let (reads, skip_unchanged) = match ctx.operation {
         Operation::Audit => (true, false),

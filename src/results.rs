@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -273,17 +274,20 @@ pub struct Sink {
     backlog: Arc<Backlog>,
 }
 
-/// Records sent and not yet written.
+/// Records sent and not yet written. The count is atomic so that the workers' sends and the
+/// writer never take a lock; the lock and condvar are only for the reader waiting on a long
+/// backlog, and the writer only wakes it when the count drops below the limit.
 #[derive(Debug, Default)]
 struct Backlog {
-    queued: std::sync::Mutex<usize>,
+    queued: AtomicUsize,
+    lock: std::sync::Mutex<()>,
     drained: std::sync::Condvar,
 }
 
 impl Sink {
     /// Queues a record; never waits (for the workers).
     pub fn send(&self, record: Record) {
-        *self.backlog.queued.lock().expect("backlog lock") += 1;
+        self.backlog.queued.fetch_add(1, Ordering::Relaxed);
         // The writer only goes away after every sender is dropped: it drains even after a
         // write error (which stops the run).
         let _ = self.tx.send(record);
@@ -292,21 +296,22 @@ impl Sink {
     /// Queues a record, first waiting while the writer is more than a few thousand records
     /// behind (for the input reader's thread: never call it from an async task).
     pub fn send_paced(&self, record: Record) {
-        let mut queued = self.backlog.queued.lock().expect("backlog lock");
-        while *queued >= READER_BACKLOG {
-            queued = self.backlog.drained.wait(queued).expect("backlog lock");
+        if self.backlog.queued.load(Ordering::Acquire) >= READER_BACKLOG {
+            let mut guard = self.backlog.lock.lock().expect("backlog lock");
+            // Checked under the lock the writer takes to notify: no wake-up is missed.
+            while self.backlog.queued.load(Ordering::Acquire) >= READER_BACKLOG {
+                guard = self.backlog.drained.wait(guard).expect("backlog lock");
+            }
         }
-        *queued += 1;
-        drop(queued);
-        let _ = self.tx.send(record);
+        self.send(record);
     }
 }
 
 impl Backlog {
     fn written(&self) {
-        let mut queued = self.queued.lock().expect("backlog lock");
-        *queued = queued.saturating_sub(1);
-        if *queued < READER_BACKLOG {
+        if self.queued.fetch_sub(1, Ordering::AcqRel) == READER_BACKLOG {
+            // Just dropped below the limit: the reader may be waiting.
+            let _guard = self.lock.lock().expect("backlog lock");
             self.drained.notify_all();
         }
     }
@@ -381,7 +386,7 @@ pub fn start(
         .spawn(move || {
             let mut tally = Tally::default();
             let mut failure = None;
-            while let Some(record) = rx.blocking_recv() {
+            while let Some(record) = next(&mut rx) {
                 writer_backlog.written();
                 tally.add(&record);
                 counters.record(record.outcome);
@@ -419,6 +424,27 @@ pub fn start(
         })
         .expect("spawn the results writer thread");
     Ok((Sink { tx, backlog }, Writer { thread }))
+}
+
+/// How long the writer, finding its queue empty, waits before it sleeps until the next record.
+/// Records that arrive meanwhile cost the workers no wake-up of this thread: under load it
+/// wakes about once per interval instead of once per row. Nothing waits on it: the file was
+/// flushed when the queue emptied.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The next record for the writer, or None when every sender is gone.
+fn next(rx: &mut mpsc::UnboundedReceiver<Record>) -> Option<Record> {
+    match rx.try_recv() {
+        Ok(record) => return Some(record),
+        Err(mpsc::error::TryRecvError::Disconnected) => return None,
+        Err(mpsc::error::TryRecvError::Empty) => {}
+    }
+    std::thread::sleep(LINGER);
+    match rx.try_recv() {
+        Ok(record) => Some(record),
+        Err(mpsc::error::TryRecvError::Disconnected) => None,
+        Err(mpsc::error::TryRecvError::Empty) => rx.blocking_recv(),
+    }
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
@@ -473,6 +499,68 @@ mod tests {
         assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(spreadsheet_safe("plain"), "plain");
         assert_eq!(spreadsheet_safe(""), "");
+    }
+
+    fn record(line: u64) -> Record {
+        Record {
+            line,
+            customer_id: "c".into(),
+            user_id: "u".into(),
+            outcome: Outcome::Updated,
+            http_status: Some(200),
+            error_code: None,
+            message: String::new(),
+            attempts: 1,
+            elapsed_ms: 1,
+            request_id: None,
+            correlation_id: None,
+            finished_at: SystemTime::UNIX_EPOCH,
+            body: None,
+            row_hash: 0,
+            throttled: 0,
+            fields: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_reader_waits_on_a_full_backlog_until_the_writer_catches_up() {
+        use std::time::Duration;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = Sink {
+            tx,
+            backlog: Arc::new(Backlog::default()),
+        };
+        // Workers never wait, even past the limit.
+        for line in 0..=READER_BACKLOG as u64 {
+            sink.send(record(line));
+        }
+        let reader = sink.clone();
+        let (done, waited) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            reader.send_paced(record(u64::MAX));
+            done.send(()).unwrap();
+        });
+        assert!(
+            waited.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the reader queued on a full backlog"
+        );
+        // One record written leaves the backlog at the limit: still full.
+        rx.try_recv().unwrap();
+        sink.backlog.written();
+        assert!(waited.recv_timeout(Duration::from_millis(200)).is_err());
+        // The next one drops it below: the reader is woken and queues its record.
+        rx.try_recv().unwrap();
+        sink.backlog.written();
+        waited
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the reader was woken");
+        thread.join().unwrap();
+        assert_eq!(sink.backlog.queued.load(Ordering::Relaxed), READER_BACKLOG);
+        let mut last = None;
+        while let Ok(r) = rx.try_recv() {
+            last = Some(r.line);
+        }
+        assert_eq!(last, Some(u64::MAX));
     }
 
     #[test]

@@ -151,7 +151,7 @@ where
         throttled: 0,
         last: None,
         verdict: None,
-        request_id: Uuid::new_v4(),
+        request_id: crate::client::new_id(),
     };
     loop {
         if !pacer.ready(stop, customer).await {
@@ -209,7 +209,7 @@ where
             pacer.pause_for(wait);
         }
         if got_response {
-            driven.request_id = Uuid::new_v4();
+            driven.request_id = crate::client::new_id();
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
