@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
 use crate::config::{Rate, RunArgs};
-use crate::simulator::{SimConfig, SimOAuth, Throttle};
+use crate::simulator::{SimConfig, SimOAuth, Throttle, WindowQuota};
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -288,6 +288,10 @@ pub struct SimulateCmd {
     /// Per-customer-tenant request limit, as N/s.
     #[arg(long, value_name = "RATE")]
     pub customer_throttle: Option<String>,
+    /// Server-wide fixed-window quota, as N/DURATION (`600/1m`), announced on every answer in
+    /// IETF RateLimit-* headers; beyond it, 429 until the window ends.
+    #[arg(long, value_name = "N/DURATION")]
+    pub quota: Option<String>,
     /// Fraction of requests answered 500 or 503.
     #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
     pub error_rate: f64,
@@ -355,7 +359,28 @@ impl SimulateCmd {
             humantime::parse_duration(v.trim())
                 .map_err(|e| format!("--{name} is not a duration like `100ms` ({e}): `{v}`"))
         };
+        let window_quota = match &self.quota {
+            None => None,
+            Some(q) => {
+                let (limit, window) = q.split_once('/').ok_or_else(|| {
+                    format!("--quota must look like `600/1m` (requests per window), not `{q}`")
+                })?;
+                let limit = limit.trim().parse::<u32>().ok().filter(|l| *l > 0);
+                let window = humantime::parse_duration(window.trim())
+                    .ok()
+                    .filter(|w| *w >= Duration::from_secs(1));
+                match (limit, window) {
+                    (Some(limit), Some(window)) => Some(WindowQuota { limit, window }),
+                    _ => {
+                        return Err(format!(
+                            "--quota needs at least 1 request per window of at least 1s, like `600/1m` (got `{q}`)"
+                        ))
+                    }
+                }
+            }
+        };
         let mut config = SimConfig {
+            window_quota,
             throttle: throttle(&self.throttle, self.throttle_burst)?,
             customer_throttle: throttle(&self.customer_throttle, self.throttle_burst)?,
             error_rate: fraction("error-rate", self.error_rate)?,

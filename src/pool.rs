@@ -139,8 +139,9 @@ impl Pacer {
             } else {
                 self.adaptive.on_success();
             }
-            if let Some(quota) = r.quota {
-                self.adaptive.on_quota(quota);
+            if let Some(wait) = r.quota.and_then(|q| self.adaptive.on_quota(q)) {
+                // The quota is spent: a request now would only be answered 429.
+                self.pause_for(wait);
             }
         }
     }

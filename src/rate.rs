@@ -18,14 +18,23 @@ const INCREASE: f64 = 1.01;
 const BACKOFF: f64 = 0.95;
 /// The shortest span a success rate is measured over (the first 429 can come within ms).
 const MIN_SPAN: Duration = Duration::from_millis(250);
+/// With an announced policy, the pace is at least this share of its rate.
+const POLICY_SHARE: f64 = 0.98;
 /// The pace never goes below this (requests per second).
 const MIN_RATE: f64 = 0.2;
 
-/// A hint from rate-limit headers: `remaining` requests allowed in the next `reset`.
+/// What a server's rate-limit headers said.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Quota {
-    pub remaining: f64,
-    pub reset: Duration,
+pub enum Quota {
+    /// `remaining` requests allowed until the quota resets, `reset` from now (IETF, Okta);
+    /// `policy` is the long-run rate the server announced (`RateLimit-Policy`), if any.
+    Left {
+        remaining: f64,
+        reset: Duration,
+        policy: Option<f64>,
+    },
+    /// The share of the limit already used, in percent (Graph sends it from 80%).
+    Used { percent: f64 },
 }
 
 #[derive(Debug)]
@@ -106,6 +115,10 @@ impl Controller {
 
     /// A 429: the pace drops to just under the rate that was succeeding (once per congestion).
     pub fn on_throttle(&self, pause: Duration) {
+        self.back_off(pause, "429");
+    }
+
+    fn back_off(&self, pause: Duration, why: &str) {
         let now = Instant::now();
         let mut s = self.lock();
         if s.hold_until.is_some_and(|h| now < h) {
@@ -125,17 +138,44 @@ impl Controller {
         s.pace = Some(target);
         s.hold_until = Some(now + pause + HOLD);
         s.last_increase = now;
-        tracing::debug!(rate = format!("{target:.2}/s"), "429: slowing down");
+        tracing::debug!(rate = format!("{target:.2}/s"), "{why}: slowing down");
     }
 
-    /// Rate-limit headers: never plan to send faster than what remains until the reset.
-    pub fn on_quota(&self, quota: Quota) {
-        let mut s = self.lock();
-        let allowed = (quota.remaining / quota.reset.as_secs_f64().max(0.001)).max(MIN_RATE);
-        let current = s.pace.or(s.ceiling).unwrap_or(f64::INFINITY);
-        if allowed < current {
-            s.pace = Some(allowed);
-            s.last_increase = Instant::now();
+    /// Rate-limit headers, the server's own word on its quota. With requests left, the pace
+    /// becomes the one that spends them by the reset (up or down, never above the ceiling), or
+    /// just under the announced policy's rate when that is faster: a reset in whole seconds
+    /// (the standard's) would otherwise leave part of each short window unused. With none
+    /// left, returns how long every request should wait: until the reset, as a 429 would have
+    /// said. Graph's share-used header slows down as a 429 would, before there is one.
+    pub fn on_quota(&self, quota: Quota) -> Option<Duration> {
+        match quota {
+            Quota::Left {
+                remaining, reset, ..
+            } if remaining < 1.0 => Some(reset).filter(|r| !r.is_zero()),
+            Quota::Left {
+                remaining,
+                reset,
+                policy,
+            } => {
+                if !reset.is_zero() {
+                    let spend = remaining / reset.as_secs_f64();
+                    let steady = policy.map_or(0.0, |p| p * POLICY_SHARE);
+                    let allowed = spend.max(steady).max(MIN_RATE);
+                    let mut s = self.lock();
+                    s.pace = match s.ceiling {
+                        Some(c) if allowed >= c => None,
+                        _ => Some(allowed),
+                    };
+                    s.last_increase = Instant::now();
+                }
+                None
+            }
+            Quota::Used { percent } => {
+                if percent >= 80.0 {
+                    self.back_off(Duration::ZERO, "rate-limit headers");
+                }
+                None
+            }
         }
     }
 }
@@ -149,10 +189,12 @@ pub fn quota_from_headers(
 ) -> Option<Quota> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
+    let policy = get("ratelimit-policy").and_then(policy_rate);
     if let (Some(remaining), Some(reset)) = (num("ratelimit-remaining"), num("ratelimit-reset")) {
-        return Some(Quota {
+        return Some(Quota::Left {
             remaining,
             reset: Duration::from_secs_f64(reset.max(0.0)),
+            policy,
         });
     }
     if let Some(combined) = get("ratelimit") {
@@ -165,9 +207,10 @@ pub fn quota_from_headers(
                 .and_then(|(_, v)| v.trim().parse::<f64>().ok())
         };
         if let (Some(remaining), Some(reset)) = (field("r"), field("t")) {
-            return Some(Quota {
+            return Some(Quota::Left {
                 remaining,
                 reset: Duration::from_secs_f64(reset.max(0.0)),
+                policy,
             });
         }
     }
@@ -177,21 +220,38 @@ pub fn quota_from_headers(
         let now = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        return Some(Quota {
+        return Some(Quota::Left {
             remaining,
             reset: Duration::from_secs_f64((reset_at - now).max(0.0)),
+            policy: None,
         });
     }
     if let Some(used) = num("x-ms-throttle-limit-percentage") {
-        // Graph sends this once 80% of the limit is used: keep a fifth of the pace per 4% above.
-        if used >= 80.0 {
-            return Some(Quota {
-                remaining: (100.0 - used).max(1.0),
-                reset: Duration::from_secs(5),
-            });
-        }
+        return Some(Quota::Used { percent: used });
     }
     None
+}
+
+/// The rate of the first policy in `RateLimit-Policy`, in requests per second: `100;w=60`
+/// (the earlier drafts) or `"default";q=100;w=60` (the later ones).
+fn policy_rate(value: &str) -> Option<f64> {
+    let first = value.split(',').next()?;
+    let mut parts = first.split(';').map(str::trim);
+    let head = parts.next()?;
+    let mut quota = head.parse::<f64>().ok();
+    let mut window = None;
+    for part in parts {
+        match part
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim().parse::<f64>().ok()))
+        {
+            Some(("q", v)) => quota = v,
+            Some(("w", v)) => window = v,
+            _ => {}
+        }
+    }
+    let (quota, window) = (quota?, window?);
+    (quota > 0.0 && window > 0.0).then(|| quota / window)
 }
 
 #[cfg(test)]
@@ -259,19 +319,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rate_limit_headers_slow_down_before_a_429() {
+    async fn rate_limit_headers_set_the_pace_that_lasts_until_the_reset() {
         let c = Controller::new(Some(100.0));
-        c.on_quota(Quota {
-            remaining: 10.0,
-            reset: Duration::from_secs(2),
-        });
+        let left = |remaining: f64, secs: u64| Quota::Left {
+            remaining,
+            reset: Duration::from_secs(secs),
+            policy: None,
+        };
+        assert_eq!(c.on_quota(left(10.0, 2)), None);
         assert_eq!(c.rate(), Some(5.0));
-        // A looser quota does not speed up past what the controller has.
-        c.on_quota(Quota {
-            remaining: 1000.0,
+        // A new window with more left: faster again, up to the ceiling and no further.
+        assert_eq!(c.on_quota(left(60.0, 2)), None);
+        assert_eq!(c.rate(), Some(30.0));
+        assert_eq!(c.on_quota(left(1000.0, 1)), None);
+        assert_eq!(c.rate(), Some(100.0));
+        assert_eq!(c.reserve(), None, "at the ceiling the governor paces");
+        // None left: everyone waits for the reset, and the pace is kept for after it.
+        assert_eq!(c.on_quota(left(0.0, 3)), Some(Duration::from_secs(3)));
+        assert_eq!(c.rate(), Some(100.0));
+        assert_eq!(c.on_quota(left(0.0, 0)), None, "it resets now");
+        // With a policy of 20 a second, a window's last second, rounded up, does not slow it
+        // to what is left.
+        let with_policy = |remaining: f64| Quota::Left {
+            remaining,
             reset: Duration::from_secs(1),
-        });
-        assert_eq!(c.rate(), Some(5.0));
+            policy: Some(20.0),
+        };
+        assert_eq!(c.on_quota(with_policy(3.0)), None);
+        assert_eq!(c.rate(), Some(20.0 * POLICY_SHARE));
+        assert_eq!(c.on_quota(with_policy(50.0)), None);
+        assert_eq!(c.rate(), Some(50.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn graph_share_used_slows_down_like_a_429() {
+        let c = Controller::new(Some(100.0));
+        successes(&c, 40, 2).await;
+        assert_eq!(c.on_quota(Quota::Used { percent: 50.0 }), None);
+        assert_eq!(c.rate(), Some(100.0), "below 80% used is no warning");
+        assert_eq!(c.on_quota(Quota::Used { percent: 85.0 }), None);
+        let rate = c.rate().unwrap();
+        assert!((36.0..40.0).contains(&rate), "{rate}");
     }
 
     #[test]
@@ -288,16 +376,18 @@ mod tests {
         let q = |pairs| quota_from_headers(&map(pairs), now);
         assert_eq!(
             q(&[("ratelimit-remaining", "4"), ("ratelimit-reset", "2")]),
-            Some(Quota {
+            Some(Quota::Left {
                 remaining: 4.0,
-                reset: Duration::from_secs(2)
+                reset: Duration::from_secs(2),
+                policy: None
             })
         );
         assert_eq!(
             q(&[("ratelimit", "\"default\";r=3;t=1")]),
-            Some(Quota {
+            Some(Quota::Left {
                 remaining: 3.0,
-                reset: Duration::from_secs(1)
+                reset: Duration::from_secs(1),
+                policy: None
             })
         );
         assert_eq!(
@@ -305,13 +395,37 @@ mod tests {
                 ("x-rate-limit-remaining", "50"),
                 ("x-rate-limit-reset", "1010")
             ]),
-            Some(Quota {
+            Some(Quota::Left {
                 remaining: 50.0,
-                reset: Duration::from_secs(10)
+                reset: Duration::from_secs(10),
+                policy: None
             })
         );
-        assert!(q(&[("x-ms-throttle-limit-percentage", "90")]).is_some());
-        assert_eq!(q(&[("x-ms-throttle-limit-percentage", "50")]), None);
+        assert_eq!(
+            q(&[("x-ms-throttle-limit-percentage", "90")]),
+            Some(Quota::Used { percent: 90.0 })
+        );
+        for policy in [
+            "100;w=60",
+            "\"default\";q=100;w=60",
+            "100;w=60, 1000;w=3600",
+        ] {
+            let rate = policy_rate(policy).unwrap();
+            assert!((rate - 100.0 / 60.0).abs() < 1e-9, "{policy}: {rate}");
+        }
+        assert_eq!(policy_rate("\"default\";w=60"), None);
+        assert_eq!(
+            q(&[
+                ("ratelimit-remaining", "4"),
+                ("ratelimit-reset", "2"),
+                ("ratelimit-policy", "10;w=2")
+            ]),
+            Some(Quota::Left {
+                remaining: 4.0,
+                reset: Duration::from_secs(2),
+                policy: Some(5.0)
+            })
+        );
         assert_eq!(q(&[]), None);
     }
 }

@@ -93,6 +93,8 @@ pub struct SimConfig {
     pub throttle: Option<Throttle>,
     /// Per customer-tenant limit.
     pub customer_throttle: Option<Throttle>,
+    /// A server-wide fixed-window quota, announced on every answer in IETF rate-limit headers.
+    pub window_quota: Option<WindowQuota>,
     /// Fraction of requests answered 500 or 503 (half each), with a Partner Center error body.
     pub error_rate: f64,
     /// Fraction of requests whose connection is closed with no response.
@@ -176,6 +178,7 @@ impl Default for SimConfig {
             forbidden_customers: HashSet::new(),
             throttle: None,
             customer_throttle: None,
+            window_quota: None,
             error_rate: 0.0,
             drop_rate: 0.0,
             slow_rate: 0.0,
@@ -196,6 +199,49 @@ impl Default for SimConfig {
 pub struct Throttle {
     pub per_second: u32,
     pub burst: u32,
+}
+
+/// `limit` requests per fixed `window`, the windows counted from the simulator's start. Every
+/// answer carries `RateLimit-Policy: {limit};w={window}`, `RateLimit-Limit`,
+/// `RateLimit-Remaining` and `RateLimit-Reset` (whole seconds, rounded up); past the limit,
+/// 429 with `Retry-After` until the window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowQuota {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// The count of the current window of a [`WindowQuota`].
+#[derive(Debug)]
+struct WindowCount {
+    start: Instant,
+    used: u32,
+}
+
+/// What one request got from the window quota: the headers to send, and whether it may go on.
+#[derive(Clone, Copy, Debug)]
+struct QuotaAnswer {
+    quota: WindowQuota,
+    remaining: u32,
+    reset_secs: u64,
+    allowed: bool,
+}
+
+impl QuotaAnswer {
+    fn add_headers(&self, headers: &mut HeaderMap) {
+        let window = self.quota.window.as_secs().max(1);
+        let policy = format!("{};w={window}", self.quota.limit);
+        for (name, value) in [
+            ("ratelimit-policy", policy),
+            ("ratelimit-limit", self.quota.limit.to_string()),
+            ("ratelimit-remaining", self.remaining.to_string()),
+            ("ratelimit-reset", self.reset_secs.to_string()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
 }
 
 /// A scripted answer for one request of one user.
@@ -288,6 +334,7 @@ struct Shared {
     forbidden_customers: HashSet<Uuid>,
     server_limiter: Option<DefaultDirectRateLimiter>,
     customer_limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
+    window_quota: Option<(WindowQuota, Mutex<WindowCount>)>,
     error_rate: f64,
     drop_rate: f64,
     slow_rate: f64,
@@ -473,6 +520,13 @@ impl Shared {
             needs_draws,
             server_limiter: c.throttle.map(|t| RateLimiter::direct(quota(t))),
             customer_limiter: c.customer_throttle.map(|t| RateLimiter::keyed(quota(t))),
+            window_quota: c.window_quota.map(|q| {
+                let count = WindowCount {
+                    start: Instant::now(),
+                    used: 0,
+                };
+                (q, Mutex::new(count))
+            }),
             token: c.token,
             unknown_users: c.unknown_users,
             unknown_customers: c.unknown_customers,
@@ -582,6 +636,31 @@ impl Shared {
     }
 
     /// Server-wide then per-customer throttle; Err carries the Retry-After seconds.
+    /// Counts a request against the window quota, if there is one.
+    fn take_quota(&self) -> Option<QuotaAnswer> {
+        let (quota, count) = self.window_quota.as_ref()?;
+        let window = quota.window.max(Duration::from_millis(1));
+        let now = Instant::now();
+        let mut count = lock(count);
+        let elapsed = now.duration_since(count.start);
+        if elapsed >= window {
+            let windows = (elapsed.as_nanos() / window.as_nanos()) as u32;
+            count.start += window * windows;
+            count.used = 0;
+        }
+        let allowed = count.used < quota.limit;
+        if allowed {
+            count.used += 1;
+        }
+        let reset = (count.start + window).saturating_duration_since(now);
+        Some(QuotaAnswer {
+            quota: *quota,
+            remaining: quota.limit - count.used,
+            reset_secs: retry_after_secs(reset),
+            allowed,
+        })
+    }
+
     fn throttle(&self, customer: Option<Uuid>) -> Result<(), u64> {
         if let Some(l) = &self.server_limiter {
             if let Err(not_until) = l.check() {
@@ -691,6 +770,8 @@ struct Ctx {
     record: Option<usize>,
     correlation_id: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
+    /// The window quota's headers for this answer.
+    quota: Option<QuotaAnswer>,
 }
 
 impl Ctx {
@@ -702,6 +783,9 @@ impl Ctx {
         }
         if let Some(v) = &self.request_id {
             headers.insert(MS_REQUEST_ID.clone(), v.clone());
+        }
+        if let Some(quota) = &self.quota {
+            quota.add_headers(headers);
         }
         self.shared.answered(self.record, resp.status());
         resp
@@ -751,11 +835,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         recorded.push(rec);
         recorded.len() - 1
     });
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         shared: Arc::clone(&shared),
         record,
         correlation_id: parts.headers.get(&MS_CORRELATION_ID).cloned(),
         request_id: parts.headers.get(&MS_REQUEST_ID).cloned(),
+        quota: None,
     };
     let conn = parts.extensions.get::<ConnCtl>();
 
@@ -798,6 +883,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
 
     // 4. Throttles.
+    ctx.quota = shared.take_quota();
+    if let Some(q) = ctx.quota.filter(|q| !q.allowed) {
+        return ctx.finish(throttled(q.reset_secs));
+    }
     if let Err(retry_after) = shared.throttle(customer) {
         return ctx.finish(throttled(retry_after));
     }
@@ -1558,6 +1647,41 @@ mod tests {
         assert_eq!(resp.status(), 401);
         assert!(sim.user(customer, user).is_none());
         assert_eq!(sim.stats().client_errors, 2);
+    }
+
+    #[tokio::test]
+    async fn a_window_quota_is_announced_and_enforced() {
+        let sim = Simulator::start(SimConfig {
+            window_quota: Some(WindowQuota {
+                limit: 3,
+                window: Duration::from_secs(60),
+            }),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let c = client();
+        let header =
+            |r: &reqwest::Response, name: &str| r.headers()[name].to_str().unwrap().to_owned();
+        for remaining in ["2", "1", "0"] {
+            let (customer, user) = ids();
+            let resp = patch(&c, &sim, customer, user, usage("DE")).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(header(&resp, "ratelimit-policy"), "3;w=60");
+            assert_eq!(header(&resp, "ratelimit-limit"), "3");
+            assert_eq!(header(&resp, "ratelimit-remaining"), remaining);
+            let reset: u64 = header(&resp, "ratelimit-reset").parse().unwrap();
+            assert!((59..=60).contains(&reset), "{reset}");
+        }
+        let (customer, user) = ids();
+        let resp = patch(&c, &sim, customer, user, usage("DE")).await.unwrap();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(header(&resp, "ratelimit-remaining"), "0");
+        assert_eq!(
+            header(&resp, "retry-after"),
+            header(&resp, "ratelimit-reset")
+        );
+        assert_eq!(sim.stats().throttled, 1);
     }
 
     #[tokio::test]

@@ -2,9 +2,40 @@
 
 use std::time::Duration;
 
-use bulkpatch::simulator::{SimConfig, Throttle};
+use bulkpatch::simulator::{SimConfig, Simulator, Throttle, WindowQuota};
 
 use crate::support::*;
+
+/// Runs `rows` rows at the ceiling `rate` with 8 workers; checks the exit code is 0 and
+/// returns the run, its JSON summary and how long it took.
+async fn run_with_summary(
+    sim: &Simulator,
+    rows: u32,
+    rate: &str,
+) -> (Ran, serde_json::Value, Duration) {
+    let dir = tempdir();
+    let input = Csv::usage_locations(rows).write(dir.path(), "in.csv");
+    let summary = dir.path().join("summary.json");
+    let started = std::time::Instant::now();
+    let ran = run_bin(run_against(
+        sim,
+        &input,
+        &dir.path().join("out.csv"),
+        &[
+            "--rate",
+            rate,
+            "--concurrency",
+            "8",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    let took = started.elapsed();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    (ran, json, took)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ceiling_above_the_server_limit_converges_with_few_429s() {
@@ -16,28 +47,7 @@ async fn a_ceiling_above_the_server_limit_converges_with_few_429s() {
         ..SimConfig::default()
     })
     .await;
-    let dir = tempdir();
-    let input = Csv::usage_locations(120).write(dir.path(), "in.csv");
-    let summary = dir.path().join("summary.json");
-    let started = std::time::Instant::now();
-    let ran = run_bin(run_against(
-        &sim,
-        &input,
-        &dir.path().join("out.csv"),
-        &[
-            "--rate",
-            "400/s",
-            "--concurrency",
-            "8",
-            "--summary-json",
-            summary.to_str().unwrap(),
-        ],
-    ))
-    .await;
-    let took = started.elapsed();
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let (ran, json, took) = run_with_summary(&sim, 120, "400/s").await;
     let (attempts, throttled) = (
         json["attempts"].as_u64().unwrap(),
         json["throttled"].as_u64().unwrap(),
@@ -116,5 +126,46 @@ async fn per_customer_limits_let_customers_proceed_independently() {
         end - start < Duration::from_millis(1300),
         "the customers waited for each other: {:?}",
         end - start
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_headers_slow_down_before_any_429() {
+    // 40 requests per 2 s window, announced in IETF RateLimit-* headers on every answer.
+    let sim = simulator(SimConfig {
+        window_quota: Some(WindowQuota {
+            limit: 40,
+            window: Duration::from_secs(2),
+        }),
+        ..SimConfig::default()
+    })
+    .await;
+    let (ran, json, took) = run_with_summary(&sim, 60, "200/s").await;
+    // At the 200/s ceiling the first window's 40 would go in 0.2 s and the 41st be refused:
+    // the headers slow the run down before that.
+    assert_eq!(json["throttled"], 0, "{json}");
+    assert_eq!(sim.stats().throttled, 0);
+    assert_eq!(json["attempts"], 60);
+    let sent = sim.requests();
+    assert_eq!(sent.len(), 60);
+    let first = sent[0].received_at;
+    let in_first_window = sent
+        .iter()
+        .filter(|r| r.received_at.duration_since(first) < Duration::from_secs(1))
+        .count();
+    assert!(
+        in_first_window <= 25,
+        "{in_first_window} requests in the first second of a 20/s quota"
+    );
+    let pace = json["adapted_pace"].as_f64().expect("the pace adapted");
+    assert!((18.0..=21.0).contains(&pace), "pace {pace}/s for 20/s");
+    assert!(
+        ran.stderr.contains("pace adapted to the API"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "took {took:?} for an ideal of 3 s"
     );
 }
