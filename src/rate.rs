@@ -18,8 +18,9 @@ const INCREASE: f64 = 1.01;
 const BACKOFF: f64 = 0.95;
 /// The shortest span a success rate is measured over (the first 429 can come within ms).
 const MIN_SPAN: Duration = Duration::from_millis(250);
-/// With an announced policy, the pace is at least this share of its rate.
-const POLICY_SHARE: f64 = 0.98;
+/// The steady pace under an announced policy keeps this margin below its fastest safe rate,
+/// for requests that reach the server closer together than they were sent.
+const POLICY_MARGIN: f64 = 0.99;
 /// The pace never goes below this (requests per second).
 const MIN_RATE: f64 = 0.2;
 
@@ -143,7 +144,7 @@ impl Controller {
 
     /// Rate-limit headers, the server's own word on its quota. With requests left, the pace
     /// becomes the one that spends them by the reset (up or down, never above the ceiling), or
-    /// just under the announced policy's rate when that is faster: a reset in whole seconds
+    /// the announced policy's steady rate when that is faster: a reset in whole seconds
     /// (the standard's) would otherwise leave part of each short window unused. With none
     /// left, returns how long every request should wait: until the reset, as a 429 would have
     /// said. Graph's share-used header slows down as a 429 would, before there is one.
@@ -159,7 +160,7 @@ impl Controller {
             } => {
                 if !reset.is_zero() {
                     let spend = remaining / reset.as_secs_f64();
-                    let steady = policy.map_or(0.0, |p| p * POLICY_SHARE);
+                    let steady = policy.unwrap_or(0.0);
                     let allowed = spend.max(steady).max(MIN_RATE);
                     let mut s = self.lock();
                     s.pace = match s.ceiling {
@@ -232,8 +233,10 @@ pub fn quota_from_headers(
     None
 }
 
-/// The rate of the first policy in `RateLimit-Policy`, in requests per second: `100;w=60`
-/// (the earlier drafts) or `"default";q=100;w=60` (the later ones).
+/// The steady rate the first policy in `RateLimit-Policy` allows, in requests per second:
+/// `100;w=60` (the earlier drafts) or `"default";q=100;w=60` (the later ones). Requests evenly
+/// spaced at (q - 1) per window never fill a window, wherever its boundaries fall, so the
+/// quota never runs out and no one waits for a reset (given in whole seconds, it is late).
 fn policy_rate(value: &str) -> Option<f64> {
     let first = value.split(',').next()?;
     let mut parts = first.split(';').map(str::trim);
@@ -251,7 +254,7 @@ fn policy_rate(value: &str) -> Option<f64> {
         }
     }
     let (quota, window) = (quota?, window?);
-    (quota > 0.0 && window > 0.0).then(|| quota / window)
+    (quota > 1.0 && window > 0.0).then(|| (quota - 1.0) / window * POLICY_MARGIN)
 }
 
 #[cfg(test)]
@@ -346,7 +349,7 @@ mod tests {
             policy: Some(20.0),
         };
         assert_eq!(c.on_quota(with_policy(3.0)), None);
-        assert_eq!(c.rate(), Some(20.0 * POLICY_SHARE));
+        assert_eq!(c.rate(), Some(20.0));
         assert_eq!(c.on_quota(with_policy(50.0)), None);
         assert_eq!(c.rate(), Some(50.0));
     }
@@ -411,19 +414,22 @@ mod tests {
             "100;w=60, 1000;w=3600",
         ] {
             let rate = policy_rate(policy).unwrap();
-            assert!((rate - 100.0 / 60.0).abs() < 1e-9, "{policy}: {rate}");
+            assert!(
+                (rate - 99.0 / 60.0 * POLICY_MARGIN).abs() < 1e-9,
+                "{policy}: {rate}"
+            );
         }
         assert_eq!(policy_rate("\"default\";w=60"), None);
         assert_eq!(
             q(&[
                 ("ratelimit-remaining", "4"),
                 ("ratelimit-reset", "2"),
-                ("ratelimit-policy", "10;w=2")
+                ("ratelimit-policy", "11;w=2")
             ]),
             Some(Quota::Left {
                 remaining: 4.0,
                 reset: Duration::from_secs(2),
-                policy: Some(5.0)
+                policy: Some(5.0 * POLICY_MARGIN)
             })
         );
         assert_eq!(q(&[]), None);
