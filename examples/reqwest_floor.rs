@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use uuid::Uuid;
 
 const BODY: &str = r#"{"usageLocation":"DE","attributes":{"objectType":"CustomerUser"}}"#;
@@ -63,19 +63,13 @@ async fn run() -> anyhow::Result<usize> {
         .context("the token is not a valid header value")?;
     auth.set_sensitive(true);
 
-    // As bulkpatch's `Client::new` (src/client.rs).
-    let mut headers = HeaderMap::new();
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
-        .default_headers(headers)
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(concurrency)
-        .tcp_nodelay(true)
-        .build()
-        .context("cannot build the HTTP client")?;
+    // bulkpatch's own client settings, with its default timeouts.
+    let http = bulkpatch::client::http_client(
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+        concurrency,
+    )
+    .context("cannot build the HTTP client")?;
 
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));

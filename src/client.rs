@@ -32,6 +32,27 @@ fn guid_header(id: Uuid) -> HeaderValue {
         .expect("a GUID is a valid header value")
 }
 
+/// The reqwest client the API requests go through (also the benchmark's reqwest floor, so
+/// that it measures the same settings).
+pub fn http_client(
+    timeout: Duration,
+    connect_timeout: Duration,
+    pool_size: usize,
+) -> Result<reqwest::Client, ClientError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    reqwest::Client::builder()
+        .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
+        .default_headers(headers)
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(pool_size)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
 /// What one attempt produced.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attempt {
@@ -102,18 +123,7 @@ impl Client {
         connect_timeout: Duration,
         pool_size: usize,
     ) -> Result<Client, ClientError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
-            .pool_max_idle_per_host(pool_size)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let http = http_client(timeout, connect_timeout, pool_size)?;
         let mut customers_url = base_url.clone();
         customers_url
             .path_segments_mut()

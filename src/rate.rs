@@ -226,14 +226,7 @@ pub fn quota_from_headers(
     }
     if let Some(combined) = get("ratelimit") {
         // draft-ietf-httpapi-ratelimit-headers: `"policy";r=5;t=1`
-        let field = |key: &str| {
-            combined
-                .split(';')
-                .filter_map(|p| p.trim().split_once('='))
-                .find(|(k, _)| k.trim() == key)
-                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-        };
-        if let (Some(remaining), Some(reset)) = (field("r"), field("t")) {
+        if let (Some(remaining), Some(reset)) = (param(combined, "r"), param(combined, "t")) {
             return Some(Quota::Left {
                 remaining,
                 reset: Duration::from_secs_f64(reset.max(0.0)),
@@ -259,27 +252,24 @@ pub fn quota_from_headers(
     None
 }
 
+/// The number after `key=` among the `;`-separated parameters of one header item
+/// (`"default";r=5;t=1`).
+fn param(item: &str, key: &str) -> Option<f64> {
+    item.split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+}
+
 /// The steady rate the first policy in `RateLimit-Policy` allows, in requests per second:
 /// `100;w=60` (the earlier drafts) or `"default";q=100;w=60` (the later ones). Requests evenly
 /// spaced at (q - 1) per window never fill a window, wherever its boundaries fall, so the
 /// quota never runs out and no one waits for a reset (given in whole seconds, it is late).
 fn policy_rate(value: &str) -> Option<f64> {
     let first = value.split(',').next()?;
-    let mut parts = first.split(';').map(str::trim);
-    let head = parts.next()?;
-    let mut quota = head.parse::<f64>().ok();
-    let mut window = None;
-    for part in parts {
-        match part
-            .split_once('=')
-            .map(|(k, v)| (k.trim(), v.trim().parse::<f64>().ok()))
-        {
-            Some(("q", v)) => quota = v,
-            Some(("w", v)) => window = v,
-            _ => {}
-        }
-    }
-    let (quota, window) = (quota?, window?);
+    let head = first.split(';').next()?.trim();
+    let quota = param(first, "q").or_else(|| head.parse::<f64>().ok());
+    let (quota, window) = (quota?, param(first, "w")?);
     (quota > 1.0 && window > 0.0).then(|| (quota - 1.0) / window * POLICY_MARGIN)
 }
 

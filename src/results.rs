@@ -440,11 +440,7 @@ fn next(rx: &mut mpsc::UnboundedReceiver<Record>) -> Option<Record> {
         Err(mpsc::error::TryRecvError::Empty) => {}
     }
     std::thread::sleep(LINGER);
-    match rx.try_recv() {
-        Ok(record) => Some(record),
-        Err(mpsc::error::TryRecvError::Disconnected) => None,
-        Err(mpsc::error::TryRecvError::Empty) => rx.blocking_recv(),
-    }
+    rx.blocking_recv()
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
@@ -566,22 +562,15 @@ mod tests {
     #[test]
     fn cells_follow_the_documented_columns() {
         let r = Record {
-            line: 7,
-            customer_id: "c".into(),
-            user_id: "u".into(),
             outcome: Outcome::Failed,
             http_status: Some(404),
             error_code: Some(60002),
             message: "User not found.".into(),
-            attempts: 1,
             elapsed_ms: 12,
-            request_id: None,
-            correlation_id: None,
             finished_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_500),
-            body: None,
             row_hash: 0xab,
             throttled: 2,
-            fields: Vec::new(),
+            ..record(7)
         };
         let cells: Vec<String> = r.cells().iter().map(|c| c.to_string()).collect();
         assert_eq!(
