@@ -4,8 +4,8 @@
 #
 # usage: scripts/bench.sh [SCENARIO...]
 #   scenarios: dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M
-#              memory-growth report-100k (default: all; vs-oha, bulkpatch against oha and bare
-#              reqwest (examples/reqwest_floor.rs), needs `oha` on PATH: cargo install oha)
+#              memory-growth report-100k (default: all; vs-oha, bulkpatch against oha and its bare
+#              HTTP client (examples/http_floor.rs), needs `oha` on PATH: cargo install oha)
 #   BENCH_QUICK=1          divide every row count by 10 (a smoke run)
 #   BENCH_NO_GNU_TIME=1    measure without /usr/bin/time even when it is there (tests the fallback)
 #
@@ -67,12 +67,12 @@ done < <(compgen -e | grep '^BULKPATCH_' || true)
 # ---------------------------------------------------------------- build
 echo "bench: cargo build --release" >&2
 cargo build --release
-cargo build --release --example reqwest_floor # vs-oha's baseline: bare reqwest
+cargo build --release --example http_floor # vs-oha's baseline: the bare HTTP client
 target_dir=${CARGO_TARGET_DIR:-target}
 [[ $target_dir == /* ]] || target_dir=$repo/$target_dir
 bin=$target_dir/release/bulkpatch
 [[ -x $bin ]] || die "no binary at $bin"
-floor_bin=$target_dir/release/examples/reqwest_floor
+floor_bin=$target_dir/release/examples/http_floor
 [[ -x $floor_bin ]] || die "no binary at $floor_bin"
 
 # ---------------------------------------------------------------- temp dir, cleanup
@@ -385,8 +385,8 @@ for scenario in "${scenarios[@]}"; do
             # the same simulator: bulkpatch's unlimited throughput should be at least 60% of oha's.
             # oha gets the input's URLs (one user each, as bulkpatch sends), not one URL over and
             # over: a simulator answers a user it has seen cheaper than a new one.
-            # Between them, the reqwest floor (examples/reqwest_floor.rs): bare reqwest with
-            # bulkpatch's client settings and requests, no per-row work. oha to floor is the HTTP
+            # Between them, the HTTP floor (examples/http_floor.rs): bulkpatch's connection pool
+            # with its settings and requests, no per-row work. oha to floor is the HTTP
             # stack; floor to bulkpatch is bulkpatch's own work per row.
             if ! command -v oha >/dev/null 2>&1; then
                 notes+=("vs-oha: skipped: oha is not on PATH (cargo install oha)")
@@ -412,25 +412,25 @@ for scenario in "${scenarios[@]}"; do
             # A fresh simulator for each client: the same users, unseen again.
             start_sim
             write_urls "$input" "$urls"
-            echo "bench: vs-oha: reqwest floor, $rows requests ..." >&2
-            floor_out="$tmp/reqwest-floor.out"
+            echo "bench: vs-oha: HTTP floor, $rows requests ..." >&2
+            floor_out="$tmp/http-floor.out"
             s0=$(cpu_ticks "$sim_pid")
             # Its one line: requests=N seconds=S per_second=R failed=F
-            measure reqwest-floor 180 "$floor_bin" "$urls" 64 "$token" >"$floor_out"
+            measure http-floor 180 "$floor_bin" "$urls" 64 "$token" >"$floor_out"
             s1=$(cpu_ticks "$sim_pid")
             floor_rps=$(sed -n 's/.* per_second=\([0-9.]*\) .*/\1/p' "$floor_out")
             floor_failed=$(sed -n 's/.* failed=\([0-9]*\)$/\1/p' "$floor_out")
             if [[ $m_rc != 0 || -z $floor_rps ]]; then
-                notes+=("vs-oha: reqwest-floor: FAILED: exit $m_rc, ${floor_failed:-?} requests failed; stderr: $(tail -n 3 "$tmp/reqwest-floor.stderr" | tr '\n' ' ')")
+                notes+=("vs-oha: http-floor: FAILED: exit $m_rc, ${floor_failed:-?} requests failed; stderr: $(tail -n 3 "$tmp/http-floor.stderr" | tr '\n' ' ')")
                 failed=1
             fi
             floor_rps=${floor_rps:-$(calc "$rows / $m_wall" %.0f)}
-            table+=("reqwest-floor|$rows|$m_wall|-|-|$floor_rps|-|$m_cpu|$m_rss_mb|$(calc "($s1 - $s0) / $clk_tck")")
-            notes+=("vs-oha: bare reqwest (examples/reqwest_floor.rs) $floor_rps requests/s = $(calc "100 * $floor_rps / $oha_rps" %.0f)% of oha's")
+            table+=("http-floor|$rows|$m_wall|-|-|$floor_rps|-|$m_cpu|$m_rss_mb|$(calc "($s1 - $s0) / $clk_tck")")
+            notes+=("vs-oha: the bare HTTP client (examples/http_floor.rs) $floor_rps requests/s = $(calc "100 * $floor_rps / $oha_rps" %.0f)% of oha's")
             start_sim
             run_scenario vs-oha "$rows" - 180 net --rate unlimited --concurrency 64
             notes+=("vs-oha: bulkpatch $(calc "$rows / $m_wall" %.0f) rows/s = $(calc "100 * $rows / $m_wall / $oha_rps" %.0f)% of oha's $(calc "$oha_rps" %.0f) requests/s (target: at least 60%)")
-            notes+=("vs-oha: bulkpatch = $(calc "100 * $rows / $m_wall / $floor_rps" %.0f)% of the reqwest floor (the rest is its own work per row)")
+            notes+=("vs-oha: bulkpatch = $(calc "100 * $rows / $m_wall / $floor_rps" %.0f)% of the HTTP floor (the rest is its own work per row)")
             stop_sim
             ;;
         report-100k)

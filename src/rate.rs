@@ -210,10 +210,7 @@ impl Controller {
 /// Reads the rate-limit headers servers send: IETF `RateLimit-Remaining`/`RateLimit-Reset`
 /// (or `RateLimit: ..., r=, t=`), Okta-style `X-Rate-Limit-Remaining`/`X-Rate-Limit-Reset`
 /// (an epoch time), and Graph's `x-ms-throttle-limit-percentage` (share of the limit used).
-pub fn quota_from_headers(
-    headers: &reqwest::header::HeaderMap,
-    now: std::time::SystemTime,
-) -> Option<Quota> {
+pub fn quota_from_headers(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Quota> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
     let policy = get("ratelimit-policy").and_then(policy_rate);
@@ -419,7 +416,7 @@ mod tests {
 
     #[test]
     fn rate_limit_header_dialects() {
-        use reqwest::header::{HeaderMap, HeaderValue};
+        use http::header::{HeaderMap, HeaderValue};
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
         let map = |pairs: &[(&'static str, &'static str)]| {
             let mut h = HeaderMap::new();

@@ -374,6 +374,7 @@ pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
     // already one record per line in line order.
     let mut spans: Vec<u64> = Vec::new();
     let mut in_order = true;
+    let mut superseded = false;
     let mut last_line = 0;
     let mut tally = Tally::default();
     let skipped = read_results(path, |span, e| {
@@ -383,6 +384,7 @@ pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
         if spans.len() <= i {
             spans.resize(i + 1, 0);
         }
+        superseded |= spans[i] != 0;
         spans[i] = pack(span);
         if let Some(outcome) = e.outcome {
             tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
@@ -424,13 +426,16 @@ pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_error(path)(e));
     }
-    // Pass 3: the final tally, from the compacted file.
-    let mut tally = Tally::default();
-    read_results(&tmp, |_, e| {
-        if let Some(outcome) = e.outcome {
-            tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
-        }
-    })?;
+    // Pass 3, when a later record replaced an earlier one: the final tally, from the compacted
+    // file. Otherwise every record read in pass 1 was copied, and its tally is the final one.
+    if superseded {
+        tally = Tally::default();
+        read_results(&tmp, |_, e| {
+            if let Some(outcome) = e.outcome {
+                tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
+            }
+        })?;
+    }
     std::fs::rename(&tmp, path).map_err(io_error(path))?;
     Ok(tally)
 }
@@ -519,5 +524,31 @@ mod tests {
             )[..l.len()]));
         assert_eq!(tally.count(Outcome::Updated), 3000);
         assert_eq!(tally.count(Outcome::Failed), 0);
+    }
+
+    #[test]
+    fn compact_tallies_out_of_order_records_that_replace_none() {
+        use crate::results::{Outcome, COLUMNS};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let record = |line: u64, outcome: &str| {
+            format!("{line},c,u,{outcome},200,,,1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
+        };
+        let mut text = COLUMNS.join(",") + "\n";
+        for line in [3, 1, 4, 2, 5] {
+            text += &record(line, if line % 2 == 0 { "failed" } else { "updated" });
+        }
+        std::fs::write(&path, &text).unwrap();
+
+        let tally = compact(&path).unwrap();
+        assert_eq!(
+            (tally.count(Outcome::Updated), tally.count(Outcome::Failed)),
+            (3, 2)
+        );
+        let out = std::fs::read_to_string(&path).unwrap();
+        let expected: String = std::iter::once(COLUMNS.join(",") + "\n")
+            .chain((1..=5).map(|l| record(l, if l % 2 == 0 { "failed" } else { "updated" })))
+            .collect();
+        assert_eq!(out, expected);
     }
 }

@@ -245,3 +245,87 @@ async fn summary_json_has_the_counts() {
         ran.stderr
     );
 }
+
+/// A CONNECT-only HTTP proxy on 127.0.0.1: records each tunnel request's head, then relays.
+async fn connect_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // The client sends nothing past the head until the tunnel is open.
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                seen.lock().unwrap().push(head.clone());
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (url, heads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_go_through_the_proxy_the_environment_names_unless_no_proxy_exempts_the_host() {
+    let sim = simulator(SimConfig::default()).await;
+    let (proxy, heads) = connect_proxy().await;
+    let authority = sim.addr();
+    let dir = tempdir();
+    let input = Csv::usage_locations(3).write(dir.path(), "in.csv");
+
+    // Through the proxy, with the credentials from its URL.
+    let out = dir.path().join("proxied.csv");
+    let mut cmd = run_against(&sim, &input, &out, &[]);
+    let with_auth = proxy.replace("http://", "http://ops:s3cret@");
+    cmd.env("HTTP_PROXY", &with_auth);
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
+    assert_eq!(Results::read(&out).count("updated"), 3);
+    assert_eq!(sim.requests().len(), 3);
+    let tunnels = heads.lock().unwrap().clone();
+    assert!(!tunnels.is_empty(), "no request went through the proxy");
+    for head in &tunnels {
+        assert!(
+            head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")),
+            "{head}"
+        );
+        // base64("ops:s3cret")
+        assert!(
+            head.lines().any(
+                |l| l.to_ascii_lowercase().starts_with("proxy-authorization:")
+                    && l.ends_with(" Basic b3BzOnMzY3JldA==")
+            ),
+            "{head}"
+        );
+    }
+    assert!(!ran.stderr.contains("s3cret"), "{}", ran.stderr);
+
+    // NO_PROXY exempts the host: straight to the server.
+    heads.lock().unwrap().clear();
+    let out = dir.path().join("direct.csv");
+    let mut cmd = run_against(&sim, &input, &out, &[]);
+    cmd.env("HTTP_PROXY", &proxy).env("NO_PROXY", "127.0.0.1");
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
+    assert_eq!(Results::read(&out).count("updated"), 3);
+    assert_eq!(sim.requests().len(), 6);
+    assert!(heads.lock().unwrap().is_empty(), "NO_PROXY was ignored");
+}

@@ -114,12 +114,15 @@ impl Ran {
     }
 }
 
-/// A command for the real `bulkpatch` binary with a clean environment (no BULKPATCH_* or RUST_LOG from outside).
+/// A command for the real `bulkpatch` binary with a clean environment (no BULKPATCH_*, RUST_LOG
+/// or proxy settings from outside).
 pub fn bulkpatch(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkpatch"));
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
+    cmd.args(args).env_remove("RUST_LOG");
+    for proxy in ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"] {
+        cmd.env_remove(proxy).env_remove(proxy.to_lowercase());
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, _) in std::env::vars_os() {

@@ -1,12 +1,12 @@
-//! The reqwest floor: bare reqwest sending bulkpatch's PATCH requests, a benchmark baseline.
+//! The HTTP floor: bulkpatch's own connection pool sending its PATCH requests with no per-row work, a benchmark baseline.
 //!
 //! scripts/bench.sh (scenario vs-oha) runs it between oha and bulkpatch to show how much of
 //! the gap between them is the HTTP stack and how much is bulkpatch's own per-row work.
 //!
-//! usage: reqwest_floor URLS_FILE CONCURRENCY TOKEN
+//! usage: http_floor URLS_FILE CONCURRENCY TOKEN
 //!
-//! Reads one URL per line from URLS_FILE, builds one client configured like bulkpatch's
-//! (src/client.rs), and runs CONCURRENCY tasks that each take the next URL and send
+//! Reads one URL per line from URLS_FILE, builds the connection pool bulkpatch builds
+//! (`bulkpatch::client::transport`), and runs CONCURRENCY tasks that each take the next URL and send
 //! `PATCH url` with the same headers and body bulkpatch sends. Prints one line,
 //! `requests=N seconds=S per_second=R failed=F`, and exits 1 if any request failed
 //! (a non-2xx status or a transport error), 2 on a usage or setup error.
@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use reqwest::header::{HeaderValue, AUTHORIZATION};
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http_body_util::{BodyExt, Full};
 use uuid::Uuid;
 
 const BODY: &str = r#"{"usageLocation":"DE","attributes":{"objectType":"CustomerUser"}}"#;
@@ -28,7 +30,7 @@ async fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("reqwest_floor: {e:#}");
+            eprintln!("http_floor: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -38,7 +40,7 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<usize> {
     let args: Vec<String> = std::env::args().collect();
     let [_, urls_file, concurrency, token] = args.as_slice() else {
-        bail!("usage: reqwest_floor URLS_FILE CONCURRENCY TOKEN");
+        bail!("usage: http_floor URLS_FILE CONCURRENCY TOKEN");
     };
     let concurrency: usize = concurrency
         .parse()
@@ -63,13 +65,8 @@ async fn run() -> anyhow::Result<usize> {
         .context("the token is not a valid header value")?;
     auth.set_sensitive(true);
 
-    // bulkpatch's own client settings, with its default timeouts.
-    let http = bulkpatch::client::http_client(
-        Duration::from_secs(30),
-        Duration::from_secs(10),
-        concurrency,
-    )
-    .context("cannot build the HTTP client")?;
+    // bulkpatch's own connection pool, with its default connect timeout.
+    let http = bulkpatch::client::transport(Duration::from_secs(10), concurrency);
 
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -85,19 +82,21 @@ async fn run() -> anyhow::Result<usize> {
             );
             tokio::spawn(async move {
                 while let Some(&url) = urls.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let sent = http
-                        .patch(url)
+                    let request = http::Request::patch(url)
                         .header(AUTHORIZATION, auth.clone())
+                        .header(ACCEPT, "application/json")
+                        .header(CONTENT_TYPE, "application/json")
                         .header("MS-RequestId", Uuid::new_v4().to_string())
                         .header("MS-CorrelationId", Uuid::new_v4().to_string())
-                        .body(BODY)
-                        .send()
-                        .await;
-                    let ok = match sent {
-                        Ok(resp) => {
-                            let success = resp.status().is_success();
-                            resp.bytes().await.is_ok() && success
-                        }
+                        .body(Full::new(Bytes::from_static(BODY.as_bytes())));
+                    let ok = match request {
+                        Ok(request) => match http.request(request).await {
+                            Ok(resp) => {
+                                let success = resp.status().is_success();
+                                resp.into_body().collect().await.is_ok() && success
+                            }
+                            Err(_) => false,
+                        },
                         Err(_) => false,
                     };
                     if !ok {
