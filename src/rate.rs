@@ -211,6 +211,15 @@ impl Controller {
 /// (or `RateLimit: ..., r=, t=`), Okta-style `X-Rate-Limit-Remaining`/`X-Rate-Limit-Reset`
 /// (an epoch time), and Graph's `x-ms-throttle-limit-percentage` (share of the limit used).
 pub fn quota_from_headers(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Quota> {
+    // Most answers carry none of them: one pass over the names (lowercase in a HeaderMap)
+    // rather than a hashed lookup for each header below.
+    let rate_limit_names = ["ratelimit", "x-rate-limit-", "x-ms-throttle-"];
+    if !headers
+        .keys()
+        .any(|k| rate_limit_names.iter().any(|p| k.as_str().starts_with(p)))
+    {
+        return None;
+    }
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
     let policy = get("ratelimit-policy").and_then(policy_rate);
@@ -482,5 +491,9 @@ mod tests {
             })
         );
         assert_eq!(q(&[]), None);
+        assert_eq!(
+            q(&[("content-type", "application/json"), ("x-rate", "4")]),
+            None
+        );
     }
 }
