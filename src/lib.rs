@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod input;
 pub mod passwords;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod results;
 pub mod resume;
 pub mod retry;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod validate;
 
@@ -580,6 +582,7 @@ async fn wait_for_signal() -> std::io::Result<()> {
     }
 }
 
+#[cfg(feature = "simulator")]
 /// Runs the simulator in the foreground until Ctrl-C, printing its base URL and token.
 pub async fn simulate(config: simulator::SimConfig, port: u16) -> Result<(), Error> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

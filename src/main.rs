@@ -28,6 +28,7 @@ fn main() -> ExitCode {
                 bulkpatch::render::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
                 Ok(exit::OK)
             }
+            #[cfg(feature = "simulator")]
             Command::Demo(cmd) => {
                 let summary = bulkpatch::demo::run(bulkpatch::demo::DemoOptions {
                     out: cmd.out,
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
                 // The demo worked if it ran to the end; its rows are meant to include failures.
                 Ok(if summary.stopped.is_none() { exit::OK } else { summary.exit_code })
             }
+            #[cfg(feature = "simulator")]
             Command::Simulate(cmd) => {
                 let config = cmd
                     .to_config()
