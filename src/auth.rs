@@ -25,7 +25,7 @@ pub const DEFAULT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/
 /// Refreshes are made this long before expiry at most (a fifth of the lifetime for short-lived
 /// tokens, so never before the token was issued).
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
-/// An `expires_in` is taken within this range (`checked::TOKEN_LIFETIME`: 1 minute to 24 hours);
+/// An `expires_in` is taken within this range (`checked::TOKEN_LIFETIME`: 1 second to 24 hours);
 /// a missing or non-numeric one as an hour.
 const TOKEN_LIFETIME: crate::checked::Range = crate::checked::TOKEN_LIFETIME;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -345,7 +345,10 @@ impl TokenProvider {
                 };
                 state.current = Some(Current {
                     header: header.clone(),
-                    refresh_at: Some(crate::checked::after(sent_at, lifetime - ahead)),
+                    refresh_at: Some(crate::checked::after(
+                        sent_at,
+                        lifetime.saturating_sub(ahead),
+                    )),
                 });
                 if let Some(new) = answer.refresh_token.filter(|n| !n.is_empty()) {
                     let new = SecretString::from(new);

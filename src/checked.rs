@@ -40,9 +40,10 @@ pub const SERVER_PAUSE: Range = range(Duration::ZERO, secs(15 * MINUTE));
 pub const SERVER_WINDOW: Range = range(Duration::from_millis(1), secs(DAY));
 /// The largest request count a server's headers are taken at (remaining, quota).
 pub const SERVER_COUNT_MAX: f64 = 1e9;
-/// An access token's `expires_in`: taken as 1 minute to 24 hours (0 would mean a refresh before
-/// every request; 2^64-1 seconds a token kept past its real expiry).
-pub const TOKEN_LIFETIME: Range = range(secs(MINUTE), secs(DAY));
+/// An access token's `expires_in`: taken as 1 second to 24 hours. 0 would mean a refresh before
+/// every request (with the floor, refreshes are at least 0.8 s apart whatever the request rate);
+/// 2^64-1 seconds a token kept past its real expiry (a 401 still refreshes it).
+pub const TOKEN_LIFETIME: Range = range(secs(1), secs(DAY));
 
 // Ranges of values the user sets: refused outside.
 
@@ -58,6 +59,8 @@ pub const BACKOFF_CAP: Range = range(Duration::from_millis(1), secs(HOUR));
 pub const GRACE_PERIOD: Range = range(Duration::from_millis(1), secs(HOUR));
 /// `progress_interval`.
 pub const PROGRESS_INTERVAL: Range = range(Duration::from_millis(100), secs(DAY));
+/// The simulator's durations (`--latency`, `--slow-delay`, `--token-lifetime`, a `--quota` window).
+pub const SIMULATOR_DELAY: Range = range(Duration::ZERO, secs(DAY));
 /// `--rate` / `--per-customer-rate`, in requests per second: 1/h to 1,000,000/s.
 pub const RATE_MIN_PER_SECOND: f64 = 1.0 / HOUR as f64;
 pub const RATE_MAX_PER_SECOND: f64 = 1_000_000.0;
@@ -161,16 +164,17 @@ mod tests {
         assert_eq!(duration_from_secs_f64(900.001, r), Some(secs(900)));
         assert_eq!(duration_from_secs_f64(0.0, r), Some(Duration::ZERO));
         let t = TOKEN_LIFETIME;
-        assert_eq!(duration_from_secs_f64(0.0, t), Some(secs(60)));
-        assert_eq!(duration_from_secs_f64(59.999, t), Some(secs(60)));
+        assert_eq!(duration_from_secs_f64(0.0, t), Some(secs(1)));
+        assert_eq!(duration_from_secs_f64(0.999, t), Some(secs(1)));
         assert_eq!(duration_from_secs_f64(86_400.0, t), Some(secs(86_400)));
-        assert_eq!(duration_from_secs_f64(1e-320, t), Some(secs(60)));
+        assert_eq!(duration_from_secs_f64(86_400.5, t), Some(secs(86_400)));
+        assert_eq!(duration_from_secs_f64(1e-320, t), Some(secs(1)));
     }
 
     #[test]
     fn whole_seconds_are_clamped() {
         assert_eq!(duration_from_secs(u64::MAX, TOKEN_LIFETIME), secs(DAY));
-        assert_eq!(duration_from_secs(0, TOKEN_LIFETIME), secs(60));
+        assert_eq!(duration_from_secs(0, TOKEN_LIFETIME), secs(1));
         assert_eq!(duration_from_secs(3600, TOKEN_LIFETIME), secs(3600));
         assert_eq!(duration_from_secs(999_999_999, SERVER_PAUSE), secs(900));
         assert_eq!(clamp(Duration::MAX, SERVER_PAUSE), secs(900));

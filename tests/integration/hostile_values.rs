@@ -179,11 +179,12 @@ fn auth_config(dir: &std::path::Path, base: &str) -> (std::path::PathBuf, std::p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_lifetimes_of_2_pow_64_and_0_are_clamped_and_the_rotated_token_is_saved() {
+    const ROWS: u32 = 200;
     for expires_in in ["18446744073709551615", "0", "1e300", "-5", "\"NaN\""] {
         let (base, server) = hostile(|_| Vec::new(), expires_in).await;
         let dir = tempdir();
         let (config, refresh) = auth_config(dir.path(), &base);
-        let input = Csv::usage_locations(20).write(dir.path(), "in.csv");
+        let input = Csv::usage_locations(ROWS).write(dir.path(), "in.csv");
         let out = dir.path().join("out.csv");
         let cmd = bulkpatch(&[
             "run",
@@ -197,22 +198,25 @@ async fn token_lifetimes_of_2_pow_64_and_0_are_clamped_and_the_rotated_token_is_
             "--rate",
             "unlimited",
             "--concurrency",
-            "2",
+            "4",
         ]);
         let ran = run_bin(cmd).await;
-        assert_every_row_updated(&ran, &Results::read(&out), 20);
+        assert_every_row_updated(&ran, &Results::read(&out), ROWS as usize);
+        let tokens = server.token.load(Ordering::SeqCst);
         assert_eq!(
             std::fs::read_to_string(&refresh).unwrap().trim(),
-            "rotated-1",
-            "expires_in {expires_in}: the rotated refresh token is saved"
+            format!("rotated-{tokens}"),
+            "expires_in {expires_in}: the last rotated refresh token is saved"
         );
-        // A lifetime of 0 is taken as the minimum (a minute): one token for this short run,
-        // not one per request.
-        assert_eq!(
-            server.token.load(Ordering::SeqCst),
-            1,
-            "expires_in {expires_in}: token requests for 20 rows"
+        // A lifetime of 0 (or less) is taken as the minimum, a second: a refresh every 0.8 s
+        // at most, for this run of well under a second a token or two, not one per request.
+        assert!(
+            tokens * 20 <= u64::from(ROWS),
+            "expires_in {expires_in}: {tokens} token requests for {ROWS} rows"
         );
+        if !["0", "-5"].contains(&expires_in) {
+            assert_eq!(tokens, 1, "expires_in {expires_in}");
+        }
     }
 }
 
@@ -316,4 +320,30 @@ async fn toml_type_errors_name_every_key_and_its_expected_form() {
     ] {
         assert!(ran.stderr.contains(expected), "{expected}\n{}", ran.stderr);
     }
+}
+
+#[test]
+fn the_simulators_durations_are_bounded_too() {
+    use bulkpatch::cli::{Cli, Command};
+    use clap::Parser;
+    let config = |args: &[&str]| {
+        let cli = Cli::try_parse_from([&["bulkpatch", "simulate"], args].concat()).unwrap();
+        let Command::Simulate(cmd) = cli.command else {
+            unreachable!()
+        };
+        cmd.to_config()
+    };
+    // A token lifetime of 500 billion years would overflow the simulator's clock at the first
+    // token it issues.
+    let e = config(&[
+        "--oauth-client-id",
+        "x",
+        "--token-lifetime",
+        "500000000000y",
+    ])
+    .unwrap_err();
+    assert!(e.contains("--token-lifetime must be between"), "{e}");
+    assert!(config(&["--latency", "100000y"]).is_err());
+    assert!(config(&["--quota", "5/100000y"]).is_err());
+    assert!(config(&["--oauth-client-id", "x", "--token-lifetime", "1h"]).is_ok());
 }
