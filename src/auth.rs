@@ -22,8 +22,13 @@ pub const DEFAULT_SCOPE: &str =
     "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
 /// Default token endpoint; `{tenant}` is replaced.
 pub const DEFAULT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
-/// Refreshes are made this long before expiry at most (less for short-lived tokens).
+/// Refreshes are made this long before expiry at most (a fifth of the lifetime for short-lived
+/// tokens, so never before the token was issued).
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// An `expires_in` is taken within this range (`checked::TOKEN_LIFETIME`: 1 second to 24 hours);
+/// a missing or non-numeric one as an hour.
+const TOKEN_LIFETIME: crate::checked::Range = crate::checked::TOKEN_LIFETIME;
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Attempts at the token endpoint when it fails transiently.
 const TOKEN_ATTEMPTS: u32 = 3;
 
@@ -328,9 +333,10 @@ impl TokenProvider {
                 let access = SecretString::from(access);
                 let expires_in = answer
                     .expires_in
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                    .unwrap_or(3600);
-                let lifetime = Duration::from_secs(expires_in);
+                    .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
+                let lifetime = expires_in
+                    .and_then(|s| crate::checked::duration_from_secs_f64(s, TOKEN_LIFETIME))
+                    .unwrap_or(DEFAULT_LIFETIME);
                 let ahead = REFRESH_AHEAD.min(lifetime / 5);
                 state.generation += 1;
                 let header = AuthHeader {
@@ -339,7 +345,10 @@ impl TokenProvider {
                 };
                 state.current = Some(Current {
                     header: header.clone(),
-                    refresh_at: Some(sent_at + lifetime - ahead),
+                    refresh_at: Some(crate::checked::after(
+                        sent_at,
+                        lifetime.saturating_sub(ahead),
+                    )),
                 });
                 if let Some(new) = answer.refresh_token.filter(|n| !n.is_empty()) {
                     let new = SecretString::from(new);
@@ -349,7 +358,7 @@ impl TokenProvider {
                     }
                 }
                 tracing::debug!(
-                    expires_in,
+                    expires_in = lifetime.as_secs(),
                     generation = state.generation,
                     "access token refreshed"
                 );

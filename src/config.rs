@@ -9,6 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth;
+use crate::checked;
 
 /// Default Partner Center API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
@@ -60,6 +61,135 @@ pub const AUTH_KEYS: &[&str] = &[
     "scope",
 ];
 
+/// The form of each key's value, with an example, for the type errors of a config file:
+/// `rate: expected a string such as "8/s", found the integer 5`. `[auth]` keys are `auth.KEY`.
+const FORMS: &[(&str, Form, &str)] = &[
+    (
+        "base_url",
+        Form::Text,
+        "\"https://api.partnercenter.microsoft.com\"",
+    ),
+    ("out", Form::Text, "\"users.results.csv\""),
+    ("force", Form::Boolean, "true"),
+    ("rate", Form::Text, "\"8/s\""),
+    ("per_customer_rate", Form::Text, "\"2/s\""),
+    ("concurrency", Form::Count, "8"),
+    ("max_attempts", Form::Count, "6"),
+    ("timeout", Form::Text, "\"30s\""),
+    ("connect_timeout", Form::Text, "\"10s\""),
+    ("backoff_base", Form::Text, "\"500ms\""),
+    ("backoff_cap", Form::Text, "\"60s\""),
+    (
+        "customer_id",
+        Form::Text,
+        "\"0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60\"",
+    ),
+    ("ignore_unknown_columns", Form::Boolean, "true"),
+    ("delimiter", Form::Text, "\";\""),
+    ("dry_run", Form::Boolean, "true"),
+    ("summary_json", Form::Text, "\"summary.json\""),
+    ("token_file", Form::Text, "\"/etc/bulkpatch/token\""),
+    ("progress_interval", Form::Text, "\"10s\""),
+    ("generate_passwords", Form::Boolean, "true"),
+    ("password_length", Form::Count, "16"),
+    ("secrets_out", Form::Text, "\"secrets.csv\""),
+    ("grace_period", Form::Text, "\"30s\""),
+    ("auth", Form::Table, "[auth]"),
+    ("auth.tenant", Form::Text, "\"contoso.onmicrosoft.com\""),
+    (
+        "auth.client_id",
+        Form::Text,
+        "\"00000000-0000-0000-0000-000000000000\"",
+    ),
+    (
+        "auth.client_secret_file",
+        Form::Text,
+        "\"/etc/bulkpatch/client-secret\"",
+    ),
+    (
+        "auth.refresh_token_file",
+        Form::Text,
+        "\"/etc/bulkpatch/refresh-token\"",
+    ),
+    (
+        "auth.token_url",
+        Form::Text,
+        "\"https://login.microsoftonline.com/contoso/oauth2/v2.0/token\"",
+    ),
+    (
+        "auth.scope",
+        Form::Text,
+        "\"https://api.partnercenter.microsoft.com/user_impersonation offline_access\"",
+    ),
+];
+
+/// The TOML type a key takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Text,
+    /// A whole number from 0 to u32::MAX (the key's own range is checked when resolving).
+    Count,
+    Boolean,
+    Table,
+}
+
+impl Form {
+    fn accepts(self, value: &toml::Value) -> bool {
+        match (self, value) {
+            (Form::Text, toml::Value::String(_))
+            | (Form::Boolean, toml::Value::Boolean(_))
+            | (Form::Table, toml::Value::Table(_)) => true,
+            (Form::Count, toml::Value::Integer(i)) => u32::try_from(*i).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn expected(self, example: &str) -> String {
+        match self {
+            Form::Text => format!("a string such as {example}"),
+            Form::Count => format!("an integer such as {example}"),
+            Form::Boolean => format!("a boolean such as {example}"),
+            Form::Table => format!("a table (an {example} section)"),
+        }
+    }
+}
+
+/// How a wrong value is named in a type error: `the integer 5`, `the string "8"`.
+fn describe(value: &toml::Value) -> String {
+    match value {
+        // TOML's own quoting escapes quotes and control characters.
+        toml::Value::String(_) => format!("the string {value}"),
+        toml::Value::Integer(i) if *i < 0 => format!("the negative integer {i}"),
+        toml::Value::Integer(i) => format!("the integer {i}"),
+        toml::Value::Float(f) => format!("the float {f}"),
+        toml::Value::Boolean(b) => format!("the boolean {b}"),
+        toml::Value::Datetime(d) => format!("the date-time {d}"),
+        toml::Value::Array(_) => "an array".into(),
+        toml::Value::Table(_) => "a table".into(),
+    }
+}
+
+/// Every key of `table` (under `prefix`) whose value has the wrong type, one message each.
+fn type_errors(table: &toml::Table, prefix: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (key, value) in table {
+        let name = format!("{prefix}{key}");
+        let Some((_, form, example)) = FORMS.iter().find(|(k, _, _)| *k == name) else {
+            continue; // unknown keys are reported before this check
+        };
+        if !form.accepts(value) {
+            errors.push(format!(
+                "{name}: expected {}, found {}",
+                form.expected(example),
+                describe(value)
+            ));
+        } else if let toml::Value::Table(inner) = value {
+            errors.extend(type_errors(inner, &format!("{name}.")));
+        }
+    }
+    errors
+}
+
 /// Default length of generated passwords.
 pub const DEFAULT_PASSWORD_LENGTH: usize = 16;
 
@@ -78,6 +208,12 @@ pub enum ConfigError {
         path: PathBuf,
         key: String,
         suggestion: Option<&'static str>,
+    },
+    #[error("config file {path}: {}", problems.join("; "))]
+    WrongType {
+        path: PathBuf,
+        /// One per key: `rate: expected a string such as "8/s", found the integer 5`.
+        problems: Vec<String>,
     },
     #[error("{source_name}: `{key}` {message}")]
     Invalid {
@@ -145,22 +281,16 @@ impl Rate {
                 ))
             }
         };
-        if !(n.is_finite() && n > 0.0) {
-            return Err(format!("must be more than zero (got `{text}`)"));
-        }
-        let per_second = n / seconds;
-        if per_second > 1_000_000.0 {
-            return Err(format!(
-                "is above 1,000,000/s; use `unlimited` for no pacing (got `{text}`)"
-            ));
-        }
+        // From 1/h to 1,000,000/s (`checked::RATE_MIN_PER_SECOND` ..= `RATE_MAX_PER_SECOND`).
+        let per_second =
+            checked::rate_per_second(n / seconds).map_err(|why| format!("{why} (got `{text}`)"))?;
         Ok(Rate::PerSecond(per_second))
     }
 
     /// The time between two requests at this rate, or None when unlimited.
     pub fn interval(&self) -> Option<Duration> {
         match self {
-            Rate::PerSecond(r) => Some(Duration::from_secs_f64(1.0 / r)),
+            Rate::PerSecond(r) => Some(checked::interval_for_rate(*r)),
             Rate::Unlimited => None,
         }
     }
@@ -291,6 +421,13 @@ impl FileConfig {
                     });
                 }
             }
+        }
+        let problems = type_errors(&table, "");
+        if !problems.is_empty() {
+            return Err(ConfigError::WrongType {
+                path: path.to_owned(),
+                problems,
+            });
         }
         toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
@@ -456,24 +593,37 @@ impl Settings {
             s.max_attempts = v;
         }
         if let Some((v, src)) = pick!(args.timeout.clone(), file.timeout.clone()) {
-            s.timeout = parse_duration(&v).map_err(|m| invalid(src, "timeout", m))?;
+            s.timeout =
+                parse_duration_in(&v, checked::TIMEOUT).map_err(|m| invalid(src, "timeout", m))?;
         }
-        for (key, value, slot) in [
+        for (key, value, slot, range) in [
             (
                 "connect_timeout",
                 &file.connect_timeout,
                 &mut s.connect_timeout,
+                checked::CONNECT_TIMEOUT,
             ),
-            ("backoff_base", &file.backoff_base, &mut s.backoff_base),
-            ("backoff_cap", &file.backoff_cap, &mut s.backoff_cap),
+            (
+                "backoff_base",
+                &file.backoff_base,
+                &mut s.backoff_base,
+                checked::BACKOFF_BASE,
+            ),
+            (
+                "backoff_cap",
+                &file.backoff_cap,
+                &mut s.backoff_cap,
+                checked::BACKOFF_CAP,
+            ),
             (
                 "progress_interval",
                 &file.progress_interval,
                 &mut s.progress_interval,
+                checked::PROGRESS_INTERVAL,
             ),
         ] {
             if let Some(v) = value {
-                *slot = parse_duration(v).map_err(|m| invalid(&file_name, key, m))?;
+                *slot = parse_duration_in(v, range).map_err(|m| invalid(&file_name, key, m))?;
             }
         }
         if s.backoff_base > s.backoff_cap {
@@ -514,7 +664,8 @@ impl Settings {
             return Err(ConfigError::OutExists { path: s.out });
         }
         if let Some((v, src)) = pick!(args.grace_period.clone(), file.grace_period.clone()) {
-            s.grace_period = parse_duration(&v).map_err(|m| invalid(src, "grace_period", m))?;
+            s.grace_period = parse_duration_in(&v, checked::GRACE_PERIOD)
+                .map_err(|m| invalid(src, "grace_period", m))?;
         }
 
         if args.generate_passwords || file.generate_passwords.unwrap_or(false) {
@@ -677,6 +828,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A duration the user set, refused outside `range` (the ranges are in `checked`).
+pub fn parse_duration_in(text: &str, range: checked::Range) -> Result<Duration, String> {
+    checked::check(parse_duration(text)?, range, text)
+}
+
 pub fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
         "," | "comma" => Ok(b','),
@@ -732,6 +888,84 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`concurency`"), "{msg}");
         assert!(msg.contains("did you mean `concurrency`"), "{msg}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_the_expected_form() {
+        let err = |text: &str| {
+            FileConfig::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let cases = [
+            ("rate = 5", r#"rate: expected a string such as "8/s", found the integer 5"#),
+            (
+                r#"concurrency = "8""#,
+                r#"concurrency: expected an integer such as 8, found the string "8""#,
+            ),
+            ("concurrency = 8.5", "concurrency: expected an integer such as 8, found the float 8.5"),
+            ("max_attempts = -1", "max_attempts: expected an integer such as 6, found the negative integer -1"),
+            ("dry_run = \"yes\"", r#"dry_run: expected a boolean such as true, found the string "yes""#),
+            ("timeout = 30", r#"timeout: expected a string such as "30s", found the integer 30"#),
+            ("backoff_cap = [1]", r#"backoff_cap: expected a string such as "60s", found an array"#),
+            ("auth = 5", "auth: expected a table (an [auth] section), found the integer 5"),
+            (
+                "[auth]\nclient_id = 42",
+                "auth.client_id: expected a string such as \"00000000-0000-0000-0000-000000000000\", found the integer 42",
+            ),
+            ("[auth]\ntoken_url = true", "auth.token_url: expected a string such as"),
+        ];
+        for (text, expected) in cases {
+            let msg = err(text);
+            assert!(msg.contains(expected), "{text}:\n{msg}");
+            assert!(msg.contains("c.toml"), "{msg}");
+        }
+        // Every wrong key at once.
+        let msg = err("rate = 5\nconcurrency = \"8\"\n");
+        assert!(
+            msg.contains("rate: expected") && msg.contains("concurrency: expected"),
+            "{msg}"
+        );
+        // Every key has a form.
+        for key in CONFIG_KEYS
+            .iter()
+            .map(|k| k.to_string())
+            .chain(AUTH_KEYS.iter().map(|k| format!("auth.{k}")))
+        {
+            assert!(FORMS.iter().any(|(k, _, _)| *k == key), "{key}");
+        }
+    }
+
+    #[test]
+    fn durations_outside_their_range_are_refused_naming_the_range() {
+        let e = parse_duration_in("2y", checked::BACKOFF_CAP).unwrap_err();
+        assert!(e.contains("between 1ms and 1h") && e.contains("2y"), "{e}");
+        assert_eq!(
+            parse_duration_in("60s", checked::BACKOFF_CAP),
+            Ok(Duration::from_secs(60))
+        );
+        assert!(parse_duration_in("5ms", checked::TIMEOUT).is_err());
+    }
+
+    #[test]
+    fn absurd_rates_are_refused() {
+        for bad in [
+            "1e-20/s",
+            "1e-12/s",
+            "0/s",
+            "inf/s",
+            "NaN/s",
+            "-1/s",
+            "0.5/h",
+            "2000000/s",
+        ] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Rate::parse("1/h"), Ok(Rate::PerSecond(1.0 / 3600.0)));
+        assert_eq!(
+            Rate::parse("1/h").unwrap().interval(),
+            Some(Duration::from_secs(3600))
+        );
     }
 
     #[test]

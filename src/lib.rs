@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod checked;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -187,7 +187,7 @@ impl Pacer {
 
     /// Pauses every worker for `wait` from now (a longer pause already set is kept).
     pub fn pause_for(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let until = crate::checked::after(Instant::now(), wait);
         let mut guard = self.paused_until.lock().expect("pause lock");
         if guard.is_none_or(|u| u < until) {
             *guard = Some(until);

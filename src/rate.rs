@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::checked;
+
 /// The window over which the success rate is measured.
 const WINDOW: Duration = Duration::from_secs(2);
 /// After a decrease, 429s until the pause has passed and this much more belong to the same
@@ -101,7 +103,7 @@ impl Controller {
         let mut s = self.lock();
         let pace = s.pace?;
         let slot = s.next_slot.max(now);
-        s.next_slot = slot + Duration::from_secs_f64(1.0 / pace);
+        s.next_slot = checked::after(slot, checked::interval_for_rate(pace));
         Some(slot)
     }
 
@@ -154,11 +156,12 @@ impl Controller {
         let count = s.successes.iter().rev().take_while(|t| **t >= from).count();
         let succeeding = count as f64 / measured.max(MIN_SPAN).as_secs_f64();
         s.guessed = measured < CONFIDENT_SPAN;
-        s.measured_from = now + pause;
+        let resumed = checked::after(now, pause);
+        s.measured_from = resumed;
         let current = s.pace.or(s.ceiling).unwrap_or(f64::INFINITY);
         let target = (succeeding * BACKOFF).min(current * BACKOFF).max(MIN_RATE);
         s.pace = Some(target);
-        s.hold_until = Some(now + pause + HOLD);
+        s.hold_until = Some(checked::after(resumed, HOLD));
         s.last_increase = now;
         tracing::debug!(
             rate = format!("{target:.2}/s"),
@@ -177,7 +180,9 @@ impl Controller {
         match quota {
             Quota::Left {
                 remaining, reset, ..
-            } if remaining < 1.0 => Some(reset).filter(|r| !r.is_zero()),
+            } if remaining < 1.0 => {
+                Some(checked::clamp(reset, checked::SERVER_PAUSE)).filter(|r| !r.is_zero())
+            }
             Quota::Left {
                 remaining,
                 reset,
@@ -223,21 +228,22 @@ pub fn quota_from_headers(headers: &http::HeaderMap, now: std::time::SystemTime)
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
     let policy = get("ratelimit-policy").and_then(policy_rate);
-    if let (Some(remaining), Some(reset)) = (num("ratelimit-remaining"), num("ratelimit-reset")) {
-        return Some(Quota::Left {
-            remaining,
-            reset: Duration::from_secs_f64(reset.max(0.0)),
+    // Every number goes through the checked conversion: a count or a reset that is not a
+    // number makes the header pair unusable; huge, infinite or negative ones are clamped.
+    let left = |remaining: f64, reset_secs: f64, policy| {
+        Some(Quota::Left {
+            remaining: checked::count_from_f64(remaining)?,
+            reset: checked::duration_from_secs_f64(reset_secs, checked::SERVER_PAUSE)?,
             policy,
-        });
+        })
+    };
+    if let (Some(remaining), Some(reset)) = (num("ratelimit-remaining"), num("ratelimit-reset")) {
+        return left(remaining, reset, policy);
     }
     if let Some(combined) = get("ratelimit") {
         // draft-ietf-httpapi-ratelimit-headers: `"policy";r=5;t=1`
         if let (Some(remaining), Some(reset)) = (param(combined, "r"), param(combined, "t")) {
-            return Some(Quota::Left {
-                remaining,
-                reset: Duration::from_secs_f64(reset.max(0.0)),
-                policy,
-            });
+            return left(remaining, reset, policy);
         }
     }
     if let (Some(remaining), Some(reset_at)) =
@@ -246,14 +252,12 @@ pub fn quota_from_headers(headers: &http::HeaderMap, now: std::time::SystemTime)
         let now = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        return Some(Quota::Left {
-            remaining,
-            reset: Duration::from_secs_f64((reset_at - now).max(0.0)),
-            policy: None,
-        });
+        return left(remaining, reset_at - now, None);
     }
-    if let Some(used) = num("x-ms-throttle-limit-percentage") {
-        return Some(Quota::Used { percent: used });
+    if let Some(used) = num("x-ms-throttle-limit-percentage").filter(|p| !p.is_nan()) {
+        return Some(Quota::Used {
+            percent: used.clamp(0.0, 100.0),
+        });
     }
     None
 }
@@ -275,8 +279,10 @@ fn policy_rate(value: &str) -> Option<f64> {
     let first = value.split(',').next()?;
     let head = first.split(';').next()?.trim();
     let quota = param(first, "q").or_else(|| head.parse::<f64>().ok());
-    let (quota, window) = (quota?, param(first, "w")?);
-    (quota > 1.0 && window > 0.0).then(|| (quota - 1.0) / window * POLICY_MARGIN)
+    let quota = checked::count_from_f64(quota?)?;
+    let window = param(first, "w").filter(|w| *w > 0.0)?;
+    let window = checked::duration_from_secs_f64(window, checked::SERVER_WINDOW)?;
+    (quota > 1.0).then(|| (quota - 1.0) / window.as_secs_f64() * POLICY_MARGIN)
 }
 
 #[cfg(test)]
@@ -423,6 +429,51 @@ mod tests {
         assert!((36.0..40.0).contains(&rate), "{rate}");
     }
 
+    /// `RateLimit-Remaining: 0` with a reset of 999999999 s (31 years): the whole pool pauses
+    /// for the capped 15 minutes, not 31 years; a hostile pace never overflows the clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_reset_with_nothing_left_pauses_for_the_cap_only() {
+        use http::header::{HeaderMap, HeaderValue};
+        let mut headers = HeaderMap::new();
+        headers.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+        headers.insert("ratelimit-reset", HeaderValue::from_static("999999999"));
+        let pacer = crate::pool::Pacer::new(None);
+        let answer = crate::client::Attempt::Response(crate::client::Response {
+            status: 200,
+            retry_after: None,
+            error_code: None,
+            message: String::new(),
+            user: None,
+            quota: quota_from_headers(&headers, std::time::SystemTime::now()),
+        });
+        let started = Instant::now();
+        pacer.observe(&answer);
+        let stop = crate::pool::Stop::default();
+        assert!(pacer.ready(&stop, None).await);
+        assert_eq!(started.elapsed(), crate::checked::SERVER_PAUSE.max);
+
+        // A pace from an infinite or tiny rate, a huge 429 pause: no overflow.
+        let c = Controller::new(Some(100.0));
+        c.on_throttle(Duration::MAX);
+        assert!(c.reserve().is_some());
+        let c = Controller::new(None);
+        c.on_quota(Quota::Left {
+            remaining: f64::INFINITY,
+            reset: Duration::from_nanos(1),
+            policy: Some(f64::INFINITY),
+        });
+        c.reserve();
+        c.reserve();
+        assert_eq!(
+            c.on_quota(Quota::Left {
+                remaining: 0.0,
+                reset: Duration::MAX,
+                policy: None
+            }),
+            Some(crate::checked::SERVER_PAUSE.max)
+        );
+    }
+
     #[test]
     fn rate_limit_header_dialects() {
         use http::header::{HeaderMap, HeaderValue};
@@ -491,6 +542,82 @@ mod tests {
             })
         );
         assert_eq!(q(&[]), None);
+        let left = |remaining: f64, reset: Duration| {
+            Some(Quota::Left {
+                remaining,
+                reset,
+                policy: None,
+            })
+        };
+        let cap = crate::checked::SERVER_PAUSE.max;
+        // Hostile values: clamped into their ranges, or the header ignored, never a panic.
+        assert_eq!(
+            q(&[("ratelimit-remaining", "4"), ("ratelimit-reset", "1e30")]),
+            left(4.0, cap)
+        );
+        assert_eq!(
+            q(&[
+                ("ratelimit-remaining", "0"),
+                ("ratelimit-reset", "999999999")
+            ]),
+            left(0.0, cap)
+        );
+        assert_eq!(q(&[("ratelimit", "r=1;t=1e300")]), left(1.0, cap));
+        assert_eq!(
+            q(&[
+                ("x-rate-limit-remaining", "5"),
+                ("x-rate-limit-reset", "inf")
+            ]),
+            left(5.0, cap)
+        );
+        assert_eq!(
+            q(&[
+                ("x-rate-limit-remaining", "5"),
+                ("x-rate-limit-reset", "-inf")
+            ]),
+            left(5.0, Duration::ZERO)
+        );
+        assert_eq!(
+            q(&[("ratelimit-remaining", "1e300"), ("ratelimit-reset", "-7")]),
+            left(crate::checked::SERVER_COUNT_MAX, Duration::ZERO)
+        );
+        assert_eq!(
+            q(&[("ratelimit-remaining", "-3"), ("ratelimit-reset", "2")]),
+            left(0.0, Duration::from_secs(2))
+        );
+        assert_eq!(
+            q(&[("ratelimit-remaining", "NaN"), ("ratelimit-reset", "2")]),
+            None
+        );
+        assert_eq!(
+            q(&[("ratelimit-remaining", "2"), ("ratelimit-reset", "NaN")]),
+            None
+        );
+        assert_eq!(q(&[("x-ms-throttle-limit-percentage", "NaN")]), None);
+        assert_eq!(
+            q(&[("x-ms-throttle-limit-percentage", "1e300")]),
+            Some(Quota::Used { percent: 100.0 })
+        );
+        // Policy windows and quotas: a window of 1e-300 s is a millisecond, a quota of inf 1e9.
+        let fastest = (crate::checked::SERVER_COUNT_MAX - 1.0) / 0.001 * POLICY_MARGIN;
+        for policy in [
+            "inf;w=1e-300",
+            "1e300;w=0.000000001",
+            "\"p\";q=inf;w=1e-320",
+        ] {
+            let rate = policy_rate(policy).unwrap();
+            assert!(
+                rate.is_finite() && (rate - fastest).abs() < 1.0,
+                "{policy}: {rate}"
+            );
+        }
+        assert_eq!(
+            policy_rate("100;w=1e300"),
+            Some(99.0 / 86_400.0 * POLICY_MARGIN)
+        );
+        for junk in ["NaN;w=1", "100;w=NaN", "100;w=-1", "100;w=0", "-5;w=1"] {
+            assert_eq!(policy_rate(junk), None, "{junk}");
+        }
         assert_eq!(
             q(&[("content-type", "application/json"), ("x-rate", "4")]),
             None

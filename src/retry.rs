@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::client::Attempt;
 use crate::pool::{Pacer, Stop};
 
-/// The longest `Retry-After` honoured; a larger value is taken as this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+/// The longest `Retry-After` honoured; a larger value is taken as this (`checked::SERVER_PAUSE`).
+pub const MAX_RETRY_AFTER: Duration = crate::checked::SERVER_PAUSE.max;
 
 /// What an attempt's result means for the row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,25 +72,31 @@ impl Backoff {
     /// A random wait in [0, ceiling].
     pub fn delay(&self, failed_attempts: u32, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling(failed_attempts);
-        Duration::from_secs_f64(rng.random_range(0.0..=ceiling.as_secs_f64()))
+        let range = crate::checked::Range {
+            min: Duration::ZERO,
+            max: ceiling,
+        };
+        crate::checked::duration_from_secs_f64(rng.random_range(0.0..=ceiling.as_secs_f64()), range)
+            .unwrap_or(Duration::ZERO)
     }
 }
 
 /// Reads `Retry-After` as delay-seconds or an HTTP date (relative to `now`).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    use crate::checked::{self, SERVER_PAUSE};
     let v = value.trim();
-    let wait = if let Ok(secs) = v.parse::<u64>() {
-        Duration::from_secs(secs)
+    if let Ok(secs) = v.parse::<u64>() {
+        Some(checked::duration_from_secs(secs, SERVER_PAUSE))
     } else if let Ok(secs) = v.parse::<f64>() {
-        if !(secs.is_finite() && secs >= 0.0) {
-            return None;
-        }
-        Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
+        // A negative or infinite delay is no delay the standard allows: ignored.
+        (secs.is_finite() && secs >= 0.0)
+            .then(|| checked::duration_from_secs_f64(secs, SERVER_PAUSE))
+            .flatten()
     } else {
         let at = httpdate::parse_http_date(v).ok()?;
-        at.duration_since(now).unwrap_or(Duration::ZERO)
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
+        let wait = at.duration_since(now).unwrap_or(Duration::ZERO);
+        Some(checked::clamp(wait, SERVER_PAUSE))
+    }
 }
 
 /// How a row's attempts ended.
@@ -302,6 +308,24 @@ mod tests {
         assert_eq!(parse_retry_after("99999", now), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+        // Hostile values: clamped to the cap or ignored, never a panic.
+        for huge in [
+            "1e300",
+            "1e30",
+            "18446744073709551615",
+            "18446744073709551616",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge, now),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        for junk in ["inf", "-inf", "NaN", "-1e300"] {
+            assert_eq!(parse_retry_after(junk, now), None, "{junk}");
+        }
+        let far = httpdate::fmt_http_date(now + Duration::from_secs(999_999_999));
+        assert_eq!(parse_retry_after(&far, now), Some(MAX_RETRY_AFTER));
     }
 
     /// Runs `drive` against scripted answers, recording when each attempt was made and with which request id.

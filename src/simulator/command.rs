@@ -110,8 +110,10 @@ impl SimulateCmd {
             }
         };
         let zero_ok = |name: &str, v: &str| -> Result<Duration, String> {
-            humantime::parse_duration(v.trim())
-                .map_err(|e| format!("--{name} is not a duration like `100ms` ({e}): `{v}`"))
+            let d = humantime::parse_duration(v.trim())
+                .map_err(|e| format!("--{name} is not a duration like `100ms` ({e}): `{v}`"))?;
+            crate::checked::check(d, crate::checked::SIMULATOR_DELAY, v)
+                .map_err(|m| format!("--{name} {m}"))
         };
         let window_quota = match &self.quota {
             None => None,
@@ -120,14 +122,14 @@ impl SimulateCmd {
                     format!("--quota must look like `600/1m` (requests per window), not `{q}`")
                 })?;
                 let limit = limit.trim().parse::<u32>().ok().filter(|l| *l > 0);
-                let window = humantime::parse_duration(window.trim())
-                    .ok()
-                    .filter(|w| *w >= Duration::from_secs(1));
+                let window = humantime::parse_duration(window.trim()).ok().filter(|w| {
+                    (Duration::from_secs(1)..=crate::checked::SIMULATOR_DELAY.max).contains(w)
+                });
                 match (limit, window) {
                     (Some(limit), Some(window)) => Some(WindowQuota { limit, window }),
                     _ => {
                         return Err(format!(
-                            "--quota needs at least 1 request per window of at least 1s, like `600/1m` (got `{q}`)"
+                            "--quota needs at least 1 request per window of 1s to 1day, like `600/1m` (got `{q}`)"
                         ))
                     }
                 }
