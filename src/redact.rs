@@ -633,6 +633,37 @@ mod tests {
     }
 
     #[test]
+    fn proxy_urls_give_their_password() {
+        let cases = [
+            ("http://u:p%40ss@proxy:3128", Some("p%40ss")),
+            ("u:pw@proxy", Some("pw")),
+            ("http://u@proxy:3128", None),
+            ("http://proxy:3128/a@b", None),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(url_password(url).as_deref(), expected, "{url}");
+        }
+        assert_eq!(percent_decode("p%40ss%zz"), "p@ss%zz");
+    }
+
+    #[test]
+    fn panic_messages_are_redacted_and_escaped() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let previous = std::panic::take_hook();
+        let keep = seen.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut s) = keep.lock() {
+                *s = panic_text(info);
+            }
+        }));
+        let _ = std::panic::catch_unwind(|| panic!("answer: Bearer abc.def-123 \x1b[2J"));
+        std::panic::set_hook(previous);
+        let text = seen.lock().unwrap().clone();
+        assert!(text.contains("Bearer <redacted> \\u{1b}[2J"), "{text}");
+        assert!(text.contains("redact.rs"), "{text}");
+    }
+
+    #[test]
     fn short_secrets_are_not_searched_for() {
         assert_eq!(redact_with("a cat sat", &["a"]), "a cat sat");
         assert_eq!(redact_with("x abcd y", &["abcd"]), "x <redacted> y");

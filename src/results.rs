@@ -291,6 +291,11 @@ impl Sink {
         if let std::borrow::Cow::Owned(clean) = crate::redact::redact(&record.message) {
             record.message = clean;
         }
+        for value in record.fields.iter_mut().filter_map(|f| f.current.as_mut()) {
+            if let std::borrow::Cow::Owned(clean) = crate::redact::redact(value) {
+                *value = clean;
+            }
+        }
         self.backlog.queued.fetch_add(1, Ordering::Relaxed);
         // The writer only goes away after every sender is dropped: it drains even after a
         // write error (which stops the run).

@@ -543,3 +543,38 @@ async fn control_characters_in_a_header_never_reach_the_terminal_raw() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_password_from_the_environment_reaches_no_output() {
+    let password = "Pr0xy-Pass/word";
+    // "proxyuser:Pr0xy-Pass/word" in base64, as a Basic Proxy-Authorization carries it.
+    let basic = "cHJveHl1c2VyOlByMHh5LVBhc3Mvd29yZA==";
+    let server = HostileServer::start(move |_| {
+        Reply::json(
+            400,
+            json!({"description": format!("proxy said: Basic {basic}, pass {password} or Pr0xy-Pass%2Fword")}),
+        )
+    })
+    .await;
+    let dir = tempdir();
+    let input = Csv::usage_locations(1).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let summary = dir.path().join("summary.json");
+    let mut cmd = run_at(
+        &server,
+        &input,
+        &out,
+        &["-vv", "--summary-json", summary.to_str().unwrap()],
+    );
+    // Named but not used for this host: the run must still treat its password as a secret.
+    cmd.env(
+        "HTTP_PROXY",
+        "http://proxyuser:Pr0xy-Pass%2Fword@proxy.invalid:3128",
+    )
+    .env("NO_PROXY", "127.0.0.1");
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let all = all_outputs(&ran, dir.path(), &[&input]);
+    assert!(all.contains("proxy said"), "{all}");
+    assert_absent(&all, &["Pr0xy", basic, "cHJveHl1c2VyOlByMHh5"]);
+}
