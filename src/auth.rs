@@ -420,7 +420,13 @@ impl TokenProvider {
         let mut contents = token.expose_secret().as_bytes().to_vec();
         contents.push(b'\n');
         match write_private_atomically(path, &contents) {
-            Ok(()) => tracing::debug!(file = %path.display(), "saved the new refresh token"),
+            Ok(()) => {
+                tracing::debug!(file = %path.display(), "saved the new refresh token");
+                // The file holds the newest token again: the next run will work.
+                if let Ok(mut slot) = self.not_saved.lock() {
+                    *slot = None;
+                }
+            }
             Err(e) => {
                 let problem = AuthError::NotSaved {
                     path: path.display().to_string(),

@@ -412,6 +412,9 @@ mod patterns {
         let lower = text.to_ascii_lowercase();
         let bytes = text.as_bytes();
         for (at, _) in lower.match_indices("bearer") {
+            if at > 0 && bytes[at - 1].is_ascii_alphanumeric() {
+                continue; // "forbearer": not the scheme
+            }
             let mut i = at + "bearer".len();
             let spaces = bytes[i..].iter().take_while(|b| **b == b' ').count();
             if spaces == 0 {
@@ -627,6 +630,7 @@ mod tests {
                 "via http://bob:<redacted>@proxy:3128/x",
             ),
             ("Bearer <redacted>", "Bearer <redacted>"),
+            ("a forbearer waits", "a forbearer waits"),
         ] {
             assert_eq!(redact(text), expected, "{text}");
         }
