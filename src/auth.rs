@@ -71,6 +71,7 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, ConfigError> {
             path: path.to_owned(),
         });
     }
+    crate::redact::register(token);
     Ok(SecretString::from(token.to_owned()))
 }
 
@@ -80,6 +81,7 @@ pub fn secret_from_env(name: &'static str, value: OsString) -> Result<SecretStri
     if token.is_empty() {
         return Err(ConfigError::EmptyEnv { name });
     }
+    crate::redact::register(&token);
     Ok(SecretString::from(token))
 }
 
@@ -151,6 +153,10 @@ pub enum AuthError {
     Unreachable { url: String, message: String },
     #[error("the access token is not usable in an HTTP header (a stray newline or quote?)")]
     BadToken,
+    #[error("the token endpoint answered {status} with a redirect to {host}; the refresh token and client secret are never sent on to another address: set `token_url` to the endpoint itself")]
+    Redirected { status: u16, host: String },
+    #[error("the token endpoint replaced the refresh token, but the new one could not be saved to {path} ({error}); the old one may no longer work, so the next run would fail: fix that file's permissions (or make it a writable file again), then sign in again and save the new refresh token there")]
+    NotSaved { path: String, error: String },
 }
 
 /// A ready `Authorization` header and the generation of the token in it.
@@ -177,6 +183,8 @@ pub struct TokenProvider {
     grant: Option<RefreshGrant>,
     http: reqwest::Client,
     state: tokio::sync::Mutex<State>,
+    /// Why a rotated refresh token could not be saved, if it could not: the run ends with exit 2.
+    not_saved: std::sync::Mutex<Option<AuthError>>,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -188,6 +196,7 @@ impl std::fmt::Debug for TokenProvider {
 }
 
 fn bearer(token: &SecretString) -> Result<HeaderValue, AuthError> {
+    crate::redact::register(token.expose_secret());
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
         .map_err(|_| AuthError::BadToken)?;
     value.set_sensitive(true);
@@ -209,6 +218,7 @@ impl TokenProvider {
         let http = reqwest::Client::builder()
             .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AuthError::Unreachable {
                 url: "token endpoint".into(),
@@ -230,6 +240,10 @@ impl TokenProvider {
                 },
             ),
             Credentials::Refresh(mut grant) => {
+                crate::redact::register(grant.refresh_token.expose_secret());
+                if let Some(secret) = &grant.client_secret {
+                    crate::redact::register(secret.expose_secret());
+                }
                 let refresh_token = Some(std::mem::replace(
                     &mut grant.refresh_token,
                     SecretString::from(String::new()),
@@ -248,6 +262,7 @@ impl TokenProvider {
             grant,
             http,
             state: tokio::sync::Mutex::new(state),
+            not_saved: std::sync::Mutex::new(None),
         })
     }
 
@@ -322,6 +337,12 @@ impl TokenProvider {
                 }
             };
             let status = response.status();
+            if status.is_redirection() {
+                return Err(AuthError::Redirected {
+                    status: status.as_u16(),
+                    host: crate::client::location_host(response.headers()),
+                });
+            }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
             if status.is_server_error() || status.as_u16() == 429 || answer.is_none() {
@@ -351,6 +372,7 @@ impl TokenProvider {
                     )),
                 });
                 if let Some(new) = answer.refresh_token.filter(|n| !n.is_empty()) {
+                    crate::redact::register(&new);
                     let new = SecretString::from(new);
                     if new.expose_secret() != refresh_token.expose_secret() {
                         self.save_refresh_token(&new);
@@ -365,6 +387,7 @@ impl TokenProvider {
                 return Ok(header);
             }
             let error = answer.error.unwrap_or_else(|| format!("HTTP {status}"));
+            let error = crate::client::sanitize(&error, &secrets);
             let description = crate::client::sanitize(
                 answer.error_description.as_deref().unwrap_or(""),
                 &secrets,
@@ -406,13 +429,31 @@ impl TokenProvider {
         let mut contents = token.expose_secret().as_bytes().to_vec();
         contents.push(b'\n');
         match write_private_atomically(path, &contents) {
-            Ok(()) => tracing::debug!(file = %path.display(), "saved the new refresh token"),
-            Err(e) => tracing::error!(
-                file = %path.display(),
-                error = %e,
-                "cannot save the new refresh token: the next run may need a new sign-in"
-            ),
+            Ok(()) => {
+                tracing::debug!(file = %path.display(), "saved the new refresh token");
+                // The file holds the newest token again: the next run will work.
+                if let Ok(mut slot) = self.not_saved.lock() {
+                    *slot = None;
+                }
+            }
+            Err(e) => {
+                let problem = AuthError::NotSaved {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                };
+                // The run goes on (its access token works); it ends with exit 2 and this advice.
+                tracing::error!("{problem}");
+                if let Ok(mut slot) = self.not_saved.lock() {
+                    slot.get_or_insert(problem);
+                }
+            }
         }
+    }
+
+    /// Why a rotated refresh token could not be saved, if it could not (the run must end with exit 2).
+    pub fn not_saved(&self) -> Option<String> {
+        let slot = self.not_saved.lock().ok()?;
+        slot.as_ref().map(ToString::to_string)
     }
 }
 

@@ -380,7 +380,10 @@ async fn read_response(
         };
     }
     let body = read_body(MAX_ERROR_BODY, true).await;
-    let (error_code, message) = describe_error(status, &body, is_json);
+    let (error_code, message) = match parts.status.is_redirection() {
+        true => (None, redirect_message(status, &parts.headers)),
+        false => describe_error(status, &body, is_json),
+    };
     Response {
         status,
         retry_after,
@@ -388,6 +391,28 @@ async fn read_response(
         message: sanitize(&message, secrets),
         user: None,
         quota,
+    }
+}
+
+/// A redirect is never followed (the request carries the token): the row fails, naming only
+/// the host the server pointed at.
+pub fn redirect_message(status: u16, headers: &http::HeaderMap) -> String {
+    format!(
+        "the server answered {status} with a redirect to {}; requests carrying credentials never follow a redirect: check --base-url",
+        location_host(headers)
+    )
+}
+
+/// The host of a `Location` header (never its path or query, which may carry secrets).
+pub fn location_host(headers: &http::HeaderMap) -> String {
+    let location = headers.get(http::header::LOCATION).map(|v| v.as_bytes());
+    match location.map(Uri::try_from) {
+        None => "nowhere (no Location header)".into(),
+        Some(Ok(uri)) => match uri.host() {
+            Some(host) => format!("host {host}"),
+            None => "the same host (a relative Location)".into(),
+        },
+        Some(Err(_)) => "an unreadable Location".into(),
     }
 }
 
@@ -425,15 +450,13 @@ pub fn describe_error(status: u16, body: &[u8], is_json: bool) -> (Option<i64>, 
     (None, format!("{reason} with {kind}{looks_html}"))
 }
 
-/// One line, at most 200 characters, with every secret replaced.
+/// One line, at most 200 characters, through the redaction point (the run's secrets and
+/// `secrets`, in every encoding) before it is cut short.
 pub fn sanitize(message: &str, secrets: &[&str]) -> String {
-    let mut m: String = message
+    let m: String = crate::redact::redact_with(message, secrets)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        m = m.replace(s, "<redacted>");
-    }
     let m = m.split_whitespace().collect::<Vec<_>>().join(" ");
     crate::input::shorten(&m, MAX_MESSAGE_CHARS)
 }

@@ -13,6 +13,7 @@ pub mod passwords;
 pub mod pool;
 pub mod progress;
 pub mod rate;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod results;
@@ -119,6 +120,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         resume::Finished::default()
     };
     let sender = connect(&mut settings).await?;
+    let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stop = Arc::new(Stop::default());
@@ -237,7 +239,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     };
     drop(lock);
 
-    let summary = Summary::new(report::SummaryInput {
+    let mut summary = Summary::new(report::SummaryInput {
         input: settings.input.clone(),
         results: settings.out.clone(),
         dry_run: settings.dry_run,
@@ -257,6 +259,15 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
             .and_then(|c| c.rate()),
         ceiling: settings.rate,
     });
+    // A rotated refresh token that could not be saved: the rows are done, but the next run
+    // is known to fail, so this one must not look like a success.
+    if let Some(problem) = tokens.and_then(|t| t.not_saved()) {
+        summary.exit_code = report::exit::FATAL;
+        summary.stopped = Some(match summary.stopped.take() {
+            Some(reason) => format!("{reason}; also, {problem}"),
+            None => problem,
+        });
+    }
     if let Some(path) = &settings.report {
         let (results, report) = (settings.out.clone(), path.clone());
         blocking(move || {
@@ -271,10 +282,12 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         .await?;
     }
     if let Some(path) = &settings.summary_json {
-        let json = serde_json::to_vec_pretty(&summary).expect("the summary serialises");
-        std::fs::write(path, json).map_err(|source| Error::Summary {
-            path: path.clone(),
-            source,
+        let json = serde_json::to_string_pretty(&summary).expect("the summary serialises");
+        std::fs::write(path, redact::redact(&json).as_bytes()).map_err(|source| {
+            Error::Summary {
+                path: path.clone(),
+                source,
+            }
         })?;
     }
     tracing::info!(

@@ -7,10 +7,15 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use bulkpatch::cli::{Cli, Command, GlobalArgs, LogFormat};
+use bulkpatch::redact::for_terminal;
 use bulkpatch::{exit, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    bulkpatch::redact::register_proxy_passwords();
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: {}", bulkpatch::redact::panic_text(info));
+    }));
     init_tracing(&cli.global);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -35,7 +40,7 @@ fn main() -> ExitCode {
                     show_progress: !quiet,
                 })
                 .await?;
-                eprint!("{}", summary.to_text());
+                eprint!("{}", for_terminal(&summary.to_text()));
                 eprintln!("\nThe failed and invalid rows above are deliberate: open the results file to see each one's line and reason.");
                 // The demo worked if it ran to the end; its rows are meant to include failures.
                 Ok(if summary.stopped.is_none() { exit::OK } else { summary.exit_code })
@@ -53,7 +58,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            eprintln!("error: {}", for_terminal(&error_chain(&e)));
             ExitCode::from(exit::FATAL)
         }
     }
@@ -61,7 +66,7 @@ fn main() -> ExitCode {
 
 async fn run(settings: Settings) -> Result<u8, bulkpatch::Error> {
     let summary = bulkpatch::run(settings).await?;
-    eprint!("{}", summary.to_text());
+    eprint!("{}", for_terminal(&summary.to_text()));
     Ok(summary.exit_code)
 }
 
@@ -89,13 +94,32 @@ fn init_tracing(global: &GlobalArgs) {
         _ => "bulkpatch=trace,debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(bulkpatch::progress::LogWriter)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_writer(bulkpatch::progress::LogWriter::new(colours))
+        .with_ansi(colours)
         .with_target(false);
     match global.log_format {
+        // JSON escapes every control character itself; the writer redacts each line.
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).init(),
     }
+}
+
+/// Formats each field as `name=value` (the message alone) with its value redacted and its
+/// control characters escaped before tracing adds its colour codes: so with colours on, the
+/// only escape sequences on a line are tracing's own.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = bulkpatch::redact::redact(&text);
+        let text = bulkpatch::redact::escape_controls_in_line(&text);
+        match field.name() {
+            "message" => write!(w, "{text}"),
+            name => write!(w, "{name}={text}"),
+        }
+    })
+    .delimited(" ")
 }

@@ -239,6 +239,8 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
             }
         };
         let Some(row) = next else { break };
+        // The row's password is known to the redaction point while the row is in flight.
+        let _password = crate::redact::hold(row.changes.password.as_ref());
         if let Some(record) = process(row, &ctx).await {
             ctx.results.send(record);
         }

@@ -65,15 +65,32 @@ fn counters_done_reader(counters: &Arc<Counters>) -> impl Fn() -> u64 + Clone + 
 static ACTIVE_BAR: RwLock<Option<ProgressBar>> = RwLock::new(None);
 
 /// A `tracing` writer for stderr that hides the progress bar while a log line is printed.
+/// Every line passes the redaction point; control characters are shown escaped, except when
+/// `colours` is on: then tracing's own colour codes pass, and the data in them was escaped
+/// field by field before formatting (see `main.rs`), so only tracing's codes remain.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LogWriter;
+pub struct LogWriter {
+    colours: bool,
+}
+
+impl LogWriter {
+    pub fn new(colours: bool) -> LogWriter {
+        LogWriter { colours }
+    }
+}
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let text = crate::redact::redact(&text);
+        let text = match self.colours {
+            true => text,
+            false => std::borrow::Cow::Owned(crate::redact::escape_controls(&text).into_owned()),
+        };
         let bar = ACTIVE_BAR.read().ok().and_then(|b| b.clone());
         match bar {
-            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
-            None => std::io::stderr().write_all(buf)?,
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(text.as_bytes()))?,
+            None => std::io::stderr().write_all(text.as_bytes())?,
         }
         Ok(buf.len())
     }
@@ -86,7 +103,7 @@ impl Write for LogWriter {
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LogWriter;
     fn make_writer(&'a self) -> LogWriter {
-        LogWriter
+        *self
     }
 }
 

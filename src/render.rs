@@ -272,7 +272,8 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
                     line,
                     customer_id: col(&record, customer_at),
                     user_id: col(&record, user_at),
-                    message: col(&record, message_at),
+                    // Redacted again: the file may come from an older version or be edited.
+                    message: crate::redact::redact(&col(&record, message_at)).into_owned(),
                 });
             }
         }

@@ -286,7 +286,16 @@ struct Backlog {
 
 impl Sink {
     /// Queues a record; never waits (for the workers).
-    pub fn send(&self, record: Record) {
+    pub fn send(&self, mut record: Record) {
+        // Every record passes here: redacted once more (a worker still holds its row's password).
+        if let std::borrow::Cow::Owned(clean) = crate::redact::redact(&record.message) {
+            record.message = clean;
+        }
+        for value in record.fields.iter_mut().filter_map(|f| f.current.as_mut()) {
+            if let std::borrow::Cow::Owned(clean) = crate::redact::redact(value) {
+                *value = clean;
+            }
+        }
         self.backlog.queued.fetch_add(1, Ordering::Relaxed);
         // The writer only goes away after every sender is dropped: it drains even after a
         // write error (which stops the run).
