@@ -20,10 +20,12 @@ fn main() -> ExitCode {
         }
     };
     let quiet = cli.global.quiet > 0;
+    let json_logs = matches!(cli.global.log_format, LogFormat::Json);
+    let show = Show { quiet, json_logs };
     let outcome = runtime.block_on(async move {
         match cli.command {
-            Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?).await,
-            Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?).await,
+            Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
+            Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Report(cmd) => {
                 bulkpatch::render::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
                 Ok(exit::OK)
@@ -51,30 +53,34 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            let message = bulkpatch::error_chain(&e);
+            if json_logs {
+                tracing::error!(error = %message, exit_code = exit::FATAL, "fatal");
+            } else {
+                eprintln!("error: {message}");
+            }
             ExitCode::from(exit::FATAL)
         }
     }
 }
 
-async fn run(settings: Settings) -> Result<u8, bulkpatch::Error> {
-    let summary = bulkpatch::run(settings).await?;
-    eprint!("{}", summary.to_text());
-    Ok(summary.exit_code)
+/// How the end of a run is shown.
+#[derive(Clone, Copy)]
+struct Show {
+    /// -q: nothing on success, so that cron mails only failures.
+    quiet: bool,
+    /// --log-format json: the summary is one log event, not a text block.
+    json_logs: bool,
 }
 
-fn error_chain(e: &bulkpatch::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
+async fn run(settings: Settings, show: Show) -> Result<u8, bulkpatch::Error> {
+    let summary = bulkpatch::run(settings).await?;
+    if show.json_logs {
+        summary.log();
+    } else if !(show.quiet && summary.exit_code == exit::OK) {
+        eprint!("{}", summary.to_text());
     }
-    text
+    Ok(summary.exit_code)
 }
 
 /// Logs go to stderr through the progress-aware writer. `RUST_LOG` wins over -v/-q.

@@ -202,9 +202,99 @@ impl Summary {
         s
     }
 
+    /// The summary of a run whose input has a header and no data rows: nothing is sent, no
+    /// results file is written, and the exit code is 1 (a broken export is not a success).
+    pub fn no_data_rows(input: PathBuf, results: PathBuf, dry_run: bool, audit: bool) -> Summary {
+        let empty = Tally::default();
+        let mut s = Summary::new(SummaryInput {
+            input,
+            results,
+            dry_run,
+            audit,
+            rows: 0,
+            tally: &empty,
+            attempts: 0,
+            throttled: 0,
+            elapsed: Duration::ZERO,
+            stopped: None,
+            skipped: 0,
+            final_tally: &empty,
+            pace: None,
+            ceiling: crate::config::Rate::Unlimited,
+        });
+        let name = s.input.file_name().unwrap_or(s.input.as_os_str());
+        s.stopped = Some(format!(
+            "no data rows in {}: nothing to do",
+            name.to_string_lossy()
+        ));
+        s.exit_code = exit::ROWS_FAILED;
+        s
+    }
+
+    /// The summary written when a fatal error ends the run (exit 2): `stopped` is the error.
+    /// Counts are those known without the run (zero).
+    pub fn fatal(
+        input: PathBuf,
+        results: PathBuf,
+        dry_run: bool,
+        audit: bool,
+        error: String,
+    ) -> Summary {
+        let mut s = Summary::no_data_rows(input, results, dry_run, audit);
+        s.stopped = Some(error);
+        s.exit_code = exit::FATAL;
+        s
+    }
+
+    /// The summary as one log event (for `--log-format json`): its fields, the maps as JSON.
+    pub fn log(&self) {
+        let json = |v: &dyn erased::Json| v.to_json();
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    input = %self.input.display(),
+                    results = %self.results.display(),
+                    dry_run = self.dry_run,
+                    audit = self.audit,
+                    rows = self.rows,
+                    recorded = self.recorded,
+                    not_attempted = self.not_attempted,
+                    outcomes = %json(&self.outcomes),
+                    errors = %json(&self.errors),
+                    attempts = self.attempts,
+                    throttled = self.throttled,
+                    elapsed_seconds = self.elapsed_seconds,
+                    rows_per_second = self.rows_per_second,
+                    requests_per_second = self.requests_per_second,
+                    skipped = self.skipped,
+                    final_outcomes = %json(&self.final_outcomes),
+                    adapted_pace = self.adapted_pace,
+                    stopped = self.stopped.as_deref(),
+                    exit_code = self.exit_code,
+                    "summary"
+                )
+            };
+        }
+        // A run that did not succeed is a warning, so that -q still shows it.
+        if self.exit_code == exit::OK {
+            event!(tracing::Level::INFO);
+        } else {
+            event!(tracing::Level::WARN);
+        }
+    }
+
     /// The human-readable summary printed on stderr.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        if self.rows == 0 && self.stopped.is_some() && self.recorded == 0 {
+            let _ = writeln!(
+                out,
+                "{} (no results file written)",
+                self.stopped.as_deref().unwrap_or_default()
+            );
+            return out;
+        }
         let title = match (self.audit, self.dry_run) {
             (true, _) => "Audit",
             (false, true) => "Dry run",
@@ -265,8 +355,14 @@ impl Summary {
         if self.not_attempted > 0 {
             let _ = writeln!(
                 out,
-                "  {} rows not attempted: run again with --resume{}",
+                "  {} rows not attempted: {}{}",
                 self.not_attempted,
+                // `audit` has no --resume: it only reads, so it is simply run again.
+                if self.audit {
+                    "run the audit again"
+                } else {
+                    "run again with --resume"
+                },
                 match self.stopped.as_deref() {
                     Some("interrupted") | None => "",
                     Some(_) => " once the cause is fixed",
@@ -296,6 +392,18 @@ fn outcome_counts(t: &Tally) -> BTreeMap<&'static str, u64> {
         .iter()
         .map(|o| (o.as_str(), t.count(*o)))
         .collect()
+}
+
+mod erased {
+    /// A serialisable value as compact JSON (for a log field).
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
 }
 
 fn round3(v: f64) -> f64 {
