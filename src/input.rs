@@ -122,10 +122,14 @@ pub struct UnknownColumn {
     pub suggestion: Option<Column>,
 }
 
-/// `"a" (column 3), did you mean "b"?; "c" (column 5)`.
+/// Unknown columns named in the message; the rest are counted.
+const UNKNOWN_NAMED: usize = 10;
+
+/// `"a" (column 3), did you mean "b"?; "c" (column 5)`, then `; and N more`.
 fn list_unknown(columns: &[UnknownColumn]) -> String {
-    let items: Vec<String> = columns
+    let mut items: Vec<String> = columns
         .iter()
+        .take(UNKNOWN_NAMED)
         .map(|c| {
             let hint = c
                 .suggestion
@@ -134,6 +138,9 @@ fn list_unknown(columns: &[UnknownColumn]) -> String {
             format!("\"{}\" (column {}){hint}", c.name, c.position)
         })
         .collect();
+    if columns.len() > UNKNOWN_NAMED {
+        items.push(format!("and {} more", columns.len() - UNKNOWN_NAMED));
+    }
     items.join("; ")
 }
 
