@@ -245,6 +245,31 @@ async fn the_summary_json_is_written_when_a_write_error_stops_the_run() {
             .is_some_and(|s| s.contains("could not be written")),
         "{json}"
     );
+
+    // A report that cannot be written ends the run with an error: the summary JSON says so.
+    std::fs::remove_file(&summary).unwrap();
+    let report = dir.path().join("no-such-dir").join("report.html");
+    let ran = run_bin(run_against(
+        &sim,
+        &Csv::usage_locations(2).write(dir.path(), "two.csv"),
+        &dir.path().join("two.results.csv"),
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let json = read_json(&summary);
+    assert_eq!(json["exit_code"], 2, "{json}");
+    assert!(
+        json["stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains("cannot write the report")),
+        "{json}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
