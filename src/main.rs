@@ -22,6 +22,9 @@ fn main() -> ExitCode {
     let quiet = cli.global.quiet > 0;
     let json_logs = matches!(cli.global.log_format, LogFormat::Json);
     let show = Show { quiet, json_logs };
+    if json_logs {
+        bulkpatch::progress::log_lines_only();
+    }
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,

@@ -89,6 +89,14 @@ fn counters_done_reader(counters: &Arc<Counters>) -> impl Fn() -> u64 + Clone + 
     move || counters.done.load(Ordering::Relaxed)
 }
 
+/// Set when every stderr line must be a log line (`--log-format json`): no bar even on a terminal.
+static LOG_LINES_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Shows progress as periodic log lines only, never as a bar (for JSON logs).
+pub fn log_lines_only() {
+    LOG_LINES_ONLY.store(true, Ordering::Relaxed);
+}
+
 /// The bar currently on screen, if any: the log writer suspends it while printing.
 static ACTIVE_BAR: RwLock<Option<ProgressBar>> = RwLock::new(None);
 
@@ -159,7 +167,7 @@ impl Progress {
                 ticker: None,
             };
         }
-        if std::io::stderr().is_terminal() {
+        if std::io::stderr().is_terminal() && !LOG_LINES_ONLY.load(Ordering::Relaxed) {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(

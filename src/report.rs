@@ -99,6 +99,9 @@ pub struct Summary {
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
     pub exit_code: u8,
+    /// The input had no data rows: nothing was sent, no results file written.
+    #[serde(skip)]
+    pub nothing_to_do: bool,
 }
 
 /// What the summary is built from.
@@ -177,6 +180,7 @@ impl Summary {
                 .map(round3),
             stopped: s.stopped.map(|r| r.to_string()),
             exit_code,
+            nothing_to_do: false,
         }
     }
 
@@ -228,6 +232,7 @@ impl Summary {
             name.to_string_lossy()
         ));
         s.exit_code = exit::ROWS_FAILED;
+        s.nothing_to_do = true;
         s
     }
 
@@ -243,12 +248,12 @@ impl Summary {
         let mut s = Summary::no_data_rows(input, results, dry_run, audit);
         s.stopped = Some(error);
         s.exit_code = exit::FATAL;
+        s.nothing_to_do = false;
         s
     }
 
     /// The summary as one log event (for `--log-format json`): its fields, the maps as JSON.
     pub fn log(&self) {
-        let json = |v: &dyn erased::Json| v.to_json();
         macro_rules! event {
             ($level:expr) => {
                 tracing::event!(
@@ -260,15 +265,15 @@ impl Summary {
                     rows = self.rows,
                     recorded = self.recorded,
                     not_attempted = self.not_attempted,
-                    outcomes = %json(&self.outcomes),
-                    errors = %json(&self.errors),
+                    outcomes = %to_json(&self.outcomes),
+                    errors = %to_json(&self.errors),
                     attempts = self.attempts,
                     throttled = self.throttled,
                     elapsed_seconds = self.elapsed_seconds,
                     rows_per_second = self.rows_per_second,
                     requests_per_second = self.requests_per_second,
                     skipped = self.skipped,
-                    final_outcomes = %json(&self.final_outcomes),
+                    final_outcomes = %to_json(&self.final_outcomes),
                     adapted_pace = self.adapted_pace,
                     stopped = self.stopped.as_deref(),
                     exit_code = self.exit_code,
@@ -287,7 +292,7 @@ impl Summary {
     /// The human-readable summary printed on stderr.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        if self.rows == 0 && self.stopped.is_some() && self.recorded == 0 {
+        if self.nothing_to_do {
             let _ = writeln!(
                 out,
                 "{} (no results file written)",
@@ -394,16 +399,9 @@ fn outcome_counts(t: &Tally) -> BTreeMap<&'static str, u64> {
         .collect()
 }
 
-mod erased {
-    /// A serialisable value as compact JSON (for a log field).
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// A value as compact JSON, for a log field.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn round3(v: f64) -> f64 {

@@ -424,6 +424,11 @@ async fn a_run_where_nothing_connects_stops_after_a_few_attempts() {
         .rows
         .iter()
         .all(|r| r["outcome"] == "failed" && r["http_status"].is_empty()));
+    // Once the API can be reached, a resume sends every row.
+    let sim = simulator(SimConfig::default()).await;
+    let ran = run_bin(run_against(&sim, &input, &out, &["--resume"])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(Results::read(&out).count("updated"), 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
