@@ -407,3 +407,53 @@ fn to_json<T: Serialize>(value: &T) -> String {
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped_summary(audit: bool) -> Summary {
+        let tally = Tally::default();
+        Summary::new(SummaryInput {
+            input: "in.csv".into(),
+            results: "out.csv".into(),
+            dry_run: false,
+            audit,
+            rows: 10,
+            tally: &tally,
+            attempts: 0,
+            throttled: 0,
+            elapsed: Duration::from_secs(1),
+            stopped: Some(&StopReason::Interrupted),
+            skipped: 0,
+            final_tally: &tally,
+            pace: None,
+            ceiling: crate::config::Rate::Unlimited,
+        })
+    }
+
+    #[test]
+    fn resume_is_advised_only_where_the_command_takes_it() {
+        let run = stopped_summary(false).to_text();
+        assert!(
+            run.contains("10 rows not attempted: run again with --resume"),
+            "{run}"
+        );
+        let audit = stopped_summary(true).to_text();
+        assert!(
+            audit.contains("10 rows not attempted: run the audit again"),
+            "{audit}"
+        );
+        assert!(!audit.contains("--resume"), "{audit}");
+    }
+
+    #[test]
+    fn no_data_rows_is_exit_1_and_says_so() {
+        let s = Summary::no_data_rows("dir/users.csv".into(), "out.csv".into(), false, false);
+        assert_eq!(s.exit_code, exit::ROWS_FAILED);
+        assert_eq!(
+            s.to_text(),
+            "no data rows in users.csv: nothing to do (no results file written)\n"
+        );
+    }
+}

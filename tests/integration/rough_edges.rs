@@ -475,6 +475,16 @@ async fn an_audit_file_is_in_line_order_and_its_progress_shows_audit_outcomes() 
     cmd.env("BULKPATCH_TOKEN", sim.token());
     let ran = run_bin(cmd).await;
     assert!(ran.code <= 1, "{}", ran.stderr);
+    // Run again on the same audit file: audit has no --resume, so the message does not offer it.
+    let mut again = bulkpatch(&refs);
+    again.env("BULKPATCH_TOKEN", sim.token());
+    let refused = run_bin(again).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--force") && !refused.stderr.contains("--resume"),
+        "{}",
+        refused.stderr
+    );
     let records = Results::read(&out).rows;
     let order: Vec<(u64, String)> = records
         .iter()
