@@ -10,7 +10,10 @@ use bulkpatch::cli::{Cli, Command, GlobalArgs, LogFormat};
 use bulkpatch::{exit, Settings};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_tracing(&cli.global);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -65,6 +68,26 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FATAL)
         }
     }
+}
+
+/// A command line clap refuses: shown as clap shows it, or as one JSON error event when the
+/// command line asks for JSON logs (so that every stderr line stays JSON).
+fn usage_error(e: clap::Error) -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1] == "json")
+        || args.iter().any(|a| a == "--log-format=json");
+    if !json || !e.use_stderr() {
+        e.exit();
+    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .init();
+    let message = e.to_string();
+    tracing::error!(error = %message.trim_end(), exit_code = exit::FATAL, "fatal");
+    ExitCode::from(exit::FATAL)
 }
 
 /// How the end of a run is shown.

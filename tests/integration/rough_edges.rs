@@ -331,6 +331,23 @@ async fn json_logs_put_every_line_summary_and_errors_included_in_json() {
     assert!(v["fields"]["error"]
         .as_str()
         .is_some_and(|e| e.contains("usage_locaton")));
+
+    // So is a command line the parser refuses.
+    let ran = run_bin(bulkpatch(&[
+        "run",
+        bad.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "--no-such-flag",
+    ]))
+    .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let lines: Vec<&str> = ran.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", ran.stderr);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON error line");
+    assert!(v["fields"]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("--no-such-flag")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
