@@ -243,6 +243,9 @@ pub enum ConfigError {
     SecretsOutExists { path: PathBuf },
     #[error("results file {path} already exists: pass --resume to continue that run, --force to overwrite it, or choose another with --out")]
     OutExists { path: PathBuf },
+    /// `audit` has no --resume: it reads only, so it is run again from the start.
+    #[error("audit file {path} already exists: pass --force to overwrite it, or choose another with --out")]
+    AuditOutExists { path: PathBuf },
     #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
     NothingToResume { path: PathBuf },
     #[error("the input file and the results file are the same path: {path}")]
@@ -661,7 +664,11 @@ impl Settings {
             return Err(ConfigError::NothingToResume { path: s.out });
         }
         if !s.force && !s.resume && !s.compact_only && s.out.exists() {
-            return Err(ConfigError::OutExists { path: s.out });
+            return Err(if args.audit {
+                ConfigError::AuditOutExists { path: s.out }
+            } else {
+                ConfigError::OutExists { path: s.out }
+            });
         }
         if let Some((v, src)) = pick!(args.grace_period.clone(), file.grace_period.clone()) {
             s.grace_period = parse_duration_in(&v, checked::GRACE_PERIOD)

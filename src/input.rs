@@ -92,6 +92,11 @@ fn column_for(normalized: &str) -> Option<Column> {
         .find(|c| c.aliases().contains(&normalized))
 }
 
+/// How alike (normalised Damerau-Levenshtein, 1 = equal) an unknown name must be to a known
+/// one to be suggested: about one edit in five characters (`usagelocaton` is 0.92 from
+/// `usagelocation`; `username` is 0.75 from `surname`, an alias of last_name: not suggested).
+const SUGGEST_AT_LEAST: f64 = 0.8;
+
 /// The closest known column to an unknown header name, when it looks like a typo of one.
 fn suggest(normalized: &str) -> Option<Column> {
     let mut best: Option<(f64, Column)> = None;
@@ -99,12 +104,44 @@ fn suggest(normalized: &str) -> Option<Column> {
         for alias in col.aliases() {
             let score = strsim::normalized_damerau_levenshtein(normalized, alias);
             let long_enough = normalized.len() >= 3 || alias.len() <= 3;
-            if long_enough && score >= 0.6 && best.is_none_or(|(b, _)| score > b) {
+            if long_enough && score >= SUGGEST_AT_LEAST && best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, col));
             }
         }
     }
     best.map(|(_, c)| c)
+}
+
+/// A header name that matches no column.
+#[derive(Clone, Debug)]
+pub struct UnknownColumn {
+    pub name: String,
+    /// 1-based.
+    pub position: usize,
+    /// The known column it is close to, if any.
+    pub suggestion: Option<Column>,
+}
+
+/// Unknown columns named in the message; the rest are counted.
+const UNKNOWN_NAMED: usize = 10;
+
+/// `"a" (column 3), did you mean "b"?; "c" (column 5)`, then `; and N more`.
+fn list_unknown(columns: &[UnknownColumn]) -> String {
+    let mut items: Vec<String> = columns
+        .iter()
+        .take(UNKNOWN_NAMED)
+        .map(|c| {
+            let hint = c
+                .suggestion
+                .map(|s| format!(", did you mean \"{}\"?", s.name()))
+                .unwrap_or_default();
+            format!("\"{}\" (column {}){hint}", c.name, c.position)
+        })
+        .collect();
+    if columns.len() > UNKNOWN_NAMED {
+        items.push(format!("and {} more", columns.len() - UNKNOWN_NAMED));
+    }
+    items.join("; ")
 }
 
 /// A fatal problem with the input file as a whole: nothing is sent.
@@ -121,12 +158,11 @@ pub enum InputError {
     Utf16 { path: PathBuf },
     #[error("input file {path}: the header row is not valid UTF-8: save the file as UTF-8")]
     HeaderNotUtf8 { path: PathBuf },
-    #[error("input file {path}: unknown column \"{name}\" (column {position}){}; use --ignore-unknown-columns to skip columns the tool does not use", suggestion.map(|c| format!(", did you mean \"{}\"?", c.name())).unwrap_or_default())]
-    UnknownColumn {
+    #[error("input file {path}: unknown column{} {}; use --ignore-unknown-columns to skip columns the tool does not use", if columns.len() > 1 { "s" } else { "" }, list_unknown(columns))]
+    UnknownColumns {
         path: PathBuf,
-        name: String,
-        position: usize,
-        suggestion: Option<Column>,
+        /// Every unknown column of the header, in order.
+        columns: Vec<UnknownColumn>,
     },
     #[error("input file {path}: columns {first} (\"{first_name}\") and {second} (\"{second_name}\") both mean {column}: keep one")]
     DuplicateColumn {
@@ -193,6 +229,7 @@ impl Header {
         let mut positions: [Option<usize>; Column::COUNT] = [None; Column::COUNT];
         let mut names: Vec<String> = Vec::with_capacity(record.len());
         let mut unnamed = Vec::new();
+        let mut unknown = Vec::new();
         for (i, raw) in record.iter().enumerate() {
             let name = std::str::from_utf8(raw)
                 .map_err(|_| InputError::HeaderNotUtf8 {
@@ -219,16 +256,19 @@ impl Header {
                 // Unnamed columns come from trailing delimiters (Excel writes them): they are
                 // accepted as long as they stay empty (a row with a value in one is invalid).
                 None if normalized.is_empty() => unnamed.push(i),
-                None => {
-                    return Err(InputError::UnknownColumn {
-                        path: path.to_owned(),
-                        suggestion: suggest(&normalized),
-                        name: shorten(&name, 60),
-                        position: i + 1,
-                    })
-                }
+                None => unknown.push(UnknownColumn {
+                    suggestion: suggest(&normalized),
+                    name: shorten(&name, 60),
+                    position: i + 1,
+                }),
             }
             names.push(name);
+        }
+        if !unknown.is_empty() {
+            return Err(InputError::UnknownColumns {
+                path: path.to_owned(),
+                columns: unknown,
+            });
         }
         let header = Header {
             positions,
@@ -511,6 +551,15 @@ mod tests {
         assert!(msg.contains("did you mean \"usage_location\""), "{msg}");
         let e = header(&["customer_id", "user_id", "usage_location", "notes"]).unwrap_err();
         assert!(!e.to_string().contains("did you mean"), "{e}");
+        let e = header(&["customer_id", "user_id", "User Name", "usage_location"]).unwrap_err();
+        assert!(!e.to_string().contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn every_unknown_column_is_named_at_once() {
+        let e = header(&["customer_id", "Notes", "user_id", "usage_locaton", "Dept"]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("unknown columns \"Notes\" (column 2); \"usage_locaton\" (column 4), did you mean \"usage_location\"?; \"Dept\" (column 5);"), "{msg}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! bulkpatch: applies bulk user updates through the Partner Center REST API. `run` takes validated `Settings` through input -> validate -> pool -> client/retry -> results -> report.
 
 pub mod audit;
+pub mod audit_file;
 pub mod auth;
 pub mod checked;
 pub mod cli;
@@ -9,10 +10,12 @@ pub mod config;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod input;
+pub mod markdown;
 pub mod passwords;
 pub mod pool;
 pub mod progress;
 pub mod rate;
+pub mod reach;
 pub mod redact;
 pub mod render;
 pub mod report;
@@ -74,7 +77,48 @@ pub enum Error {
 /// Everything that can be checked before sending is checked first: the header, the results
 /// file, the token. A row that fails becomes a record in the results file; only what stops
 /// the whole run is an `Err`.
-pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
+///
+/// `--summary-json` is written on every way out once the settings are valid: the summary of
+/// the run, or, when a fatal error ends it, a summary whose `stopped` is the error (exit 2).
+pub async fn run(settings: Settings) -> Result<Summary, Error> {
+    let Some(path) = settings.summary_json.clone() else {
+        return run_to_summary(settings).await;
+    };
+    let (input, results) = (settings.input.clone(), settings.out.clone());
+    let (dry_run, audit) = (
+        settings.dry_run,
+        settings.operation == pool::Operation::Audit,
+    );
+    let outcome = run_to_summary(settings).await;
+    let summary = match &outcome {
+        Ok(summary) => summary.clone(),
+        Err(e) => Summary::fatal(input, results, dry_run, audit, error_chain(e)),
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("the summary serialises");
+    let written = std::fs::write(&path, redact::redact(&json).as_bytes())
+        .map_err(|source| Error::Summary { path, source });
+    match (outcome, written) {
+        (Ok(summary), Ok(())) => Ok(summary),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// An error with its sources, each once: the text a fatal error is shown as.
+pub fn error_chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
     let options = ReadOptions {
         delimiter: settings.delimiter,
@@ -96,6 +140,16 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         blocking(move || validate::scan(&path, &options, default_customer)).await?
     };
 
+    if rows == 0 && !settings.compact_only {
+        let auditing = settings.operation == pool::Operation::Audit;
+        let (input, out) = (settings.input, settings.out);
+        return Ok(Summary::no_data_rows(
+            input,
+            out,
+            settings.dry_run,
+            auditing,
+        ));
+    }
     // The results file: locked for this run, its fingerprint checked on a resume.
     let fingerprint = resume::Fingerprint::new(&settings.input, source.header.hash, rows);
     let continuing = settings.resume || settings.compact_only;
@@ -124,7 +178,11 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stop = Arc::new(Stop::default());
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(if settings.operation == pool::Operation::Audit {
+        Counters::for_audit()
+    } else {
+        Counters::default()
+    });
     let mode = if settings.resume {
         results::Mode::Append
     } else {
@@ -199,6 +257,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
             },
             results: sink.clone(),
             counters: counters.clone(),
+            reach: reach::Reach::new(settings.base_url.host_str().unwrap_or("the API")),
         });
         pool::run(row_rx, ctx, settings.concurrency).await;
     } else {
@@ -227,9 +286,15 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     }
     // One record per input row, in line order: later records for a line replace earlier ones.
     let out = settings.out.clone();
-    let final_tally = match blocking(move || resume::compact(&out)).await {
-        // An audit file has a line per field: nothing to compact.
-        _ if auditing => tally.clone(),
+    let compacted = if auditing {
+        // An audit file has a line per field: its rows go in line order, fields together.
+        blocking(move || audit_file::compact(&out).map_err(|e| anyhow::anyhow!(e)))
+            .await
+            .map(|()| tally.clone())
+    } else {
+        blocking(move || resume::compact(&out)).await
+    };
+    let final_tally = match compacted {
         Ok(tally) => tally,
         Err(e) => {
             // The records are all there, only not in line order: a later --compact can sort them.
@@ -280,15 +345,6 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
             })
         })
         .await?;
-    }
-    if let Some(path) = &settings.summary_json {
-        let json = serde_json::to_string_pretty(&summary).expect("the summary serialises");
-        std::fs::write(path, redact::redact(&json).as_bytes()).map_err(|source| {
-            Error::Summary {
-                path: path.clone(),
-                source,
-            }
-        })?;
     }
     tracing::info!(
         recorded = summary.recorded,
@@ -559,13 +615,19 @@ fn planned(row: &Row) -> Record {
 /// `grace`. Second (or when the grace period is over): stop at once.
 fn watch_signals(stop: Arc<Stop>, grace: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if wait_for_signal().await.is_err() {
+        let Ok(signal) = wait_for_signal().await else {
             return;
+        };
+        let grace_text = humantime::format_duration(grace);
+        match signal {
+            // Whoever sent SIGTERM (systemd, cron, kill) cannot press Ctrl-C.
+            Signal::Terminate => tracing::warn!(
+                "terminated: finishing the requests in flight for up to {grace_text}"
+            ),
+            Signal::Interrupt => tracing::warn!(
+                "interrupted: finishing the requests in flight, for up to {grace_text} (press Ctrl-C again to stop at once)"
+            ),
         }
-        tracing::warn!(
-            "interrupted: finishing the requests in flight, for up to {} (press Ctrl-C again to stop at once)",
-            humantime::format_duration(grace)
-        );
         stop.stop(StopReason::Interrupted);
         tokio::select! {
             r = wait_for_signal() => {
@@ -581,18 +643,26 @@ fn watch_signals(stop: Arc<Stop>, grace: std::time::Duration) -> tokio::task::Jo
     })
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Which signal asked the run to stop.
+enum Signal {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+async fn wait_for_signal() -> std::io::Result<Signal> {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            r = tokio::signal::ctrl_c() => r.map(|()| Signal::Interrupt),
+            _ = term.recv() => Ok(Signal::Terminate),
         }
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        tokio::signal::ctrl_c().await.map(|()| Signal::Interrupt)
     }
 }
 

@@ -11,11 +11,14 @@ use bulkpatch::redact::for_terminal;
 use bulkpatch::{exit, Settings};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
     bulkpatch::redact::register_proxy_passwords();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: {}", bulkpatch::redact::panic_text(info));
     }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_tracing(&cli.global);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -25,10 +28,15 @@ fn main() -> ExitCode {
         }
     };
     let quiet = cli.global.quiet > 0;
+    let json_logs = matches!(cli.global.log_format, LogFormat::Json);
+    let show = Show { quiet, json_logs };
+    if json_logs {
+        bulkpatch::progress::log_lines_only();
+    }
     let outcome = runtime.block_on(async move {
         match cli.command {
-            Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?).await,
-            Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?).await,
+            Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
+            Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Report(cmd) => {
                 bulkpatch::render::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
                 Ok(exit::OK)
@@ -58,30 +66,54 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", for_terminal(&error_chain(&e)));
+            let message = bulkpatch::error_chain(&e);
+            if json_logs {
+                tracing::error!(error = %message, exit_code = exit::FATAL, "fatal");
+            } else {
+                eprintln!("error: {}", for_terminal(&message));
+            }
             ExitCode::from(exit::FATAL)
         }
     }
 }
 
-async fn run(settings: Settings) -> Result<u8, bulkpatch::Error> {
-    let summary = bulkpatch::run(settings).await?;
-    eprint!("{}", for_terminal(&summary.to_text()));
-    Ok(summary.exit_code)
+/// A command line clap refuses: shown as clap shows it, or as one JSON error event when the
+/// command line asks for JSON logs (so that every stderr line stays JSON).
+fn usage_error(e: clap::Error) -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1] == "json")
+        || args.iter().any(|a| a == "--log-format=json");
+    if !json || !e.use_stderr() {
+        e.exit();
+    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .init();
+    let message = e.to_string();
+    tracing::error!(error = %message.trim_end(), exit_code = exit::FATAL, "fatal");
+    ExitCode::from(exit::FATAL)
 }
 
-fn error_chain(e: &bulkpatch::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
+/// How the end of a run is shown.
+#[derive(Clone, Copy)]
+struct Show {
+    /// -q: nothing on success, so that cron mails only failures.
+    quiet: bool,
+    /// --log-format json: the summary is one log event, not a text block.
+    json_logs: bool,
+}
+
+async fn run(settings: Settings, show: Show) -> Result<u8, bulkpatch::Error> {
+    let summary = bulkpatch::run(settings).await?;
+    if show.json_logs {
+        summary.log();
+    } else if !(show.quiet && summary.exit_code == exit::OK) {
+        eprint!("{}", for_terminal(&summary.to_text()));
     }
-    text
+    Ok(summary.exit_code)
 }
 
 /// Logs go to stderr through the progress-aware writer. `RUST_LOG` wins over -v/-q.

@@ -31,6 +31,12 @@ pub enum StopReason {
     WriteFailed(String),
     /// No access token could be had (the refresh token was refused, say).
     AuthFailed(String),
+    /// No connection to the API could be opened, and nothing ever answered.
+    NothingConnects {
+        host: String,
+        attempts: u32,
+        error: String,
+    },
 }
 
 impl std::fmt::Display for StopReason {
@@ -46,6 +52,14 @@ impl std::fmt::Display for StopReason {
                 "a file could not be written ({e}); stopped so that no update goes unrecorded"
             ),
             StopReason::AuthFailed(e) => write!(f, "{e}"),
+            StopReason::NothingConnects {
+                host,
+                attempts,
+                error,
+            } => write!(
+                f,
+                "nothing connects: {attempts} attempts to connect to {host} failed and none has succeeded ({error}); check the base URL, DNS, the network or the proxy"
+            ),
         }
     }
 }
@@ -210,6 +224,8 @@ pub struct Context {
     pub policy: Policy,
     pub results: Sink,
     pub counters: Arc<Counters>,
+    /// Stops the run when nothing connects.
+    pub reach: crate::reach::Reach,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops.
@@ -265,14 +281,20 @@ enum Method {
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
     let correlation_id = crate::client::new_id();
-    let started = std::time::Instant::now();
+    // elapsed_ms runs from the row's first request, not from its wait behind the pacer.
+    let first_sent = OnceLock::new();
+    let elapsed = || {
+        first_sent
+            .get()
+            .map_or(Duration::ZERO, std::time::Instant::elapsed)
+    };
     let (reads, skip_unchanged) = match ctx.operation {
         Operation::Audit => (true, false),
         Operation::Patch { skip_unchanged } => (skip_unchanged, skip_unchanged),
     };
     let mut read_attempts = (0, 0);
     if reads {
-        let read = exchange(ctx, &row, Method::Get, correlation_id).await;
+        let read = exchange(ctx, &row, Method::Get, correlation_id, &first_sent).await;
         let live = match (&read.ending, &read.last) {
             (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
             _ => None,
@@ -281,7 +303,7 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
         let unchanged = fields
             .as_ref()
             .is_some_and(|f| f.iter().all(|c| !c.changes));
-        let mut record = outcome_record(&row, &read, correlation_id, started.elapsed())?;
+        let mut record = outcome_record(&row, &read, correlation_id, elapsed())?;
         match (ctx.operation, fields) {
             (Operation::Audit, fields) => {
                 record.outcome = audit_outcome(&read, &record, unchanged);
@@ -298,10 +320,10 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             (_, Some(_)) => read_attempts = (read.attempts, read.throttled),
         }
     }
-    let mut driven = exchange(ctx, &row, Method::Patch, correlation_id).await;
+    let mut driven = exchange(ctx, &row, Method::Patch, correlation_id, &first_sent).await;
     driven.attempts += read_attempts.0;
     driven.throttled += read_attempts.1;
-    let record = outcome_record(&row, &driven, correlation_id, started.elapsed())?;
+    let record = outcome_record(&row, &driven, correlation_id, elapsed())?;
     tracing::debug!(
         line = row.line,
         outcome = record.outcome.as_str(),
@@ -325,7 +347,13 @@ fn audit_outcome(read: &Driven, record: &Record, unchanged: bool) -> Outcome {
 
 /// One request of a row through its retries, with one token refresh and retry after a 401
 /// (a second 401, or a failed refresh, stops the run). Counts attempts and 429s.
-async fn exchange(ctx: &Context, row: &Row, method: Method, correlation_id: Uuid) -> Driven {
+async fn exchange(
+    ctx: &Context,
+    row: &Row,
+    method: Method,
+    correlation_id: Uuid,
+    first_sent: &OnceLock<std::time::Instant>,
+) -> Driven {
     let body = row.changes.to_body();
     let secrets: Vec<&str> = row
         .changes
@@ -347,9 +375,10 @@ async fn exchange(ctx: &Context, row: &Row, method: Method, correlation_id: Uuid
                 }
             };
             generation.store(auth.generation, Ordering::Relaxed);
+            first_sent.get_or_init(std::time::Instant::now);
             tracing::trace!(line, ?method, %request_id, %correlation_id, "sending");
             let (value, client) = (auth.value, &ctx.client);
-            Some(match method {
+            let attempt = match method {
                 Method::Patch => {
                     client
                         .patch(
@@ -368,7 +397,11 @@ async fn exchange(ctx: &Context, row: &Row, method: Method, correlation_id: Uuid
                         .get_user(value, customer, user, request_id, correlation_id)
                         .await
                 }
-            })
+            };
+            if let Some(reason) = ctx.reach.observe(&attempt) {
+                ctx.stop.stop(reason);
+            }
+            Some(attempt)
         }
     };
     let mut driven = retry::drive(

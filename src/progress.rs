@@ -22,9 +22,19 @@ pub struct Counters {
     pub attempts: AtomicU64,
     /// Requests answered 429.
     pub throttled: AtomicU64,
+    /// An audit's counts: its outcomes are shown, not `updated`.
+    audit: bool,
 }
 
 impl Counters {
+    /// The counters of an audit.
+    pub fn for_audit() -> Counters {
+        Counters {
+            audit: true,
+            ..Counters::default()
+        }
+    }
+
     /// Counts a recorded row.
     pub fn record(&self, outcome: Outcome) {
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -38,7 +48,16 @@ impl Counters {
 
     /// "updated 12 · failed 1 · 429s 3": the counts so far (updated, failed and invalid always).
     fn line(&self) -> String {
-        let always = [Outcome::Updated, Outcome::Failed, Outcome::Invalid];
+        let always: &[Outcome] = if self.audit {
+            &[
+                Outcome::WouldChange,
+                Outcome::Unchanged,
+                Outcome::Failed,
+                Outcome::Invalid,
+            ]
+        } else {
+            &[Outcome::Updated, Outcome::Failed, Outcome::Invalid]
+        };
         let mut parts: Vec<String> = Outcome::ALL
             .iter()
             .filter(|o| always.contains(o) || self.count(**o) > 0)
@@ -56,9 +75,26 @@ impl Counters {
     }
 }
 
+/// Rows per second done by this run (rows an earlier run finished, skipped on a resume, are
+/// not counted), and the seconds left for the rest at that rate, if it can be told.
+pub fn rate_and_eta(done: u64, skipped: u64, total: u64, secs: f64) -> (f64, Option<f64>) {
+    let rate = done.saturating_sub(skipped) as f64 / secs.max(0.001);
+    let left = total.saturating_sub(done);
+    let eta = (rate > 0.0 && left > 0).then(|| (left as f64 / rate).round());
+    (rate, eta)
+}
+
 fn counters_done_reader(counters: &Arc<Counters>) -> impl Fn() -> u64 + Clone + Send + 'static {
     let counters = counters.clone();
     move || counters.done.load(Ordering::Relaxed)
+}
+
+/// Set when every stderr line must be a log line (`--log-format json`): no bar even on a terminal.
+static LOG_LINES_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Shows progress as periodic log lines only, never as a bar (for JSON logs).
+pub fn log_lines_only() {
+    LOG_LINES_ONLY.store(true, Ordering::Relaxed);
 }
 
 /// The bar currently on screen, if any: the log writer suspends it while printing.
@@ -125,6 +161,11 @@ impl Progress {
         interval: Duration,
     ) -> Progress {
         let counters_done = counters_done_reader(&counters);
+        let for_rate = counters.clone();
+        let skipped = {
+            let counters = counters.clone();
+            move || counters.skipped.load(Ordering::Relaxed)
+        };
         let line = move || {
             let pace = pace
                 .lock()
@@ -143,19 +184,26 @@ impl Progress {
                 ticker: None,
             };
         }
-        if std::io::stderr().is_terminal() {
+        if std::io::stderr().is_terminal() && !LOG_LINES_ONLY.load(Ordering::Relaxed) {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {rate} · ETA {eta} · {msg}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {rate} · {msg}",
                 )
                 .expect("a valid template")
-                .with_key(
-                    "rate",
-                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.1} rows/s", state.per_sec());
-                    },
-                )
+                .with_key("rate", {
+                    let counters = for_rate;
+                    move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let (rate, eta) = rate_and_eta(
+                            state.pos(),
+                            counters.skipped.load(Ordering::Relaxed),
+                            state.len().unwrap_or(0),
+                            state.elapsed().as_secs_f64(),
+                        );
+                        let eta = eta.map_or_else(|| "-".into(), |e| format!("{e}s"));
+                        let _ = write!(w, "{rate:.1} rows/s · ETA {eta}");
+                    }
+                })
                 .progress_chars("=> "),
             );
             if let Ok(mut active) = ACTIVE_BAR.write() {
@@ -196,13 +244,9 @@ impl Progress {
                             _ = done.cancelled() => break,
                         }
                         let n = counters_done();
-                        let secs = started.elapsed().as_secs_f64();
-                        let rate = n as f64 / secs.max(0.001);
-                        let eta = if rate > 0.0 && total > n {
-                            format!("{}s", ((total - n) as f64 / rate).round())
-                        } else {
-                            "-".into()
-                        };
+                        let (rate, eta) =
+                            rate_and_eta(n, skipped(), total, started.elapsed().as_secs_f64());
+                        let eta = eta.map_or_else(|| "-".into(), |e| format!("{e}s"));
                         tracing::info!(
                             "progress: {n}/{total} rows, {rate:.1} rows/s, ETA {eta}, {}",
                             line()
@@ -230,5 +274,33 @@ impl Progress {
             }
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_and_eta;
+
+    #[test]
+    fn rate_after_a_resume_counts_only_this_runs_rows() {
+        // 900 rows skipped at once, 10 done in 5 s: 2 rows/s, 90 left take 45 s.
+        let (rate, eta) = rate_and_eta(910, 900, 1000, 5.0);
+        assert!((rate - 2.0).abs() < 1e-9, "{rate}");
+        assert_eq!(eta, Some(45.0));
+        assert_eq!(rate_and_eta(900, 900, 1000, 1.0), (0.0, None));
+        assert_eq!(rate_and_eta(10, 0, 10, 2.0), (5.0, None));
+    }
+
+    #[test]
+    fn an_audits_line_shows_audit_outcomes() {
+        let counters = super::Counters::for_audit();
+        counters.record(super::Outcome::WouldChange);
+        counters.record(super::Outcome::NotFound);
+        let line = counters.line();
+        assert_eq!(
+            line,
+            "unchanged 0 · would change 1 · not found 1 · failed 0 · invalid 0"
+        );
+        assert!(super::Counters::default().line().starts_with("updated 0"));
     }
 }

@@ -527,10 +527,16 @@ const MARKDOWN_TEMPLATE: &str = include_str!("report.md.j2");
 
 fn render(name: &str, template: &str, data: &ReportData) -> Result<String, RenderError> {
     let mut env = minijinja::Environment::new();
-    // `.html` templates escape every value; the Markdown one escapes the table's pipes itself.
-    env.add_filter("md", |v: String| {
-        v.replace('|', "\\|").replace(['\n', '\r'], " ")
-    });
+    // `.html` templates escape every value for HTML; in the Markdown one every value printed
+    // passes `markdown::escape`, so data never renders as markup.
+    if name.ends_with(".md") {
+        env.set_formatter(|out, _state, value| {
+            if !value.is_none() && !value.is_undefined() {
+                out.write_str(&crate::markdown::escape(&value.to_string()))?;
+            }
+            Ok(())
+        });
+    }
     env.add_template(name, template)
         .map_err(|e| RenderError::Template(e.to_string()))?;
     env.get_template(name)
@@ -563,11 +569,11 @@ pub fn report_command(
     };
     if let Some(p) = html_out {
         write(p, html(&data)?)?;
-        eprintln!("HTML report written to {}", p.display());
+        tracing::info!("HTML report written to {}", p.display());
     }
     if let Some(p) = markdown_out {
         write(p, markdown(&data)?)?;
-        eprintln!("Markdown report written to {}", p.display());
+        tracing::info!("Markdown report written to {}", p.display());
     }
     if html_out.is_none() && markdown_out.is_none() {
         print!("{}", markdown(&data)?);

@@ -99,6 +99,9 @@ pub struct Summary {
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
     pub exit_code: u8,
+    /// The input had no data rows: nothing was sent, no results file written.
+    #[serde(skip)]
+    pub nothing_to_do: bool,
 }
 
 /// What the summary is built from.
@@ -177,6 +180,7 @@ impl Summary {
                 .map(round3),
             stopped: s.stopped.map(|r| r.to_string()),
             exit_code,
+            nothing_to_do: false,
         }
     }
 
@@ -202,9 +206,100 @@ impl Summary {
         s
     }
 
+    /// The summary of a run whose input has a header and no data rows: nothing is sent, no
+    /// results file is written, and the exit code is 1 (a broken export is not a success).
+    pub fn no_data_rows(input: PathBuf, results: PathBuf, dry_run: bool, audit: bool) -> Summary {
+        let empty = Tally::default();
+        let mut s = Summary::new(SummaryInput {
+            input,
+            results,
+            dry_run,
+            audit,
+            rows: 0,
+            tally: &empty,
+            attempts: 0,
+            throttled: 0,
+            elapsed: Duration::ZERO,
+            stopped: None,
+            skipped: 0,
+            final_tally: &empty,
+            pace: None,
+            ceiling: crate::config::Rate::Unlimited,
+        });
+        let name = s.input.file_name().unwrap_or(s.input.as_os_str());
+        s.stopped = Some(format!(
+            "no data rows in {}: nothing to do",
+            name.to_string_lossy()
+        ));
+        s.exit_code = exit::ROWS_FAILED;
+        s.nothing_to_do = true;
+        s
+    }
+
+    /// The summary written when a fatal error ends the run (exit 2): `stopped` is the error.
+    /// Counts are those known without the run (zero).
+    pub fn fatal(
+        input: PathBuf,
+        results: PathBuf,
+        dry_run: bool,
+        audit: bool,
+        error: String,
+    ) -> Summary {
+        let mut s = Summary::no_data_rows(input, results, dry_run, audit);
+        s.stopped = Some(error);
+        s.exit_code = exit::FATAL;
+        s.nothing_to_do = false;
+        s
+    }
+
+    /// The summary as one log event (for `--log-format json`): its fields, the maps as JSON.
+    pub fn log(&self) {
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    input = %self.input.display(),
+                    results = %self.results.display(),
+                    dry_run = self.dry_run,
+                    audit = self.audit,
+                    rows = self.rows,
+                    recorded = self.recorded,
+                    not_attempted = self.not_attempted,
+                    outcomes = %to_json(&self.outcomes),
+                    errors = %to_json(&self.errors),
+                    attempts = self.attempts,
+                    throttled = self.throttled,
+                    elapsed_seconds = self.elapsed_seconds,
+                    rows_per_second = self.rows_per_second,
+                    requests_per_second = self.requests_per_second,
+                    skipped = self.skipped,
+                    final_outcomes = %to_json(&self.final_outcomes),
+                    adapted_pace = self.adapted_pace,
+                    stopped = self.stopped.as_deref(),
+                    exit_code = self.exit_code,
+                    "summary"
+                )
+            };
+        }
+        // A run that did not succeed is a warning, so that -q still shows it.
+        if self.exit_code == exit::OK {
+            event!(tracing::Level::INFO);
+        } else {
+            event!(tracing::Level::WARN);
+        }
+    }
+
     /// The human-readable summary printed on stderr.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        if self.nothing_to_do {
+            let _ = writeln!(
+                out,
+                "{} (no results file written)",
+                self.stopped.as_deref().unwrap_or_default()
+            );
+            return out;
+        }
         let title = match (self.audit, self.dry_run) {
             (true, _) => "Audit",
             (false, true) => "Dry run",
@@ -265,8 +360,14 @@ impl Summary {
         if self.not_attempted > 0 {
             let _ = writeln!(
                 out,
-                "  {} rows not attempted: run again with --resume{}",
+                "  {} rows not attempted: {}{}",
                 self.not_attempted,
+                // `audit` has no --resume: it only reads, so it is simply run again.
+                if self.audit {
+                    "run the audit again"
+                } else {
+                    "run again with --resume"
+                },
                 match self.stopped.as_deref() {
                     Some("interrupted") | None => "",
                     Some(_) => " once the cause is fixed",
@@ -298,6 +399,61 @@ fn outcome_counts(t: &Tally) -> BTreeMap<&'static str, u64> {
         .collect()
 }
 
+/// A value as compact JSON, for a log field.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped_summary(audit: bool) -> Summary {
+        let tally = Tally::default();
+        Summary::new(SummaryInput {
+            input: "in.csv".into(),
+            results: "out.csv".into(),
+            dry_run: false,
+            audit,
+            rows: 10,
+            tally: &tally,
+            attempts: 0,
+            throttled: 0,
+            elapsed: Duration::from_secs(1),
+            stopped: Some(&StopReason::Interrupted),
+            skipped: 0,
+            final_tally: &tally,
+            pace: None,
+            ceiling: crate::config::Rate::Unlimited,
+        })
+    }
+
+    #[test]
+    fn resume_is_advised_only_where_the_command_takes_it() {
+        let run = stopped_summary(false).to_text();
+        assert!(
+            run.contains("10 rows not attempted: run again with --resume"),
+            "{run}"
+        );
+        let audit = stopped_summary(true).to_text();
+        assert!(
+            audit.contains("10 rows not attempted: run the audit again"),
+            "{audit}"
+        );
+        assert!(!audit.contains("--resume"), "{audit}");
+    }
+
+    #[test]
+    fn no_data_rows_is_exit_1_and_says_so() {
+        let s = Summary::no_data_rows("dir/users.csv".into(), "out.csv".into(), false, false);
+        assert_eq!(s.exit_code, exit::ROWS_FAILED);
+        assert_eq!(
+            s.to_text(),
+            "no data rows in users.csv: nothing to do (no results file written)\n"
+        );
+    }
 }

@@ -54,6 +54,8 @@ struct Case {
     args: Vec<String>,
     exit: i32,
     fatal: Option<String>,
+    /// exit 1 with no data rows: a substring of stderr; no results file is written.
+    nothing_to_do: Option<String>,
     rows_total: Option<usize>,
     /// Input line -> (outcome, message substring; "" = no message).
     #[serde(default)]
@@ -119,6 +121,12 @@ fn check_manifest(manifest: &Manifest) {
             assert!(
                 case.rows.is_empty() && case.rows_total.is_none() && case.cells.is_empty(),
                 "{name}: a fatal case has no rows"
+            );
+        } else if case.nothing_to_do.is_some() {
+            assert_eq!(case.exit, 1, "{name}: nothing to do is exit 1");
+            assert!(
+                case.fatal.is_none() && case.rows.is_empty() && case.rows_total.is_none(),
+                "{name}: nothing to do has no rows"
             );
         } else {
             assert!(case.fatal.is_none(), "{name}: `fatal` is for exit 2");
@@ -295,6 +303,20 @@ async fn run_case(case: &Case, dir: &Path) -> Vec<String> {
         ));
     }
 
+    if let Some(said) = &case.nothing_to_do {
+        if !ran.stderr.contains(said.as_str()) {
+            problems.push(format!("stderr lacks {said:?}:\n{}", shown(&ran.stderr)));
+        }
+        let left: Vec<String> = std::fs::read_dir(dir)
+            .expect("list the case dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| case.generated.is_none() || *n != case.file)
+            .collect();
+        if !left.is_empty() {
+            problems.push(format!("nothing to do, yet files were left: {left:?}"));
+        }
+        return problems;
+    }
     if let Some(fatal) = &case.fatal {
         if !ran.stderr.contains(fatal.as_str()) {
             problems.push(format!("stderr lacks {fatal:?}:\n{}", shown(&ran.stderr)));

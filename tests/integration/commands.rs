@@ -115,15 +115,26 @@ async fn without_a_terminal_progress_is_a_periodic_log_line() {
         "no terminal escapes when stderr is not a terminal"
     );
 
-    // -q: no progress lines, but the summary.
+    // -q: nothing at all on success (cron mails only failures); the summary JSON is written.
+    let summary = dir.path().join("summary.json");
     let ran = run_bin(run_against(
         &sim,
         &input,
         &dir.path().join("out2.csv"),
-        &["--rate", "50/s", "-q", "--config", config.to_str().unwrap()],
+        &[
+            "--rate",
+            "50/s",
+            "-q",
+            "--config",
+            config.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
     ))
     .await;
     assert_eq!(ran.code, 0);
-    assert!(!ran.stderr.contains("progress:"), "{}", ran.stderr);
-    assert!(ran.stderr.contains("updated 30"), "{}", ran.stderr);
+    assert_eq!(ran.stderr, "", "-q prints nothing on success");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["outcomes"]["updated"], 30);
 }

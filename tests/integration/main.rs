@@ -14,6 +14,7 @@ mod pipeline;
 mod properties;
 mod resume;
 mod retries;
+mod rough_edges;
 mod secrets;
 mod support;
 mod throttling;
