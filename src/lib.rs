@@ -6,11 +6,14 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod handover;
 pub mod input;
 pub mod passwords;
+pub mod paths;
 pub mod pool;
 pub mod progress;
 pub mod rate;
+pub mod record_reader;
 pub mod render;
 pub mod report;
 pub mod results;
@@ -62,6 +65,8 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Paths(#[from] paths::PathError),
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
@@ -72,6 +77,9 @@ pub enum Error {
 /// the whole run is an `Err`.
 pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
+    // Before any file is created or truncated, and before anything is sent.
+    paths::check_run(&settings)?;
+    let max_line = paths::max_line(&settings.input);
     let options = ReadOptions {
         delimiter: settings.delimiter,
         ignore_unknown_columns: settings.ignore_unknown_columns,
@@ -95,10 +103,12 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     // The results file: locked for this run, its fingerprint checked on a resume.
     let fingerprint = resume::Fingerprint::new(&settings.input, source.header.hash, rows);
     let continuing = settings.resume || settings.compact_only;
-    let lock = resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
+    let mut lock =
+        resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
     if settings.compact_only {
+        lock.commit()?;
         let out = settings.out.clone();
-        let tally = blocking(move || resume::compact(&out)).await?;
+        let tally = blocking(move || resume::compact(&out, max_line)).await?;
         drop(lock);
         return Ok(Summary::compacted(
             settings.input,
@@ -109,7 +119,8 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     }
     let finished = if settings.resume {
         let (out, retry_failed) = (settings.out.clone(), settings.retry_failed);
-        let finished = blocking(move || resume::Finished::load(&out, retry_failed)).await?;
+        let finished =
+            blocking(move || resume::Finished::load(&out, retry_failed, max_line)).await?;
         tracing::info!(already_done = finished.count, "resuming");
         finished
     } else {
@@ -135,6 +146,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     };
     let (sink, writer) =
         results::start(&settings.out, mode, layout, stop.clone(), counters.clone())?;
+    lock.commit()?;
     let signals = watch_signals(stop.clone(), settings.grace_period);
     tracing::info!(
         input = %settings.input.display(),
@@ -222,7 +234,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
     }
     // One record per input row, in line order: later records for a line replace earlier ones.
     let out = settings.out.clone();
-    let final_tally = match blocking(move || resume::compact(&out)).await {
+    let final_tally = match blocking(move || resume::compact(&out, max_line)).await {
         // An audit file has a line per field: nothing to compact.
         _ if auditing => tally.clone(),
         Ok(tally) => tally,
@@ -233,6 +245,7 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         }
     };
     drop(lock);
+    hand_over_secrets(&settings, auditing, max_line).await;
 
     let summary = Summary::new(report::SummaryInput {
         input: settings.input.clone(),
@@ -281,6 +294,26 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
         "finished"
     );
     Ok(summary)
+}
+
+/// With generated passwords, rewrites the secrets file with its `applied` column. A failure
+/// leaves the file as the run wrote it (every password is still there), so it is logged only.
+async fn hand_over_secrets(settings: &Settings, auditing: bool, max_line: u64) {
+    let Some(g) = settings.generate_passwords.as_ref() else {
+        return;
+    };
+    if settings.dry_run || auditing || !g.secrets_out.exists() {
+        return;
+    }
+    let (secrets, results) = (g.secrets_out.clone(), settings.out.clone());
+    match blocking(move || handover::rewrite(&secrets, &results, max_line)).await {
+        Ok([yes, no, unknown]) => {
+            tracing::info!(applied = yes, not_applied = no, unknown, file = %g.secrets_out.display(), "secrets file rewritten with its applied column")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot add the applied column to the secrets file: it is as the run wrote it")
+        }
+    }
 }
 
 /// Runs blocking file work off the async workers.

@@ -15,3 +15,4 @@ mod retries;
 mod secrets;
 mod support;
 mod throttling;
+mod output_paths;

@@ -17,8 +17,10 @@ fn secrets(path: &std::path::Path) -> HashMap<String, String> {
             "customer_id",
             "user_id",
             "user_principal_name",
-            "password"
-        ]
+            "password",
+            "applied"
+        ],
+        "rewritten at the end of the run with its applied column"
     );
     results
         .rows
