@@ -87,7 +87,7 @@ pub fn rewrite(secrets: &Path, results: &Path, max_line: u64) -> Result<[u64; 3]
     let mut rows = read_rows(secrets).map_err(io)?;
     let mut users: HashMap<u64, String> = HashMap::with_capacity(rows.len());
     for (line, entry) in &rows {
-        users.insert(*line, entry.cells[1].clone());
+        users.insert(*line, entry.cells[2].clone());
     }
     crate::resume::read_results(results, max_line, |_, record| {
         if let Some(entry) = rows.get_mut(&record.line) {

@@ -16,3 +16,4 @@ mod secrets;
 mod support;
 mod throttling;
 mod output_paths;
+mod torn_records;
