@@ -44,8 +44,35 @@ async fn a_results_file_torn_at_any_byte_of_a_quoted_record_resumes_to_the_clean
     let head = lines.join("\n") + "\n";
     let start = head.len();
     let full = head + quoted + "\n";
-    // Every byte inside the record, from its first byte to just before its line end.
+    // Every byte inside the record, from its first byte to just before its line end, through
+    // the library: what a resume finds finished, then the tail cut and a record appended.
+    let finished_hashes: Vec<(u64, u64)> = Results::read(&out)
+        .rows
+        .iter()
+        .map(|r| {
+            let hash = u64::from_str_radix(&r["row_hash"], 16).unwrap();
+            (r["line"].parse().unwrap(), hash)
+        })
+        .collect();
     for cut in start + 1..full.len() {
+        std::fs::write(&out, &full.as_bytes()[..cut]).unwrap();
+        let finished = bulkpatch::resume::Finished::load(&out, false, 100).unwrap();
+        for (line, hash) in &finished_hashes {
+            assert_eq!(finished.is_finished(*line, *hash), *line != 4, "cut {cut}");
+        }
+        bulkpatch::record_reader::cut_torn_tail(&out).unwrap();
+        let mut appended = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+        std::io::Write::write_all(&mut appended, format!("{quoted}\n").as_bytes()).unwrap();
+        bulkpatch::resume::compact(&out, 100).unwrap();
+        assert_eq!(state(&out), clean, "cut at byte {cut}");
+    }
+    // A sample of those bytes through the binary, a real resume against the simulator: every
+    // fortieth, the record's first and last ones, and around its first and last quote.
+    let quotes: Vec<usize> = (start..full.len()).filter(|&i| full.as_bytes()[i] == b'"').collect();
+    let (open, close) = (quotes[0], quotes[quotes.len() - 1]);
+    let mut sample: Vec<usize> = (start + 1..full.len()).step_by(40).collect();
+    sample.extend([start + 1, open, open + 1, close, close + 1, full.len() - 1]);
+    for cut in sample {
         std::fs::write(&out, &full.as_bytes()[..cut]).unwrap();
         let sim = simulator(SimConfig {
             script: script(),
