@@ -104,7 +104,11 @@ async fn refused(case: &Case) {
         }
     };
     let (config, out) = (
-        with_refresh_file(&config, &own_path(d, File::RefreshToken), &path(File::RefreshToken)),
+        with_refresh_file(
+            &config,
+            &own_path(d, File::RefreshToken),
+            &path(File::RefreshToken),
+        ),
         path(File::Out),
     );
     let mut extra: Vec<String> = vec![
@@ -120,13 +124,23 @@ async fn refused(case: &Case) {
         extra.push("--force".into());
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let ran = run_bin(run_with_config(&sim, &path(File::Input), &out, &config, &extra)).await;
+    let ran = run_bin(run_with_config(
+        &sim,
+        &path(File::Input),
+        &out,
+        &config,
+        &extra,
+    ))
+    .await;
     let what = format!("{case:?}: {}", ran.stderr);
     assert_eq!(ran.code, 2, "{what}");
     assert_eq!(sim.stats().received, 0, "nothing is sent: {what}");
     assert!(sim.token_requests().is_empty(), "no token asked: {what}");
     assert_eq!(std::fs::read(&target).unwrap(), before, "intact: {what}");
-    assert!(!bulkpatch::resume::meta_path(&out).exists(), "no stray .meta: {what}");
+    assert!(
+        !bulkpatch::resume::meta_path(&out).exists(),
+        "no stray .meta: {what}"
+    );
     let named_both = ran.stderr.contains(case.a.option()) && ran.stderr.contains(case.b.option());
     // An existing --out (without --force) or --secrets-out is refused by an earlier check.
     let exists = ran.stderr.contains("already exists")
@@ -270,7 +284,40 @@ fn a_report_never_overwrites_its_results_file_or_itself() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("name the same file"), "{stderr}");
-        assert_eq!(std::fs::read_to_string(&results).unwrap(), format!("{header}\n"));
+        assert_eq!(
+            std::fs::read_to_string(&results).unwrap(),
+            format!("{header}\n")
+        );
         assert!(!Path::new(&other).exists());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_runs_secrets_file_is_never_overwritten_even_with_force() {
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "users.csv");
+    let old = dir.path().join("march-secrets.csv");
+    let text = format!(
+        "{}\n2,c,u,,Old-Passw0rd\n",
+        bulkpatch::paths::SECRETS_HEADER
+    );
+    std::fs::write(&old, &text).unwrap();
+    let o = old.display().to_string();
+    let out = dir.path().join("out.csv");
+    for (option, out, extra) in [
+        ("--out", &old, vec!["--force"]),
+        ("--summary-json", &out, vec!["--summary-json", &o]),
+        ("--report", &out, vec!["--report", &o, "--force"]),
+    ] {
+        let ran = run_bin(run_against(&sim, &input, out, &extra)).await;
+        assert_eq!(ran.code, 2, "{option}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains(option) && ran.stderr.contains("secrets file"),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), text);
+    }
+    assert_eq!(sim.stats().received, 0);
 }

@@ -14,8 +14,15 @@ fn state(path: &std::path::Path) -> Vec<[String; 6]> {
         .rows
         .iter()
         .map(|r| {
-            ["line", "user_id", "outcome", "http_status", "error_code", "message"]
-                .map(|c| r[c].clone())
+            [
+                "line",
+                "user_id",
+                "outcome",
+                "http_status",
+                "error_code",
+                "message",
+            ]
+            .map(|c| r[c].clone())
         })
         .collect()
 }
@@ -40,7 +47,10 @@ async fn a_results_file_torn_at_any_byte_of_a_quoted_record_resumes_to_the_clean
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     let quoted = lines.remove(3);
-    assert!(quoted.starts_with("4,") && quoted.contains("\"\""), "{quoted}");
+    assert!(
+        quoted.starts_with("4,") && quoted.contains("\"\""),
+        "{quoted}"
+    );
     let head = lines.join("\n") + "\n";
     let start = head.len();
     let full = head + quoted + "\n";
@@ -68,7 +78,9 @@ async fn a_results_file_torn_at_any_byte_of_a_quoted_record_resumes_to_the_clean
     }
     // A sample of those bytes through the binary, a real resume against the simulator: every
     // fortieth, the record's first and last ones, and around its first and last quote.
-    let quotes: Vec<usize> = (start..full.len()).filter(|&i| full.as_bytes()[i] == b'"').collect();
+    let quotes: Vec<usize> = (start..full.len())
+        .filter(|&i| full.as_bytes()[i] == b'"')
+        .collect();
     let (open, close) = (quotes[0], quotes[quotes.len() - 1]);
     let mut sample: Vec<usize> = (start + 1..full.len()).step_by(40).collect();
     sample.extend([start + 1, open, open + 1, close, close + 1, full.len() - 1]);
@@ -79,7 +91,13 @@ async fn a_results_file_torn_at_any_byte_of_a_quoted_record_resumes_to_the_clean
             ..SimConfig::default()
         })
         .await;
-        let ran = run_bin(run_against(&sim, &input, &out, &["--resume", "--rate", "1000/s"])).await;
+        let ran = run_bin(run_against(
+            &sim,
+            &input,
+            &out,
+            &["--resume", "--rate", "1000/s"],
+        ))
+        .await;
         let at = format!("cut at byte {cut} of {}: {}", full.len(), ran.stderr);
         assert_eq!(ran.code, 1, "{at}");
         assert_eq!(state(&out), clean, "{at}");
@@ -95,7 +113,9 @@ fn records_appended_after_a_torn_quote_are_read_back() {
     let dir = tempdir();
     let path = dir.path().join("out.csv");
     let record = |line: u64, outcome: &str, message: &str| {
-        format!("{line},c,u,{outcome},400,,{message},1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
+        format!(
+            "{line},c,u,{outcome},400,,{message},1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n"
+        )
     };
     let mut text = bulkpatch::results::COLUMNS.join(",") + "\n";
     text += &record(2, "updated", "");
@@ -120,7 +140,13 @@ async fn a_secrets_line_cut_mid_password_gets_a_new_full_password_on_resume() {
     let secrets = dir.path().join("secrets.csv");
     let s = secrets.display().to_string();
     let sim = simulator(SimConfig::default()).await;
-    let args = ["--generate-passwords", "--secrets-out", &s, "--rate", "1000/s"];
+    let args = [
+        "--generate-passwords",
+        "--secrets-out",
+        &s,
+        "--rate",
+        "1000/s",
+    ];
     let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     // As the disk filling up would leave it: row 3 (line 4) has no record and its secrets line
@@ -230,7 +256,11 @@ async fn crafted_values_in_a_results_file_give_a_clear_error_or_a_clamped_value(
         c.join(",")
     };
     // A line no input has: a clear error naming the file, its line and the column.
-    std::fs::write(&out, clean.replacen(&first, &with(&cells, 0, "18446744073709551615"), 1)).unwrap();
+    std::fs::write(
+        &out,
+        clean.replacen(&first, &with(&cells, 0, "18446744073709551615"), 1),
+    )
+    .unwrap();
     let ran = run_bin(run_against(&sim, &input, &out, &["--resume"])).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
@@ -255,11 +285,17 @@ async fn crafted_values_in_a_results_file_give_a_clear_error_or_a_clamped_value(
         assert_eq!(ran.code, 0, "{}", ran.stderr);
         assert!(std::fs::metadata(&report).unwrap().len() < 1_000_000);
         // Both records appear twice (the original kept too): the sums saturate.
-        let twice = crafted.clone() + &crafted.lines().skip(1).collect::<Vec<_>>().join("\n") + "\n";
+        let twice =
+            crafted.clone() + &crafted.lines().skip(1).collect::<Vec<_>>().join("\n") + "\n";
         std::fs::write(&out, twice).unwrap();
         let ran = run_bin(bulkpatch(&["report", &o, "--html", &r])).await;
         assert_eq!(ran.code, 0, "{}", ran.stderr);
         let ran = run_bin(run_against(&sim, &input, &out, &["--resume"])).await;
-        assert!(ran.code == 0 || ran.code == 2, "{}: {}", ran.code, ran.stderr);
+        assert!(
+            ran.code == 0 || ran.code == 2,
+            "{}: {}",
+            ran.code,
+            ran.stderr
+        );
     }
 }
