@@ -4,7 +4,7 @@
 //! followed) beside it, synced and renamed over it. Also reads a secrets file's complete lines
 //! (a line cut short is never used). Uses `passwords`, `resume::read_results` and `auth`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -56,17 +56,22 @@ impl Applied {
 /// The bytes of a secrets file up to and including its last line end, opened without following
 /// a symbolic link. What follows the last line end is a line cut short: never used.
 pub fn read_complete_lines(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_lines(path, true)
+}
+
+/// `read_complete_lines`, warning about a cut line only when `warn` (once per run is enough).
+pub fn read_lines(path: &Path, warn: bool) -> std::io::Result<Vec<u8>> {
     let mut file = crate::paths::no_follow(std::fs::OpenOptions::new().read(true)).open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
+    if complete < bytes.len() && warn {
         tracing::warn!(
             file = %path.display(),
             "the secrets file's last line was cut short: it is ignored, and its row gets a new password"
         );
-        bytes.truncate(complete);
     }
+    bytes.truncate(complete);
     Ok(bytes)
 }
 
@@ -85,14 +90,10 @@ pub fn rewrite(secrets: &Path, results: &Path, max_line: u64) -> Result<[u64; 3]
         source,
     };
     let mut rows = read_rows(secrets).map_err(io)?;
-    let mut users: HashMap<u64, String> = HashMap::with_capacity(rows.len());
-    for (line, entry) in &rows {
-        users.insert(*line, entry.cells[2].clone());
-    }
     crate::resume::read_results(results, max_line, |_, record| {
         if let Some(entry) = rows.get_mut(&record.line) {
             // A record for another user on that line (the input changed) says nothing.
-            entry.applied = if users.get(&record.line) == Some(&record.user_id) {
+            entry.applied = if entry.cells[2] == record.user_id {
                 Applied::of(&record)
             } else {
                 Applied::Unknown
@@ -110,7 +111,7 @@ pub fn rewrite(secrets: &Path, results: &Path, max_line: u64) -> Result<[u64; 3]
 
 /// The complete lines of a secrets file, the last one for each row winning.
 fn read_rows(secrets: &Path) -> std::io::Result<BTreeMap<u64, Entry>> {
-    let bytes = read_complete_lines(secrets)?;
+    let bytes = read_lines(secrets, false)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(bytes.as_slice());

@@ -232,7 +232,12 @@ pub fn is_symlink_refusal(e: &std::io::Error) -> bool {
 /// The highest input line a results file may name: an input of N bytes has at most N + 1 lines.
 /// Bounds what a (crafted) results file can make a resume allocate.
 pub fn max_line(input: &Path) -> u64 {
-    std::fs::metadata(input).map_or(u64::MAX, |m| m.len().saturating_add(1))
+    /// For an input that is not a regular file (its size says nothing): 64 Mi lines.
+    const NOT_A_FILE: u64 = 1 << 26;
+    match std::fs::metadata(input) {
+        Ok(m) if m.is_file() => m.len().saturating_add(1),
+        _ => NOT_A_FILE,
+    }
 }
 
 #[cfg(test)]
