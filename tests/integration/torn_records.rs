@@ -299,3 +299,49 @@ async fn crafted_values_in_a_results_file_give_a_clear_error_or_a_clamped_value(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_in_flight_at_an_interrupt_is_unknown_in_the_secrets_file() {
+    let sim = simulator(SimConfig {
+        script: HashMap::from([(
+            user(2),
+            vec![Fault::Slow(std::time::Duration::from_secs(30))],
+        )]),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let input = Csv::usage_locations(3).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let secrets = dir.path().join("secrets.csv");
+    let s = secrets.display().to_string();
+    let args = [
+        "--generate-passwords",
+        "--secrets-out",
+        &s,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "3",
+        "--grace-period",
+        "10ms",
+    ];
+    let child = run_against(&sim, &input, &out, &args).spawn().unwrap();
+    // Rows 1 and 3 answered, row 2 held by the server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sim.stats().ok < 2 || sim.stats().received < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    send_signal(&child, "INT");
+    let ran = wait_child(child).await;
+    assert_eq!(ran.code, 130, "{}", ran.stderr);
+    assert_eq!(Results::read(&out).line(3)["outcome"], "interrupted");
+    let rows = Results::read(&secrets);
+    let applied: Vec<&str> = rows.rows.iter().map(|r| r["applied"].as_str()).collect();
+    assert_eq!(applied, ["yes", "unknown", "yes"]);
+    assert_eq!(mode(&secrets), 0o600);
+}
