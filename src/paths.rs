@@ -216,6 +216,30 @@ pub fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
     options
 }
 
+/// Opens (or creates) a sidecar file to read and write it, never through a symbolic link nor
+/// through a second hard link to some other file (either would make its writes land elsewhere).
+pub fn open_sidecar(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    let file = no_follow(&mut options).open(path).map_err(|e| {
+        if is_symlink_refusal(&e) {
+            std::io::Error::other("it is a symbolic link: refusing to follow it")
+        } else {
+            e
+        }
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if file.metadata()?.nlink() > 1 {
+            return Err(std::io::Error::other(
+                "it has another hard link: refusing to write through it",
+            ));
+        }
+    }
+    Ok(file)
+}
+
 /// Whether an open failed because `O_NOFOLLOW` met a symbolic link.
 pub fn is_symlink_refusal(e: &std::io::Error) -> bool {
     #[cfg(unix)]

@@ -219,6 +219,17 @@ pub fn cut_torn_tail(path: &Path) -> Result<(), ResumeError> {
         file.set_len(pass.complete_len).map_err(io(path))?;
         file.sync_all().map_err(io(path))?;
     }
+    if last_byte(path)
+        .map_err(io(path))?
+        .is_some_and(|b| b != b'\n')
+    {
+        // Only a header without its line end is left: end it, so no record joins it.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        std::io::Write::write_all(&mut file, b"\n").map_err(io(path))?;
+    }
     Ok(())
 }
 

@@ -148,21 +148,7 @@ impl RunLock {
     ) -> Result<RunLock, ResumeError> {
         let path = meta_path(results);
         let existed = path.exists();
-        let mut file = crate::paths::no_follow(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-        )
-        .open(&path)
-        .map_err(|source| {
-            if crate::paths::is_symlink_refusal(&source) {
-                let source = std::io::Error::other("it is a symbolic link: refusing to follow it");
-                return io_error(&path)(source);
-            }
-            io_error(&path)(source)
-        })?;
+        let mut file = crate::paths::open_sidecar(&path).map_err(io_error(&path))?;
         let mut text = String::new();
         if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
             let _ = file.read_to_string(&mut text);

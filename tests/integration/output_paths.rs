@@ -183,7 +183,7 @@ async fn every_pair_of_files_a_run_writes_is_refused_before_anything_is_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_symlink_planted_at_the_meta_file_is_not_followed() {
+async fn a_symlink_or_hard_link_planted_at_the_meta_file_is_not_written_through() {
     let sim = simulator(SimConfig::default()).await;
     let dir = tempdir();
     let input = Csv::usage_locations(3).write(dir.path(), "users.csv");
@@ -198,6 +198,13 @@ async fn a_symlink_planted_at_the_meta_file_is_not_followed() {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
         assert!(!out.exists(), "no results file was started");
     }
+    // A hard link planted there instead: refused too, its other name untouched.
+    std::fs::remove_file(bulkpatch::resume::meta_path(&out)).unwrap();
+    std::fs::hard_link(&victim, bulkpatch::resume::meta_path(&out)).unwrap();
+    let ran = run_bin(run_against(&sim, &input, &out, &["--force"])).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("hard link"), "{}", ran.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert_eq!(sim.stats().received, 0);
 }
 
