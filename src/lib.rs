@@ -244,8 +244,9 @@ pub async fn run(mut settings: Settings) -> Result<Summary, Error> {
             tally.clone()
         }
     };
-    drop(lock);
+    // Still under the lock: no other run appends to the secrets file while it is replaced.
     hand_over_secrets(&settings, auditing, max_line).await;
+    drop(lock);
 
     let summary = Summary::new(report::SummaryInput {
         input: settings.input.clone(),
