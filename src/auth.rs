@@ -106,7 +106,7 @@ fn warn_if_readable_by_others(_path: &Path) {}
 /// Creates a new file that only its owner can read and write (mode 0600 on Unix); fails if it exists.
 pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    crate::paths::no_follow(options.write(true).create_new(true));
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -248,7 +248,7 @@ pub enum ConfigError {
     AuditOutExists { path: PathBuf },
     #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
     NothingToResume { path: PathBuf },
-    #[error("the input file and the results file are the same path: {path}")]
+    #[error("--out and the input name the same file: {path}; give the results their own file")]
     OutIsInput { path: PathBuf },
 }
 

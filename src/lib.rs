@@ -9,13 +9,16 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "simulator")]
 pub mod demo;
+pub mod handover;
 pub mod input;
 pub mod markdown;
 pub mod passwords;
+pub mod paths;
 pub mod pool;
 pub mod progress;
 pub mod rate;
 pub mod reach;
+pub mod record_reader;
 pub mod redact;
 pub mod render;
 pub mod report;
@@ -69,6 +72,8 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Paths(#[from] paths::PathError),
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
@@ -81,6 +86,9 @@ pub enum Error {
 /// `--summary-json` is written on every way out once the settings are valid: the summary of
 /// the run, or, when a fatal error ends it, a summary whose `stopped` is the error (exit 2).
 pub async fn run(settings: Settings) -> Result<Summary, Error> {
+    // Before any file is created or truncated (the summary JSON too), and before anything is
+    // sent: a summary written over the input or a secrets file would destroy it.
+    paths::check_run(&settings)?;
     let Some(path) = settings.summary_json.clone() else {
         return run_to_summary(settings).await;
     };
@@ -120,6 +128,7 @@ pub fn error_chain(e: &Error) -> String {
 
 async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
+    let max_line = paths::max_line(&settings.input);
     let options = ReadOptions {
         delimiter: settings.delimiter,
         ignore_unknown_columns: settings.ignore_unknown_columns,
@@ -153,10 +162,12 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     // The results file: locked for this run, its fingerprint checked on a resume.
     let fingerprint = resume::Fingerprint::new(&settings.input, source.header.hash, rows);
     let continuing = settings.resume || settings.compact_only;
-    let lock = resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
+    let mut lock =
+        resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
     if settings.compact_only {
+        lock.commit()?;
         let out = settings.out.clone();
-        let tally = blocking(move || resume::compact(&out)).await?;
+        let tally = blocking(move || resume::compact(&out, max_line)).await?;
         drop(lock);
         return Ok(Summary::compacted(
             settings.input,
@@ -167,7 +178,8 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     }
     let finished = if settings.resume {
         let (out, retry_failed) = (settings.out.clone(), settings.retry_failed);
-        let finished = blocking(move || resume::Finished::load(&out, retry_failed)).await?;
+        let finished =
+            blocking(move || resume::Finished::load(&out, retry_failed, max_line)).await?;
         tracing::info!(already_done = finished.count, "resuming");
         finished
     } else {
@@ -198,6 +210,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     };
     let (sink, writer) =
         results::start(&settings.out, mode, layout, stop.clone(), counters.clone())?;
+    lock.commit()?;
     let signals = watch_signals(stop.clone(), settings.grace_period);
     tracing::info!(
         input = %settings.input.display(),
@@ -292,7 +305,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
             .await
             .map(|()| tally.clone())
     } else {
-        blocking(move || resume::compact(&out)).await
+        blocking(move || resume::compact(&out, max_line)).await
     };
     let final_tally = match compacted {
         Ok(tally) => tally,
@@ -302,6 +315,8 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
             tally.clone()
         }
     };
+    // Still under the lock: no other run appends to the secrets file while it is replaced.
+    hand_over_secrets(&settings, auditing, max_line).await;
     drop(lock);
 
     let mut summary = Summary::new(report::SummaryInput {
@@ -353,6 +368,26 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         "finished"
     );
     Ok(summary)
+}
+
+/// With generated passwords, rewrites the secrets file with its `applied` column. A failure
+/// leaves the file as the run wrote it (every password is still there), so it is logged only.
+async fn hand_over_secrets(settings: &Settings, auditing: bool, max_line: u64) {
+    let Some(g) = settings.generate_passwords.as_ref() else {
+        return;
+    };
+    if settings.dry_run || auditing || !g.secrets_out.exists() {
+        return;
+    }
+    let (secrets, results) = (g.secrets_out.clone(), settings.out.clone());
+    match blocking(move || handover::rewrite(&secrets, &results, max_line)).await {
+        Ok([yes, no, unknown]) => {
+            tracing::info!(applied = yes, not_applied = no, unknown, file = %g.secrets_out.display(), "secrets file rewritten with its applied column")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot add the applied column to the secrets file: it is as the run wrote it")
+        }
+    }
 }
 
 /// Runs blocking file work off the async workers.

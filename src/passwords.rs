@@ -136,16 +136,15 @@ impl SecretsFile {
             path: path.to_owned(),
             source,
         };
-        let text_ends_cleanly = std::fs::read(path)
-            .map_err(io)?
-            .last()
-            .is_none_or(|b| *b == b'\n');
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
+        let file = crate::paths::no_follow(std::fs::OpenOptions::new().append(true))
             .open(path)
             .map_err(io)?;
-        if !text_ends_cleanly {
-            std::io::Write::write_all(&mut file, b"\n").map_err(io)?;
+        // A line cut short (the disk filled up) is cut off: its row gets a new password.
+        let complete = crate::handover::read_complete_lines(path)
+            .map_err(io)?
+            .len() as u64;
+        if file.metadata().map_err(io)?.len() > complete {
+            file.set_len(complete).map_err(io)?;
         }
         Ok(SecretsFile {
             path: path.to_owned(),

@@ -203,8 +203,12 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
     let mut acc = Accumulator::default();
     let mut last_line = String::new();
     let mut record = csv::StringRecord::new();
+    // A last record without its line end was torn (the run was killed mid-write): not counted.
+    let torn_from =
+        crate::record_reader::torn_tail_start(path).map_err(|e| read_err(e.to_string()))?;
     loop {
         match reader.read_record(&mut record) {
+            Ok(true) if reader.position().byte() > torn_from => break,
             Ok(true) => {}
             Ok(false) => break,
             Err(_) => continue,
@@ -242,16 +246,19 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
         last_line = line.clone();
         acc.rows += 1;
         *acc.outcomes.entry(outcome.index()).or_default() += 1;
-        acc.attempts += col(&record, attempts_at).parse::<u64>().unwrap_or(0);
-        let throttled = col(&record, throttled_at).parse::<u32>().unwrap_or(0);
-        acc.throttled += u64::from(throttled);
+        // Crafted values saturate: a sum never overflows.
+        acc.attempts = acc
+            .attempts
+            .saturating_add(clamped(&col(&record, attempts_at), u64::MAX));
+        let throttled = clamped(&col(&record, throttled_at), u32::MAX.into()) as u32;
+        acc.throttled = acc.throttled.saturating_add(u64::from(throttled));
         if let Ok(at) = humantime::parse_rfc3339(&col(&record, finished_at)) {
             if outcome != Outcome::Invalid && outcome != Outcome::Planned {
                 let ms = at
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
                 acc.finished.push((ms, throttled));
-                let elapsed = col(&record, elapsed_at).parse::<u64>().unwrap_or(0);
+                let elapsed = clamped(&col(&record, elapsed_at), u64::MAX);
                 let bucket = LATENCY_BUCKETS
                     .iter()
                     .position(|b| elapsed < *b)
@@ -279,6 +286,14 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
         }
     }
     Ok(finish(kind, path, acc))
+}
+
+/// A count from a (possibly crafted) cell: digits beyond `max` give `max`, anything else 0.
+fn clamped(text: &str, max: u64) -> u64 {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    text.parse::<u64>().map_or(max, |v| v.min(max))
 }
 
 fn finish(kind: Kind, path: &Path, mut acc: Accumulator) -> ReportData {
@@ -474,7 +489,9 @@ fn throughput(finished: &[(u64, u32)]) -> String {
     ]
     .into_iter()
     .find(|b| span_ms / b < 40)
-    .unwrap_or(86_400_000);
+    .unwrap_or(86_400_000)
+    // However far apart the times (a crafted year 9999), at most about 40 bars.
+    .max(span_ms.div_ceil(40));
     let buckets = (span_ms / bucket_ms + 1) as usize;
     let mut rows = vec![0f32; buckets];
     let mut throttled = vec![0f32; buckets];
@@ -560,6 +577,7 @@ pub fn report_command(
     html_out: Option<&Path>,
     markdown_out: Option<&Path>,
 ) -> Result<(), crate::Error> {
+    crate::paths::check_report(results, html_out, markdown_out)?;
     let data = load(results)?;
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|source| RenderError::Write {

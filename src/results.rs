@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -366,15 +366,17 @@ pub fn start(
     stop: Arc<Stop>,
     counters: Arc<Counters>,
 ) -> Result<(Sink, Writer), ResultsError> {
-    let mut file = open(path, mode)?;
     let write_err = |source| ResultsError::Write {
         path: path.to_owned(),
         source,
     };
-    if mode == Mode::Append && !ends_with_newline(path).map_err(write_err)? {
-        // A torn last line from a killed run: start the new records on a line of their own.
-        file.write_all(b"\n").map_err(write_err)?;
+    if mode == Mode::Append {
+        // A torn last record from a killed run is cut off: the new records start on a line of
+        // their own, outside any quote it left open.
+        crate::record_reader::cut_torn_tail(path)
+            .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
     }
+    let file = open(path, mode)?;
     let mut csv = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(64 * 1024, file));
     if let Mode::Create { .. } = mode {
         let header: &[&str] = match layout {
@@ -450,18 +452,6 @@ fn next(rx: &mut mpsc::UnboundedReceiver<Record>) -> Option<Record> {
     }
     std::thread::sleep(LINGER);
     rx.blocking_recv()
-}
-
-fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path)?;
-    if f.metadata()?.len() == 0 {
-        return Ok(true);
-    }
-    f.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8];
-    f.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
 }
 
 fn open(path: &Path, mode: Mode) -> Result<File, ResultsError> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::report::Tally;
-use crate::results::{Outcome, COLUMNS};
+use crate::results::Outcome;
 
 /// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
 const TRANSIENT_STATUSES: [u16; 7] = [401, 408, 429, 500, 502, 503, 504];
@@ -28,6 +28,13 @@ pub enum ResumeError {
     NoFingerprint { path: PathBuf, meta: PathBuf },
     #[error("results file {path} does not start with the expected columns: is it a results file of bulkpatch?")]
     NotResults { path: PathBuf },
+    #[error("results file {path}, line {line}, column {column}: {message}")]
+    Crafted {
+        path: PathBuf,
+        line: u64,
+        column: &'static str,
+        message: String,
+    },
     #[error("cannot read or write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -124,6 +131,10 @@ pub fn meta_path(results: &Path) -> PathBuf {
 pub struct RunLock {
     file: File,
     path: PathBuf,
+    /// This run created the sidecar: a run refused before it starts removes it again.
+    created: bool,
+    /// The sidecar to write once the run starts (`commit`); None once written.
+    pending: Option<Vec<u8>>,
 }
 
 impl RunLock {
@@ -137,13 +148,7 @@ impl RunLock {
     ) -> Result<RunLock, ResumeError> {
         let path = meta_path(results);
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error(&path))?;
+        let mut file = crate::paths::open_sidecar(&path).map_err(io_error(&path))?;
         let mut text = String::new();
         if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
             let _ = file.read_to_string(&mut text);
@@ -153,7 +158,15 @@ impl RunLock {
                 pid,
             });
         }
-        file.read_to_string(&mut text).map_err(io_error(&path))?;
+        // From here on, a refusal removes a sidecar this run created.
+        let lock = RunLock {
+            file,
+            path,
+            created: !existed,
+            pending: None,
+        };
+        let (mut file, path) = (&lock.file, &lock.path);
+        file.read_to_string(&mut text).map_err(io_error(path))?;
         if resume && !force {
             match serde_json::from_str::<Meta>(&text) {
                 Ok(earlier) => {
@@ -166,11 +179,11 @@ impl RunLock {
                 }
                 Err(_) => {
                     if !existed || text.trim().is_empty() {
-                        let _ = std::fs::remove_file(&path);
+                        let _ = std::fs::remove_file(path);
                     }
                     return Err(ResumeError::NoFingerprint {
                         path: results.to_owned(),
-                        meta: path,
+                        meta: path.clone(),
                     });
                 }
             }
@@ -181,11 +194,25 @@ impl RunLock {
             run_id: Some(Uuid::new_v4()),
         };
         let json = serde_json::to_vec_pretty(&meta).expect("the fingerprint serialises");
-        file.set_len(0).map_err(io_error(&path))?;
-        file.seek(SeekFrom::Start(0)).map_err(io_error(&path))?;
-        file.write_all(&json).map_err(io_error(&path))?;
-        file.sync_data().map_err(io_error(&path))?;
-        Ok(RunLock { file, path })
+        let mut lock = lock;
+        lock.pending = Some(json);
+        Ok(lock)
+    }
+
+    /// Writes this run's fingerprint to the sidecar: call it once the run has started (its
+    /// results file is open), so a run refused before that leaves the sidecar as it found it.
+    pub fn commit(&mut self) -> Result<(), ResumeError> {
+        let Some(json) = self.pending.take() else {
+            return Ok(());
+        };
+        let path = &self.path;
+        let mut file = &self.file;
+        file.set_len(0).map_err(io_error(path))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_error(path))?;
+        file.write_all(&json).map_err(io_error(path))?;
+        file.sync_data().map_err(io_error(path))?;
+        self.created = false;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -195,6 +222,9 @@ impl RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
         let _ = self.file.unlock();
     }
 }
@@ -250,80 +280,15 @@ pub struct Span {
     pub len: u64,
 }
 
-/// Reads a results file's records, tolerating a torn last line and skipping malformed records.
-/// Calls `each(span, record)` in file order; returns how many records were skipped.
-pub fn read_results(path: &Path, mut each: impl FnMut(Span, Earlier)) -> Result<u64, ResumeError> {
-    let file = File::open(path).map_err(io_error(path))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(64 * 1024, file));
-    let mut record = csv::ByteRecord::new();
-    let header_ok = reader
-        .read_byte_record(&mut record)
-        .map_err(|e| io_error(path)(std::io::Error::other(e.to_string())))?
-        && record
-            .iter()
-            .take(COLUMNS.len())
-            .eq(COLUMNS.iter().map(|c| c.as_bytes()));
-    if !header_ok {
-        return Err(ResumeError::NotResults {
-            path: path.to_owned(),
-        });
-    }
-    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).expect("a column");
-    let (line_at, user_at, outcome_at, status_at, code_at, message_at, hash_at) = (
-        col("line"),
-        col("user_id"),
-        col("outcome"),
-        col("http_status"),
-        col("error_code"),
-        col("message"),
-        col("row_hash"),
-    );
-    let mut skipped = 0;
-    loop {
-        let start = reader.position().byte();
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            // A torn last line (the process was killed mid-write): ignore it.
-            Err(_) => {
-                skipped += 1;
-                continue;
-            }
-        }
-        let span = Span {
-            start,
-            len: reader.position().byte() - start,
-        };
-        let text = |i: usize| std::str::from_utf8(&record[i]).unwrap_or("");
-        let parsed = (record.len() == COLUMNS.len())
-            .then(|| {
-                text(line_at)
-                    .parse::<u64>()
-                    .ok()
-                    .zip(u64::from_str_radix(text(hash_at), 16).ok())
-            })
-            .flatten();
-        let Some((line, row_hash)) = parsed else {
-            skipped += 1; // a record cut short
-            continue;
-        };
-        each(
-            span,
-            Earlier {
-                line,
-                user_id: text(user_at).to_string(),
-                outcome: Outcome::parse(text(outcome_at)),
-                http_status: text(status_at).parse().ok(),
-                error_code: text(code_at).parse().ok(),
-                message: text(message_at).to_string(),
-                row_hash: Some(row_hash),
-            },
-        );
-    }
-    Ok(skipped)
+/// Reads a results file's records (see `record_reader::read`: a torn record is left out and
+/// swallows nothing; a `line` above `max_line` is an error). Calls `each(span, record)` in
+/// file order; returns how many records were left out.
+pub fn read_results(
+    path: &Path,
+    max_line: u64,
+    each: impl FnMut(Span, Earlier),
+) -> Result<u64, ResumeError> {
+    Ok(crate::record_reader::read(path, max_line, each)?.skipped)
 }
 
 /// What earlier runs finished: for each input line, the low 32 bits of the hash of the row
@@ -341,9 +306,10 @@ fn tag(hash: u64) -> u32 {
 
 impl Finished {
     /// Reads the results file; the last record of each line wins.
-    pub fn load(path: &Path, retry_failed: bool) -> Result<Finished, ResumeError> {
+    /// `max_line` bounds the lines a (crafted) file can name: see `paths::max_line`.
+    pub fn load(path: &Path, retry_failed: bool, max_line: u64) -> Result<Finished, ResumeError> {
         let mut by_line: Vec<u32> = Vec::new();
-        read_results(path, |_, e| {
+        read_results(path, max_line, |_, e| {
             let i = e.line as usize;
             if by_line.len() <= i {
                 by_line.resize(i + 1, 0);
@@ -369,7 +335,8 @@ impl Finished {
 /// Rewrites the results file with only the last record of each line, in line order, atomically,
 /// and returns the tally of those final records. A file that is already so (a dry run's, say)
 /// is left as it is.
-pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
+/// `max_line` bounds the lines a (crafted) file can name: see `paths::max_line`.
+pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
     // Pass 1: where the last record of each line is (8 bytes a line), and whether the file is
     // already one record per line in line order.
     let mut spans: Vec<u64> = Vec::new();
@@ -377,7 +344,7 @@ pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
     let mut superseded = false;
     let mut last_line = 0;
     let mut tally = Tally::default();
-    let skipped = read_results(path, |span, e| {
+    let skipped = read_results(path, max_line, |span, e| {
         in_order &= e.line > last_line;
         last_line = e.line;
         let i = e.line as usize;
@@ -406,7 +373,11 @@ pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
         let mut header = Vec::new();
         source.read_until(b'\n', &mut header)?;
         let mut position = header.len() as u64;
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+        // A new file, not through a link someone planted at the temp file's name.
+        let _ = std::fs::remove_file(&tmp);
+        let created =
+            crate::paths::no_follow(OpenOptions::new().write(true).create_new(true)).open(&tmp)?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, created);
         out.write_all(&header)?;
         let mut record = Vec::new();
         for span in spans.iter().copied().filter(|s| *s != 0).map(unpack) {
@@ -430,7 +401,7 @@ pub fn compact(path: &Path) -> Result<Tally, ResumeError> {
     // file. Otherwise every record read in pass 1 was copied, and its tally is the final one.
     if superseded {
         tally = Tally::default();
-        read_results(&tmp, |_, e| {
+        read_results(&tmp, max_line, |_, e| {
             if let Some(outcome) = e.outcome {
                 tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
             }
@@ -458,15 +429,18 @@ pub fn earlier_passwords(
     secrets: &Path,
     finished: &Finished,
 ) -> Result<HashMap<u64, (Uuid, SecretString)>, ResumeError> {
+    // Only complete lines: a line cut short (the disk filled up) may hold part of a password.
+    // Its row was never sent with it (each line is synced before its request), so it gets a new one.
+    let complete = crate::handover::read_complete_lines(secrets).map_err(io_error(secrets))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(secrets)
-        .map_err(|e| io_error(secrets)(std::io::Error::other(e.to_string())))?;
+        .from_reader(complete.as_slice());
     let mut out = HashMap::new();
     let mut record = csv::StringRecord::new();
     while let Ok(true) = reader.read_record(&mut record) {
-        if record.len() != 5 {
-            continue; // a torn last line
+        // Five columns as written during a run, six (`applied`) once rewritten at its end.
+        if !(5..=6).contains(&record.len()) || record[4].is_empty() {
+            continue;
         }
         let (Ok(line), Ok(user)) = (record[0].parse::<u64>(), Uuid::parse_str(&record[2])) else {
             continue;
@@ -508,7 +482,7 @@ mod tests {
         }
         std::fs::write(&path, &text).unwrap();
 
-        let tally = compact(&path).unwrap();
+        let tally = compact(&path, u64::MAX).unwrap();
         let out = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<u64> = out
             .lines()
@@ -540,7 +514,7 @@ mod tests {
         }
         std::fs::write(&path, &text).unwrap();
 
-        let tally = compact(&path).unwrap();
+        let tally = compact(&path, u64::MAX).unwrap();
         assert_eq!(
             (tally.count(Outcome::Updated), tally.count(Outcome::Failed)),
             (3, 2)
