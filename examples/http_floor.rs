@@ -6,7 +6,7 @@
 //! usage: http_floor URLS_FILE CONCURRENCY TOKEN
 //!
 //! Reads one URL per line from URLS_FILE, builds the connection pool bulkpatch builds
-//! (`bulkpatch::client::transport`), and runs CONCURRENCY tasks that each take the next URL and send
+//! (`bulkpatch::send::http::transport`), and runs CONCURRENCY tasks that each take the next URL and send
 //! `PATCH url` with the same headers and body bulkpatch sends. Prints one line,
 //! `requests=N seconds=S per_second=R failed=F`, and exits 1 if any request failed
 //! (a non-2xx status or a transport error), 2 on a usage or setup error.
@@ -66,7 +66,7 @@ async fn run() -> anyhow::Result<usize> {
     auth.set_sensitive(true);
 
     // bulkpatch's own connection pool, with its default connect timeout.
-    let http = bulkpatch::client::transport(Duration::from_secs(10), concurrency);
+    let http = bulkpatch::send::http::transport(Duration::from_secs(10), concurrency);
 
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::RunArgs;
+use crate::settings::RunArgs;
 #[cfg(feature = "simulator")]
 use crate::simulator::command::{DemoCmd, SimulateCmd, DEMO_EXAMPLES, SIMULATE_EXAMPLES};
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::auth::Credentials;
-use crate::config::{Rate, Settings};
+use crate::send::auth::Credentials;
+use crate::settings::{Rate, Settings};
 use crate::simulator::{Fault, SimConfig, Simulator};
 use crate::{Error, Summary};
 

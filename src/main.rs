@@ -7,13 +7,13 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use bulkpatch::cli::{Cli, Command, GlobalArgs, LogFormat};
-use bulkpatch::redact::for_terminal;
+use bulkpatch::core::redact::for_terminal;
 use bulkpatch::{exit, Settings};
 
 fn main() -> ExitCode {
-    bulkpatch::redact::register_proxy_passwords();
+    bulkpatch::core::redact::register_proxy_passwords();
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: {}", bulkpatch::redact::panic_text(info));
+        eprintln!("error: {}", bulkpatch::core::redact::panic_text(info));
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -31,14 +31,14 @@ fn main() -> ExitCode {
     let json_logs = matches!(cli.global.log_format, LogFormat::Json);
     let show = Show { quiet, json_logs };
     if json_logs {
-        bulkpatch::progress::log_lines_only();
+        bulkpatch::output::progress::log_lines_only();
     }
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Report(cmd) => {
-                bulkpatch::render::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
+                bulkpatch::report::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
                 Ok(exit::OK)
             }
             #[cfg(feature = "simulator")]
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
                 let config = cmd
                     .to_config()
                     .map_err(|m| bulkpatch::Error::Other(anyhow::anyhow!(m)))?;
-                bulkpatch::simulate(config, cmd.port).await?;
+                bulkpatch::simulator::command::simulate(config, cmd.port).await?;
                 Ok(exit::OK)
             }
         }
@@ -129,7 +129,7 @@ fn init_tracing(global: &GlobalArgs) {
     let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(bulkpatch::progress::LogWriter::new(colours))
+        .with_writer(bulkpatch::output::progress::LogWriter::new(colours))
         .with_ansi(colours)
         .with_target(false);
     match global.log_format {
@@ -146,8 +146,8 @@ fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     use tracing_subscriber::field::MakeExt;
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let text = format!("{value:?}");
-        let text = bulkpatch::redact::redact(&text);
-        let text = bulkpatch::redact::escape_controls_in_line(&text);
+        let text = bulkpatch::core::redact::redact(&text);
+        let text = bulkpatch::core::redact::escape_controls_in_line(&text);
         match field.name() {
             "message" => write!(w, "{text}"),
             name => write!(w, "{name}={text}"),

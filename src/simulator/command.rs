@@ -7,7 +7,7 @@ use clap::Args;
 use uuid::Uuid;
 
 use super::{SimConfig, SimOAuth, Throttle, WindowQuota};
-use crate::config::Rate;
+use crate::settings::Rate;
 
 pub const SIMULATE_EXAMPLES: &str = "\
 Examples:
@@ -112,7 +112,7 @@ impl SimulateCmd {
         let zero_ok = |name: &str, v: &str| -> Result<Duration, String> {
             let d = humantime::parse_duration(v.trim())
                 .map_err(|e| format!("--{name} is not a duration like `100ms` ({e}): `{v}`"))?;
-            crate::checked::check(d, crate::checked::SIMULATOR_DELAY, v)
+            crate::core::checked::check(d, crate::core::checked::SIMULATOR_DELAY, v)
                 .map_err(|m| format!("--{name} {m}"))
         };
         let window_quota = match &self.quota {
@@ -123,7 +123,7 @@ impl SimulateCmd {
                 })?;
                 let limit = limit.trim().parse::<u32>().ok().filter(|l| *l > 0);
                 let window = humantime::parse_duration(window.trim()).ok().filter(|w| {
-                    (Duration::from_secs(1)..=crate::checked::SIMULATOR_DELAY.max).contains(w)
+                    (Duration::from_secs(1)..=crate::core::checked::SIMULATOR_DELAY.max).contains(w)
                 });
                 match (limit, window) {
                     (Some(limit), Some(window)) => Some(WindowQuota { limit, window }),
@@ -171,4 +171,24 @@ pub struct DemoCmd {
     /// Results file [default: usage-location.results.csv in a bulkpatch-demo temp folder]
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Runs the simulator in the foreground until Ctrl-C, printing its base URL and token.
+pub async fn simulate(config: super::SimConfig, port: u16) -> Result<(), crate::Error> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let sim = super::Simulator::start_on(config, addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the simulator on {addr}: {e}"))?;
+    println!("Partner Center simulator listening");
+    println!("  base URL: {}", sim.base_url());
+    println!("  token:    {}", sim.token());
+    if let Some(refresh) = sim.valid_refresh_tokens().pop() {
+        println!("  token endpoint: {}", sim.token_url("contoso"));
+        println!("  refresh token:  {refresh}");
+    }
+    println!("Try: BULKPATCH_TOKEN={} bulkpatch run samples/usage-location.csv --base-url {} --out /tmp/sim.results.csv", sim.token(), sim.base_url());
+    println!("Press Ctrl-C to stop.");
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use clap::CommandFactory;
 
 use bulkpatch::cli::Cli;
-use bulkpatch::config::{documented_keys, FileConfig, CONFIG_KEYS};
+use bulkpatch::settings::{documented_keys, FileConfig, CONFIG_KEYS};
 
 use crate::support::*;
 

@@ -138,7 +138,7 @@ async fn refused(case: &Case) {
     assert!(sim.token_requests().is_empty(), "no token asked: {what}");
     assert_eq!(std::fs::read(&target).unwrap(), before, "intact: {what}");
     assert!(
-        !bulkpatch::resume::meta_path(&out).exists(),
+        !bulkpatch::output::resume::meta_path(&out).exists(),
         "no stray .meta: {what}"
     );
     let named_both = ran.stderr.contains(case.a.option()) && ran.stderr.contains(case.b.option());
@@ -190,7 +190,7 @@ async fn a_symlink_or_hard_link_planted_at_the_meta_file_is_not_written_through(
     let out = dir.path().join("out.csv");
     let victim = dir.path().join("victim.txt");
     std::fs::write(&victim, "precious\n").unwrap();
-    std::os::unix::fs::symlink(&victim, bulkpatch::resume::meta_path(&out)).unwrap();
+    std::os::unix::fs::symlink(&victim, bulkpatch::output::resume::meta_path(&out)).unwrap();
     for extra in [&[][..], &["--force"][..]] {
         let ran = run_bin(run_against(&sim, &input, &out, extra)).await;
         assert_eq!(ran.code, 2, "{}", ran.stderr);
@@ -199,8 +199,8 @@ async fn a_symlink_or_hard_link_planted_at_the_meta_file_is_not_written_through(
         assert!(!out.exists(), "no results file was started");
     }
     // A hard link planted there instead: refused too, its other name untouched.
-    std::fs::remove_file(bulkpatch::resume::meta_path(&out)).unwrap();
-    std::fs::hard_link(&victim, bulkpatch::resume::meta_path(&out)).unwrap();
+    std::fs::remove_file(bulkpatch::output::resume::meta_path(&out)).unwrap();
+    std::fs::hard_link(&victim, bulkpatch::output::resume::meta_path(&out)).unwrap();
     let ran = run_bin(run_against(&sim, &input, &out, &["--force"])).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(ran.stderr.contains("hard link"), "{}", ran.stderr);
@@ -214,7 +214,7 @@ async fn an_output_naming_the_meta_file_or_a_meta_linked_to_the_input_is_refused
     let dir = tempdir();
     let input = Csv::usage_locations(3).write(dir.path(), "users.csv");
     let out = dir.path().join("out.csv");
-    let meta = bulkpatch::resume::meta_path(&out);
+    let meta = bulkpatch::output::resume::meta_path(&out);
     let meta_arg = meta.display().to_string();
     let secrets = dir.path().join("secrets.csv").display().to_string();
     for (option, extra) in [
@@ -265,7 +265,7 @@ async fn a_run_refused_before_it_starts_leaves_no_meta_file() {
     assert_eq!(ran.code, 2, "the token is refused: {}", ran.stderr);
     assert!(!out.exists());
     assert!(
-        !bulkpatch::resume::meta_path(&out).exists(),
+        !bulkpatch::output::resume::meta_path(&out).exists(),
         "a stray .meta was left"
     );
     assert_eq!(sim.stats().received, 0);
@@ -275,7 +275,7 @@ async fn a_run_refused_before_it_starts_leaves_no_meta_file() {
 fn a_report_never_overwrites_its_results_file_or_itself() {
     let dir = tempdir();
     let results = dir.path().join("out.csv");
-    let header = bulkpatch::results::COLUMNS.join(",");
+    let header = bulkpatch::output::results::COLUMNS.join(",");
     std::fs::write(&results, format!("{header}\n")).unwrap();
     let link = dir.path().join("link.html");
     std::os::unix::fs::symlink(&results, &link).unwrap();
@@ -307,7 +307,7 @@ async fn an_earlier_runs_secrets_file_is_never_overwritten_even_with_force() {
     let old = dir.path().join("march-secrets.csv");
     let text = format!(
         "{}\n2,c,u,,Old-Passw0rd\n",
-        bulkpatch::paths::SECRETS_HEADER
+        bulkpatch::output::paths::SECRETS_HEADER
     );
     std::fs::write(&old, &text).unwrap();
     let o = old.display().to_string();

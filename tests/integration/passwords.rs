@@ -97,7 +97,7 @@ async fn a_generated_password_meets_the_rules_and_is_the_same_on_every_retry_and
         let password = sent.into_iter().next().unwrap();
         assert_eq!(kept[line], password, "the secrets file holds what was sent");
         assert_eq!(password.len(), 20);
-        assert_eq!(bulkpatch::passwords::check(&password), Ok(()));
+        assert_eq!(bulkpatch::input::passwords::check(&password), Ok(()));
         assert_eq!(
             seen[0].body_json().unwrap()["passwordProfile"]["forceChangePassword"],
             true

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use bulkpatch::input::{CsvSource, ReadOptions};
-use bulkpatch::validate;
+use bulkpatch::input::csv::{CsvSource, ReadOptions};
+use bulkpatch::input::rows as validate;
 use proptest::prelude::*;
 use uuid::Uuid;
 

@@ -66,14 +66,14 @@ async fn a_results_file_torn_at_any_byte_of_a_quoted_record_resumes_to_the_clean
         .collect();
     for cut in start + 1..full.len() {
         std::fs::write(&out, &full.as_bytes()[..cut]).unwrap();
-        let finished = bulkpatch::resume::Finished::load(&out, false, 100).unwrap();
+        let finished = bulkpatch::output::resume::Finished::load(&out, false, 100).unwrap();
         for (line, hash) in &finished_hashes {
             assert_eq!(finished.is_finished(*line, *hash), *line != 4, "cut {cut}");
         }
-        bulkpatch::record_reader::cut_torn_tail(&out).unwrap();
+        bulkpatch::output::reader::cut_torn_tail(&out).unwrap();
         let mut appended = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
         std::io::Write::write_all(&mut appended, format!("{quoted}\n").as_bytes()).unwrap();
-        bulkpatch::resume::compact(&out, 100).unwrap();
+        bulkpatch::output::resume::compact(&out, 100).unwrap();
         assert_eq!(state(&out), clean, "cut at byte {cut}");
     }
     // A sample of those bytes through the binary, a real resume against the simulator: every
@@ -117,7 +117,7 @@ fn records_appended_after_a_torn_quote_are_read_back() {
             "{line},c,u,{outcome},400,,{message},1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n"
         )
     };
-    let mut text = bulkpatch::results::COLUMNS.join(",") + "\n";
+    let mut text = bulkpatch::output::results::COLUMNS.join(",") + "\n";
     text += &record(2, "updated", "");
     text += "3,c,u,failed,502,,\"<html>Bad gateway, \"\"upstream\"\" said";
     text += "\n";
@@ -126,10 +126,11 @@ fn records_appended_after_a_torn_quote_are_read_back() {
     }
     std::fs::write(&path, &text).unwrap();
     let mut seen = Vec::new();
-    let skipped = bulkpatch::resume::read_results(&path, 100, |_, e| seen.push(e.line)).unwrap();
+    let skipped =
+        bulkpatch::output::resume::read_results(&path, 100, |_, e| seen.push(e.line)).unwrap();
     assert_eq!((seen, skipped), (vec![2, 3, 4, 5, 6], 1));
-    let tally = bulkpatch::resume::compact(&path, 100).unwrap();
-    assert_eq!(tally.count(bulkpatch::results::Outcome::Updated), 5);
+    let tally = bulkpatch::output::resume::compact(&path, 100).unwrap();
+    assert_eq!(tally.count(bulkpatch::output::results::Outcome::Updated), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

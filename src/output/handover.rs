@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::passwords::SecretsError;
-use crate::results::Outcome;
+use crate::input::passwords::SecretsError;
+use crate::output::results::Outcome;
 
 /// The rewritten file's columns: the run's five, then `applied`.
 pub const COLUMNS: [&str; 6] = [
@@ -43,7 +43,7 @@ impl Applied {
         }
     }
 
-    fn of(record: &crate::resume::Earlier) -> Applied {
+    fn of(record: &crate::output::resume::Earlier) -> Applied {
         match (record.outcome, record.http_status) {
             (Some(Outcome::Updated), _) => Applied::Yes,
             (Some(Outcome::Invalid | Outcome::Unchanged | Outcome::Planned), _) => Applied::No,
@@ -61,7 +61,8 @@ pub fn read_complete_lines(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// `read_complete_lines`, warning about a cut line only when `warn` (once per run is enough).
 pub fn read_lines(path: &Path, warn: bool) -> std::io::Result<Vec<u8>> {
-    let mut file = crate::paths::no_follow(std::fs::OpenOptions::new().read(true)).open(path)?;
+    let mut file =
+        crate::output::paths::no_follow(std::fs::OpenOptions::new().read(true)).open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -90,7 +91,7 @@ pub fn rewrite(secrets: &Path, results: &Path, max_line: u64) -> Result<[u64; 3]
         source,
     };
     let mut rows = read_rows(secrets).map_err(io)?;
-    crate::resume::read_results(results, max_line, |_, record| {
+    crate::output::resume::read_results(results, max_line, |_, record| {
         if let Some(entry) = rows.get_mut(&record.line) {
             // A record for another user on that line (the input changed) says nothing.
             entry.applied = if entry.cells[2] == record.user_id {
@@ -144,7 +145,7 @@ fn replace(secrets: &Path, rows: &BTreeMap<u64, Entry>) -> std::io::Result<()> {
     // A stale temp file (or a link planted at its name) goes; the new one is created exclusively.
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let file = crate::auth::create_private_file(&tmp)?;
+        let file = crate::send::auth::create_private_file(&tmp)?;
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
         writer.write_record(COLUMNS)?;
         for entry in rows.values() {

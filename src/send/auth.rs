@@ -9,7 +9,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
-use crate::config::ConfigError;
+use crate::settings::ConfigError;
 
 /// The environment variable holding a fixed access token.
 pub const TOKEN_ENV: &str = "BULKPATCH_TOKEN";
@@ -27,7 +27,7 @@ pub const DEFAULT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 /// An `expires_in` is taken within this range (`checked::TOKEN_LIFETIME`: 1 second to 24 hours);
 /// a missing or non-numeric one as an hour.
-const TOKEN_LIFETIME: crate::checked::Range = crate::checked::TOKEN_LIFETIME;
+const TOKEN_LIFETIME: crate::core::checked::Range = crate::core::checked::TOKEN_LIFETIME;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Attempts at the token endpoint when it fails transiently.
 const TOKEN_ATTEMPTS: u32 = 3;
@@ -71,7 +71,7 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, ConfigError> {
             path: path.to_owned(),
         });
     }
-    crate::redact::register(token);
+    crate::core::redact::register(token);
     Ok(SecretString::from(token.to_owned()))
 }
 
@@ -81,7 +81,7 @@ pub fn secret_from_env(name: &'static str, value: OsString) -> Result<SecretStri
     if token.is_empty() {
         return Err(ConfigError::EmptyEnv { name });
     }
-    crate::redact::register(&token);
+    crate::core::redact::register(&token);
     Ok(SecretString::from(token))
 }
 
@@ -106,7 +106,7 @@ fn warn_if_readable_by_others(_path: &Path) {}
 /// Creates a new file that only its owner can read and write (mode 0600 on Unix); fails if it exists.
 pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
-    crate::paths::no_follow(options.write(true).create_new(true));
+    crate::output::paths::no_follow(options.write(true).create_new(true));
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -196,7 +196,7 @@ impl std::fmt::Debug for TokenProvider {
 }
 
 fn bearer(token: &SecretString) -> Result<HeaderValue, AuthError> {
-    crate::redact::register(token.expose_secret());
+    crate::core::redact::register(token.expose_secret());
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
         .map_err(|_| AuthError::BadToken)?;
     value.set_sensitive(true);
@@ -240,9 +240,9 @@ impl TokenProvider {
                 },
             ),
             Credentials::Refresh(mut grant) => {
-                crate::redact::register(grant.refresh_token.expose_secret());
+                crate::core::redact::register(grant.refresh_token.expose_secret());
                 if let Some(secret) = &grant.client_secret {
-                    crate::redact::register(secret.expose_secret());
+                    crate::core::redact::register(secret.expose_secret());
                 }
                 let refresh_token = Some(std::mem::replace(
                     &mut grant.refresh_token,
@@ -332,7 +332,7 @@ impl TokenProvider {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    last_error = crate::client::sanitize(&error_text(&e), &secrets);
+                    last_error = crate::send::http::sanitize(&error_text(&e), &secrets);
                     continue;
                 }
             };
@@ -340,7 +340,7 @@ impl TokenProvider {
             if status.is_redirection() {
                 return Err(AuthError::Redirected {
                     status: status.as_u16(),
-                    host: crate::client::location_host(response.headers()),
+                    host: crate::send::http::location_host(response.headers()),
                 });
             }
             let body = response.bytes().await.unwrap_or_default();
@@ -356,7 +356,7 @@ impl TokenProvider {
                     .expires_in
                     .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
                 let lifetime = expires_in
-                    .and_then(|s| crate::checked::duration_from_secs_f64(s, TOKEN_LIFETIME))
+                    .and_then(|s| crate::core::checked::duration_from_secs_f64(s, TOKEN_LIFETIME))
                     .unwrap_or(DEFAULT_LIFETIME);
                 let ahead = REFRESH_AHEAD.min(lifetime / 5);
                 state.generation += 1;
@@ -366,13 +366,13 @@ impl TokenProvider {
                 };
                 state.current = Some(Current {
                     header: header.clone(),
-                    refresh_at: Some(crate::checked::after(
+                    refresh_at: Some(crate::core::checked::after(
                         sent_at,
                         lifetime.saturating_sub(ahead),
                     )),
                 });
                 if let Some(new) = answer.refresh_token.filter(|n| !n.is_empty()) {
-                    crate::redact::register(&new);
+                    crate::core::redact::register(&new);
                     let new = SecretString::from(new);
                     if new.expose_secret() != refresh_token.expose_secret() {
                         self.save_refresh_token(&new);
@@ -387,8 +387,8 @@ impl TokenProvider {
                 return Ok(header);
             }
             let error = answer.error.unwrap_or_else(|| format!("HTTP {status}"));
-            let error = crate::client::sanitize(&error, &secrets);
-            let description = crate::client::sanitize(
+            let error = crate::send::http::sanitize(&error, &secrets);
+            let description = crate::send::http::sanitize(
                 answer.error_description.as_deref().unwrap_or(""),
                 &secrets,
             );

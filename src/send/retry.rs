@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 use uuid::Uuid;
 
-use crate::client::Attempt;
-use crate::pool::{Pacer, Stop};
+use crate::send::http::Attempt;
+use crate::send::pool::{Pacer, Stop};
 
 /// The longest `Retry-After` honoured; a larger value is taken as this (`checked::SERVER_PAUSE`).
-pub const MAX_RETRY_AFTER: Duration = crate::checked::SERVER_PAUSE.max;
+pub const MAX_RETRY_AFTER: Duration = crate::core::checked::SERVER_PAUSE.max;
 
 /// What an attempt's result means for the row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,18 +72,21 @@ impl Backoff {
     /// A random wait in [0, ceiling].
     pub fn delay(&self, failed_attempts: u32, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling(failed_attempts);
-        let range = crate::checked::Range {
+        let range = crate::core::checked::Range {
             min: Duration::ZERO,
             max: ceiling,
         };
-        crate::checked::duration_from_secs_f64(rng.random_range(0.0..=ceiling.as_secs_f64()), range)
-            .unwrap_or(Duration::ZERO)
+        crate::core::checked::duration_from_secs_f64(
+            rng.random_range(0.0..=ceiling.as_secs_f64()),
+            range,
+        )
+        .unwrap_or(Duration::ZERO)
     }
 }
 
 /// Reads `Retry-After` as delay-seconds or an HTTP date (relative to `now`).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    use crate::checked::{self, SERVER_PAUSE};
+    use crate::core::checked::{self, SERVER_PAUSE};
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         Some(checked::duration_from_secs(secs, SERVER_PAUSE))
@@ -157,7 +160,7 @@ where
         throttled: 0,
         last: None,
         verdict: None,
-        request_id: crate::client::new_id(),
+        request_id: crate::send::http::new_id(),
     };
     loop {
         if !pacer.ready(stop, customer).await {
@@ -215,7 +218,7 @@ where
             pacer.pause_for(wait);
         }
         if got_response {
-            driven.request_id = crate::client::new_id();
+            driven.request_id = crate::send::http::new_id();
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -230,7 +233,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Response;
+    use crate::send::http::Response;
     use std::sync::{Arc, Mutex};
     use tokio::time::Instant;
 
@@ -467,7 +470,7 @@ mod tests {
         });
         let stopper = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            stop.stop(crate::pool::StopReason::Interrupted);
+            stop.stop(crate::send::pool::StopReason::Interrupted);
         };
         let (d, ()) = tokio::join!(row, stopper);
         assert_eq!((d.ending, d.attempts), (Ending::StoppedBeforeRetry, 1));

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::results::{Outcome, COLUMNS};
-use crate::resume::{Earlier, ResumeError, Span};
+use crate::output::results::{Outcome, COLUMNS};
+use crate::output::resume::{Earlier, ResumeError, Span};
 
 /// What one pass over a results file found besides its records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::pool::{Stop, StopReason};
-use crate::progress::Counters;
-use crate::report::Tally;
+use crate::output::progress::Counters;
+use crate::output::summary::Tally;
+use crate::send::pool::{Stop, StopReason};
 
 /// The results file's columns, in order. Later features append columns after these.
 pub const COLUMNS: [&str; 15] = [
@@ -146,12 +146,12 @@ pub struct Record {
     /// Requests for the row answered 429.
     pub throttled: u32,
     /// An audit (or a skipped unchanged row): each field the row sets, live against desired.
-    pub fields: Vec<crate::audit::FieldChange>,
+    pub fields: Vec<crate::targets::partner_center::audit::FieldChange>,
 }
 
 impl Record {
     /// A record for a row that failed validation.
-    pub fn invalid(inv: &crate::validate::Invalid) -> Record {
+    pub fn invalid(inv: &crate::input::rows::Invalid) -> Record {
         Record {
             line: inv.line,
             customer_id: inv.customer.clone(),
@@ -288,11 +288,11 @@ impl Sink {
     /// Queues a record; never waits (for the workers).
     pub fn send(&self, mut record: Record) {
         // Every record passes here: redacted once more (a worker still holds its row's password).
-        if let std::borrow::Cow::Owned(clean) = crate::redact::redact(&record.message) {
+        if let std::borrow::Cow::Owned(clean) = crate::core::redact::redact(&record.message) {
             record.message = clean;
         }
         for value in record.fields.iter_mut().filter_map(|f| f.current.as_mut()) {
-            if let std::borrow::Cow::Owned(clean) = crate::redact::redact(value) {
+            if let std::borrow::Cow::Owned(clean) = crate::core::redact::redact(value) {
                 *value = clean;
             }
         }
@@ -373,7 +373,7 @@ pub fn start(
     if mode == Mode::Append {
         // A torn last record from a killed run is cut off: the new records start on a line of
         // their own, outside any quote it left open.
-        crate::record_reader::cut_torn_tail(path)
+        crate::output::reader::cut_torn_tail(path)
             .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
     }
     let file = open(path, mode)?;

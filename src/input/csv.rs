@@ -275,7 +275,7 @@ impl Header {
             width: record.len(),
             names,
             unnamed,
-            hash: crate::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
+            hash: crate::output::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
         };
         if header.position(Column::UserId).is_none() {
             return Err(InputError::MissingUserId {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::checked;
+use crate::core::checked;
 
 /// The window over which the success rate is measured.
 const WINDOW: Duration = Duration::from_secs(2);
@@ -437,8 +437,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("ratelimit-remaining", HeaderValue::from_static("0"));
         headers.insert("ratelimit-reset", HeaderValue::from_static("999999999"));
-        let pacer = crate::pool::Pacer::new(None);
-        let answer = crate::client::Attempt::Response(crate::client::Response {
+        let pacer = crate::send::pool::Pacer::new(None);
+        let answer = crate::send::http::Attempt::Response(crate::send::http::Response {
             status: 200,
             retry_after: None,
             error_code: None,
@@ -448,9 +448,9 @@ mod tests {
         });
         let started = Instant::now();
         pacer.observe(&answer);
-        let stop = crate::pool::Stop::default();
+        let stop = crate::send::pool::Stop::default();
         assert!(pacer.ready(&stop, None).await);
-        assert_eq!(started.elapsed(), crate::checked::SERVER_PAUSE.max);
+        assert_eq!(started.elapsed(), crate::core::checked::SERVER_PAUSE.max);
 
         // A pace from an infinite or tiny rate, a huge 429 pause: no overflow.
         let c = Controller::new(Some(100.0));
@@ -470,7 +470,7 @@ mod tests {
                 reset: Duration::MAX,
                 policy: None
             }),
-            Some(crate::checked::SERVER_PAUSE.max)
+            Some(crate::core::checked::SERVER_PAUSE.max)
         );
     }
 
@@ -549,7 +549,7 @@ mod tests {
                 policy: None,
             })
         };
-        let cap = crate::checked::SERVER_PAUSE.max;
+        let cap = crate::core::checked::SERVER_PAUSE.max;
         // Hostile values: clamped into their ranges, or the header ignored, never a panic.
         assert_eq!(
             q(&[("ratelimit-remaining", "4"), ("ratelimit-reset", "1e30")]),
@@ -579,7 +579,7 @@ mod tests {
         );
         assert_eq!(
             q(&[("ratelimit-remaining", "1e300"), ("ratelimit-reset", "-7")]),
-            left(crate::checked::SERVER_COUNT_MAX, Duration::ZERO)
+            left(crate::core::checked::SERVER_COUNT_MAX, Duration::ZERO)
         );
         assert_eq!(
             q(&[("ratelimit-remaining", "-3"), ("ratelimit-reset", "2")]),
@@ -599,7 +599,7 @@ mod tests {
             Some(Quota::Used { percent: 100.0 })
         );
         // Policy windows and quotas: a window of 1e-300 s is a millisecond, a quota of inf 1e9.
-        let fastest = (crate::checked::SERVER_COUNT_MAX - 1.0) / 0.001 * POLICY_MARGIN;
+        let fastest = (crate::core::checked::SERVER_COUNT_MAX - 1.0) / 0.001 * POLICY_MARGIN;
         for policy in [
             "inf;w=1e-300",
             "1e300;w=0.000000001",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::pool::StopReason;
-use crate::results::{Outcome, Record};
+use crate::output::results::{Outcome, Record};
+use crate::send::pool::StopReason;
 
 /// Exit codes, as documented in the README.
 pub mod exit {
@@ -121,7 +121,7 @@ pub struct SummaryInput<'a> {
     pub final_tally: &'a Tally,
     /// The adaptive pace at the end, and the ceiling.
     pub pace: Option<f64>,
-    pub ceiling: crate::config::Rate,
+    pub ceiling: crate::settings::Rate,
 }
 
 impl Summary {
@@ -174,8 +174,8 @@ impl Summary {
             adapted_pace: s
                 .pace
                 .filter(|p| match s.ceiling {
-                    crate::config::Rate::PerSecond(c) => *p < c * 0.999,
-                    crate::config::Rate::Unlimited => true,
+                    crate::settings::Rate::PerSecond(c) => *p < c * 0.999,
+                    crate::settings::Rate::Unlimited => true,
                 })
                 .map(round3),
             stopped: s.stopped.map(|r| r.to_string()),
@@ -200,7 +200,7 @@ impl Summary {
             skipped: 0,
             final_tally: tally,
             pace: None,
-            ceiling: crate::config::Rate::Unlimited,
+            ceiling: crate::settings::Rate::Unlimited,
         });
         s.recorded = tally.recorded;
         s
@@ -224,7 +224,7 @@ impl Summary {
             skipped: 0,
             final_tally: &empty,
             pace: None,
-            ceiling: crate::config::Rate::Unlimited,
+            ceiling: crate::settings::Rate::Unlimited,
         });
         let name = s.input.file_name().unwrap_or(s.input.as_os_str());
         s.stopped = Some(format!(
@@ -428,7 +428,7 @@ mod tests {
             skipped: 0,
             final_tally: &tally,
             pace: None,
-            ceiling: crate::config::Rate::Unlimited,
+            ceiling: crate::settings::Rate::Unlimited,
         })
     }
 

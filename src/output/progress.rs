@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::results::Outcome;
+use crate::output::results::Outcome;
 
 /// Live counts shared by the workers, the results writer and the progress display.
 #[derive(Debug, Default)]
@@ -118,10 +118,12 @@ impl LogWriter {
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        let text = crate::redact::redact(&text);
+        let text = crate::core::redact::redact(&text);
         let text = match self.colours {
             true => text,
-            false => std::borrow::Cow::Owned(crate::redact::escape_controls(&text).into_owned()),
+            false => {
+                std::borrow::Cow::Owned(crate::core::redact::escape_controls(&text).into_owned())
+            }
         };
         let bar = ACTIVE_BAR.read().ok().and_then(|b| b.clone());
         match bar {
@@ -156,7 +158,7 @@ impl Progress {
     pub fn start(
         total: u64,
         counters: Arc<Counters>,
-        pace: Arc<std::sync::Mutex<Option<Arc<crate::rate::Controller>>>>,
+        pace: Arc<std::sync::Mutex<Option<Arc<crate::send::pace::Controller>>>>,
         show: bool,
         interval: Duration,
     ) -> Progress {

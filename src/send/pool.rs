@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 use secrecy::ExposeSecret;
 
-use crate::auth::TokenProvider;
-use crate::client::{Attempt, Client};
-use crate::progress::Counters;
-use crate::results::{Outcome, Record, Sink};
-use crate::retry::{self, Driven, Ending, Policy, Verdict};
-use crate::validate::Row;
+use crate::input::rows::Row;
+use crate::output::progress::Counters;
+use crate::output::results::{Outcome, Record, Sink};
+use crate::send::auth::TokenProvider;
+use crate::send::http::{Attempt, Client};
+use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
 
 /// Why a run stopped before reaching the end of the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ impl Stop {
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
     per_customer: Option<DefaultKeyedRateLimiter<Uuid>>,
-    adaptive: Arc<crate::rate::Controller>,
+    adaptive: Arc<crate::send::pace::Controller>,
     paused_until: Mutex<Option<Instant>>,
 }
 
@@ -132,7 +132,7 @@ impl Pacer {
         Pacer {
             limiter: interval.map(|every| RateLimiter::direct(smooth_quota(every))),
             per_customer: per_customer.map(|every| RateLimiter::keyed(smooth_quota(every))),
-            adaptive: Arc::new(crate::rate::Controller::new(
+            adaptive: Arc::new(crate::send::pace::Controller::new(
                 interval.map(|i| 1.0 / i.as_secs_f64()),
             )),
             paused_until: Mutex::new(None),
@@ -140,7 +140,7 @@ impl Pacer {
     }
 
     /// The adaptive controller (for the progress display and the summary).
-    pub fn controller(&self) -> Arc<crate::rate::Controller> {
+    pub fn controller(&self) -> Arc<crate::send::pace::Controller> {
         self.adaptive.clone()
     }
 
@@ -201,7 +201,7 @@ impl Pacer {
 
     /// Pauses every worker for `wait` from now (a longer pause already set is kept).
     pub fn pause_for(&self, wait: Duration) {
-        let until = crate::checked::after(Instant::now(), wait);
+        let until = crate::core::checked::after(Instant::now(), wait);
         let mut guard = self.paused_until.lock().expect("pause lock");
         if guard.is_none_or(|u| u < until) {
             *guard = Some(until);
@@ -225,7 +225,7 @@ pub struct Context {
     pub results: Sink,
     pub counters: Arc<Counters>,
     /// Stops the run when nothing connects.
-    pub reach: crate::reach::Reach,
+    pub reach: crate::send::reach::Reach,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops.
@@ -256,7 +256,7 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
         };
         let Some(row) = next else { break };
         // The row's password is known to the redaction point while the row is in flight.
-        let _password = crate::redact::hold(row.changes.password.as_ref());
+        let _password = crate::core::redact::hold(row.changes.password.as_ref());
         if let Some(record) = process(row, &ctx).await {
             ctx.results.send(record);
         }
@@ -280,7 +280,7 @@ enum Method {
 
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
-    let correlation_id = crate::client::new_id();
+    let correlation_id = crate::send::http::new_id();
     // elapsed_ms runs from the row's first request, not from its wait behind the pacer.
     let first_sent = OnceLock::new();
     let elapsed = || {
@@ -299,7 +299,8 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
             _ => None,
         };
-        let fields = live.map(|live| crate::audit::compare(&row.changes, live));
+        let fields =
+            live.map(|live| crate::targets::partner_center::audit::compare(&row.changes, live));
         let unchanged = fields
             .as_ref()
             .is_some_and(|f| f.iter().all(|c| !c.changes));

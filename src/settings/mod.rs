@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth;
-use crate::checked;
+use crate::core::checked;
+use crate::send::auth;
 
 /// Default Partner Center API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
@@ -476,7 +476,7 @@ pub struct Settings {
     /// Generate a password for every row (`--generate-passwords`).
     pub generate_passwords: Option<PasswordGeneration>,
     /// What the workers do with each row.
-    pub operation: crate::pool::Operation,
+    pub operation: crate::send::pool::Operation,
     /// Write an HTML report here at the end.
     pub report: Option<PathBuf>,
     /// Continue the run recorded in `out` (`--resume`).
@@ -515,7 +515,7 @@ impl Settings {
             summary_json: None,
             credentials: None,
             generate_passwords: None,
-            operation: crate::pool::Operation::Patch {
+            operation: crate::send::pool::Operation::Patch {
                 skip_unchanged: false,
             },
             report: None,
@@ -537,10 +537,10 @@ impl Settings {
         let cli = "command line";
         let mut s = Settings::with_defaults(&args.input);
         if args.audit {
-            s.operation = crate::pool::Operation::Audit;
+            s.operation = crate::send::pool::Operation::Audit;
             s.out = default_audit_out(&args.input);
         } else if args.skip_unchanged {
-            s.operation = crate::pool::Operation::Patch {
+            s.operation = crate::send::pool::Operation::Patch {
                 skip_unchanged: true,
             };
         }
@@ -638,7 +638,7 @@ impl Settings {
         }
         if let Some((v, src)) = pick!(args.customer_id.clone(), file.customer_id.clone()) {
             s.customer_id = Some(
-                crate::validate::parse_guid(&v)
+                crate::input::rows::parse_guid(&v)
                     .map_err(|m| invalid(src, "customer_id", format!("{m}")))?,
             );
         }

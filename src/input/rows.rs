@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use std::path::Path;
 
-use crate::input::{shorten, Column, CsvSource, Header, InputError, ReadOptions};
-use crate::passwords;
+use crate::input::csv::{shorten, Column, CsvSource, Header, InputError, ReadOptions};
+use crate::input::passwords;
 
 /// A row ready to send.
 #[derive(Clone, Debug)]
@@ -179,7 +179,7 @@ pub fn validate(
             .map(|b| shorten(String::from_utf8_lossy(b).trim(), 60))
             .unwrap_or_default()
     };
-    let hash = crate::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii));
+    let hash = crate::output::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii));
     let invalid = |reason: String| Invalid {
         hash,
         line,

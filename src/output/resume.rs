@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::report::Tally;
-use crate::results::Outcome;
+use crate::output::results::Outcome;
+use crate::output::summary::Tally;
 
 /// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
 const TRANSIENT_STATUSES: [u16; 7] = [401, 408, 429, 500, 502, 503, 504];
@@ -148,7 +148,7 @@ impl RunLock {
     ) -> Result<RunLock, ResumeError> {
         let path = meta_path(results);
         let existed = path.exists();
-        let mut file = crate::paths::open_sidecar(&path).map_err(io_error(&path))?;
+        let mut file = crate::output::paths::open_sidecar(&path).map_err(io_error(&path))?;
         let mut text = String::new();
         if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
             let _ = file.read_to_string(&mut text);
@@ -288,7 +288,7 @@ pub fn read_results(
     max_line: u64,
     each: impl FnMut(Span, Earlier),
 ) -> Result<u64, ResumeError> {
-    Ok(crate::record_reader::read(path, max_line, each)?.skipped)
+    Ok(crate::output::reader::read(path, max_line, each)?.skipped)
 }
 
 /// What earlier runs finished: for each input line, the low 32 bits of the hash of the row
@@ -376,7 +376,8 @@ pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
         // A new file, not through a link someone planted at the temp file's name.
         let _ = std::fs::remove_file(&tmp);
         let created =
-            crate::paths::no_follow(OpenOptions::new().write(true).create_new(true)).open(&tmp)?;
+            crate::output::paths::no_follow(OpenOptions::new().write(true).create_new(true))
+                .open(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, created);
         out.write_all(&header)?;
         let mut record = Vec::new();
@@ -431,7 +432,8 @@ pub fn earlier_passwords(
 ) -> Result<HashMap<u64, (Uuid, SecretString)>, ResumeError> {
     // Only complete lines: a line cut short (the disk filled up) may hold part of a password.
     // Its row was never sent with it (each line is synced before its request), so it gets a new one.
-    let complete = crate::handover::read_complete_lines(secrets).map_err(io_error(secrets))?;
+    let complete =
+        crate::output::handover::read_complete_lines(secrets).map_err(io_error(secrets))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(complete.as_slice());
@@ -466,7 +468,7 @@ mod tests {
 
     #[test]
     fn compact_orders_records_spread_wider_than_its_read_buffer() {
-        use crate::results::{Outcome, COLUMNS};
+        use crate::output::results::{Outcome, COLUMNS};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let record = |line: u64, outcome: &str, pad: usize| {
@@ -502,7 +504,7 @@ mod tests {
 
     #[test]
     fn compact_tallies_out_of_order_records_that_replace_none() {
-        use crate::results::{Outcome, COLUMNS};
+        use crate::output::results::{Outcome, COLUMNS};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let record = |line: u64, outcome: &str| {

@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::config::Settings;
+use crate::settings::Settings;
 
 /// The first line of a secrets file (a `--force` never overwrites a file that starts with it).
 pub const SECRETS_HEADER: &str = "line,customer_id,user_id,user_principal_name,password";
@@ -99,10 +99,10 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         .as_ref()
         .map(|g| g.secrets_out.clone());
     let refresh = match &settings.credentials {
-        Some(crate::auth::Credentials::Refresh(g)) => g.refresh_token_file.clone(),
+        Some(crate::send::auth::Credentials::Refresh(g)) => g.refresh_token_file.clone(),
         _ => None,
     };
-    let meta = crate::resume::meta_path(&settings.out);
+    let meta = crate::output::resume::meta_path(&settings.out);
     let files: Vec<Named> = [
         ("the input", Some(settings.input.clone())),
         ("--out", Some(settings.out.clone())),
@@ -153,7 +153,7 @@ pub fn check_report(
         named("the results file", results),
         named(
             "the results file's .meta",
-            &crate::resume::meta_path(results),
+            &crate::output::resume::meta_path(results),
         ),
     ];
     for (option, path) in [("--html", html), ("--markdown", markdown)] {

@@ -19,7 +19,7 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use uuid::Uuid;
 
-use crate::retry;
+use crate::send::retry;
 
 /// Error bodies are read up to this size; anything longer is cut (a proxy's HTML page, say).
 pub const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -174,7 +174,7 @@ pub struct Response {
     /// The user's fields, for a successful GET (never kept for a PATCH: it may echo a password).
     pub user: Option<serde_json::Map<String, serde_json::Value>>,
     /// What rate-limit headers said remains, if the server sent any.
-    pub quota: Option<crate::rate::Quota>,
+    pub quota: Option<crate::send::pace::Quota>,
 }
 
 /// The HTTP client, built once per run and shared by all workers.
@@ -328,7 +328,7 @@ async fn read_response(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-    let quota = crate::rate::quota_from_headers(&parts.headers, SystemTime::now());
+    let quota = crate::send::pace::quota_from_headers(&parts.headers, SystemTime::now());
     let is_json = parts
         .headers
         .get(CONTENT_TYPE)
@@ -453,12 +453,12 @@ pub fn describe_error(status: u16, body: &[u8], is_json: bool) -> (Option<i64>, 
 /// One line, at most 200 characters, through the redaction point (the run's secrets and
 /// `secrets`, in every encoding) before it is cut short.
 pub fn sanitize(message: &str, secrets: &[&str]) -> String {
-    let m: String = crate::redact::redact_with(message, secrets)
+    let m: String = crate::core::redact::redact_with(message, secrets)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let m = m.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::input::shorten(&m, MAX_MESSAGE_CHARS)
+    crate::input::csv::shorten(&m, MAX_MESSAGE_CHARS)
 }
 
 /// Whether a transport error is a timeout (connecting took longer than the connect timeout).

@@ -1,5 +1,7 @@
 //! Renders the reports a person reads, from a results file or an audit file: a self-contained HTML page (inline CSS and SVG charts) and Markdown for a ticket.
 
+pub mod markdown;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -7,8 +9,8 @@ use std::time::SystemTime;
 use charts_rs::{BarChart, Series};
 use serde::Serialize;
 
-use crate::results::{Outcome, AUDIT_COLUMNS, COLUMNS};
-use crate::resume::Meta;
+use crate::output::results::{Outcome, AUDIT_COLUMNS, COLUMNS};
+use crate::output::resume::Meta;
 
 /// Example rows kept per failure group.
 const EXAMPLES_PER_GROUP: usize = 5;
@@ -205,7 +207,7 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
     let mut record = csv::StringRecord::new();
     // A last record without its line end was torn (the run was killed mid-write): not counted.
     let torn_from =
-        crate::record_reader::torn_tail_start(path).map_err(|e| read_err(e.to_string()))?;
+        crate::output::reader::torn_tail_start(path).map_err(|e| read_err(e.to_string()))?;
     loop {
         match reader.read_record(&mut record) {
             Ok(true) if reader.position().byte() > torn_from => break,
@@ -280,7 +282,7 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
                     customer_id: col(&record, customer_at),
                     user_id: col(&record, user_at),
                     // Redacted again: the file may come from an older version or be edited.
-                    message: crate::redact::redact(&col(&record, message_at)).into_owned(),
+                    message: crate::core::redact::redact(&col(&record, message_at)).into_owned(),
                 });
             }
         }
@@ -549,7 +551,7 @@ fn render(name: &str, template: &str, data: &ReportData) -> Result<String, Rende
     if name.ends_with(".md") {
         env.set_formatter(|out, _state, value| {
             if !value.is_none() && !value.is_undefined() {
-                out.write_str(&crate::markdown::escape(&value.to_string()))?;
+                out.write_str(&crate::report::markdown::escape(&value.to_string()))?;
             }
             Ok(())
         });
@@ -577,7 +579,7 @@ pub fn report_command(
     html_out: Option<&Path>,
     markdown_out: Option<&Path>,
 ) -> Result<(), crate::Error> {
-    crate::paths::check_report(results, html_out, markdown_out)?;
+    crate::output::paths::check_report(results, html_out, markdown_out)?;
     let data = load(results)?;
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|source| RenderError::Write {

@@ -1,0 +1,5 @@
+//! The bottom layer: run state shared by every stage, checked conversions of outside numbers,
+//! the one redaction point, text and file helpers. Uses no other module of the crate.
+
+pub mod checked;
+pub mod redact;

@@ -1,0 +1,6 @@
+//! The input stage: the CSV dialect and header, rows and their validation, passwords (rules
+//! and generation). Uses `core`, `targets` and `settings`.
+
+pub mod csv;
+pub mod passwords;
+pub mod rows;

@@ -1,0 +1,10 @@
+//! The send stage: the worker pool, pacing (ceiling, adaptive, rate-limit headers), retries
+//! (classify, then time), the HTTP client, tokens, and the nothing-connects check. Uses
+//! `core`, `targets`, `settings`, `input` and `output`.
+
+pub mod auth;
+pub mod http;
+pub mod pace;
+pub mod pool;
+pub mod reach;
+pub mod retry;

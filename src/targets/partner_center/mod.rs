@@ -1,0 +1,3 @@
+//! Partner Center: the request body, the fields a row may change, reading users back for audits.
+
+pub mod audit;
