@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::send::auth::Credentials;
+use crate::settings::credentials::Credentials;
 use crate::settings::{Rate, Settings};
 use crate::simulator::{Fault, SimConfig, Simulator};
 use crate::{Error, Summary};

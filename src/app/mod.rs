@@ -23,11 +23,14 @@ use csv::ByteRecord;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::core::run_state::Counters;
+use crate::core::run_state::Outcome;
+use crate::core::run_state::{Stop, StopReason};
 use crate::input::csv::{CsvSource, InputError, ReadOptions};
 use crate::input::rows::{Duplicates, Row};
-use crate::output::progress::{Counters, Progress};
-use crate::output::results::{Outcome, Record, Sink};
-use crate::send::pool::{Pacer, Stop, StopReason};
+use crate::output::progress::Progress;
+use crate::output::results::{Record, Sink};
+use crate::send::pool::Pacer;
 
 /// A failure that stops the whole run (exit code 2). Row failures are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +80,7 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
     let (input, results) = (settings.input.clone(), settings.out.clone());
     let (dry_run, audit) = (
         settings.dry_run,
-        settings.operation == pool::Operation::Audit,
+        settings.operation == crate::core::run_state::Operation::Audit,
     );
     let outcome = run_to_summary(settings).await;
     let summary = match &outcome {
@@ -132,7 +135,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     };
 
     if rows == 0 && !settings.compact_only {
-        let auditing = settings.operation == pool::Operation::Audit;
+        let auditing = settings.operation == crate::core::run_state::Operation::Audit;
         let (input, out) = (settings.input, settings.out);
         return Ok(Summary::no_data_rows(
             input,
@@ -172,11 +175,13 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stop = Arc::new(Stop::default());
-    let counters = Arc::new(if settings.operation == pool::Operation::Audit {
-        Counters::for_audit()
-    } else {
-        Counters::default()
-    });
+    let counters = Arc::new(
+        if settings.operation == crate::core::run_state::Operation::Audit {
+            Counters::for_audit()
+        } else {
+            Counters::default()
+        },
+    );
     let mode = if settings.resume {
         results::Mode::Append
     } else {
@@ -184,7 +189,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
             overwrite: settings.force,
         }
     };
-    let auditing = settings.operation == pool::Operation::Audit;
+    let auditing = settings.operation == crate::core::run_state::Operation::Audit;
     let layout = if auditing {
         results::Layout::Audit
     } else {
@@ -596,8 +601,8 @@ impl Reader {
             },
             Err(invalid) => {
                 if let (Ok(c), Ok(u)) = (
-                    validate::parse_guid(&invalid.customer),
-                    validate::parse_guid(&invalid.user),
+                    crate::core::ids::parse_guid(&invalid.customer),
+                    crate::core::ids::parse_guid(&invalid.user),
                 ) {
                     self.duplicates.check(line, c, u);
                 }

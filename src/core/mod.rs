@@ -2,4 +2,9 @@
 //! the one redaction point, text and file helpers. Uses no other module of the crate.
 
 pub mod checked;
+pub mod files;
+pub mod hash;
+pub mod ids;
 pub mod redact;
+pub mod run_state;
+pub mod text;

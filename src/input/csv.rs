@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::core::text::shorten;
 use csv::ByteRecord;
 
 /// A column the tool understands.
@@ -275,7 +276,7 @@ impl Header {
             width: record.len(),
             names,
             unnamed,
-            hash: crate::output::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
+            hash: crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
         };
         if header.position(Column::UserId).is_none() {
             return Err(InputError::MissingUserId {
@@ -307,17 +308,6 @@ impl Header {
     /// The record index of a column, if the file has it.
     pub fn position(&self, col: Column) -> Option<usize> {
         self.positions[col.index()]
-    }
-}
-
-/// Shortens a value for a message, on a character boundary.
-pub fn shorten(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_string()
-    } else {
-        let mut s: String = text.chars().take(max_chars).collect();
-        s.push('…');
-        s
     }
 }
 

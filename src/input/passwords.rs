@@ -70,7 +70,7 @@ pub fn parse_force_change(cell: Option<&str>) -> Result<bool, String> {
         Some("false" | "no" | "0" | "n") => Ok(false),
         Some(other) => Err(format!(
             "force_change_password \"{}\" is not one of true/false/yes/no/1/0",
-            crate::input::csv::shorten(other, 20)
+            crate::core::text::shorten(other, 20)
         )),
     }
 }
@@ -104,7 +104,7 @@ impl std::fmt::Debug for SecretsFile {
 impl SecretsFile {
     /// Creates the file new, mode 0600, with its header.
     pub fn create(path: &Path) -> Result<SecretsFile, SecretsError> {
-        let file = crate::send::auth::create_private_file(path).map_err(|source| {
+        let file = crate::core::files::create_private_file(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
                 SecretsError::Exists {
                     path: path.to_owned(),
@@ -136,7 +136,7 @@ impl SecretsFile {
             path: path.to_owned(),
             source,
         };
-        let file = crate::output::paths::no_follow(std::fs::OpenOptions::new().append(true))
+        let file = crate::core::files::no_follow(std::fs::OpenOptions::new().append(true))
             .open(path)
             .map_err(io)?;
         // A line cut short (the disk filled up) is cut off: its row gets a new password.

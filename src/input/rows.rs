@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use std::path::Path;
 
-use crate::input::csv::{shorten, Column, CsvSource, Header, InputError, ReadOptions};
+use crate::input::csv::{Column, CsvSource, Header, InputError, ReadOptions};
+
+use crate::core::ids::parse_guid;
+use crate::core::text::shorten;
 use crate::input::passwords;
 
 /// A row ready to send.
@@ -125,26 +128,6 @@ pub struct Invalid {
     pub hash: u64,
 }
 
-/// Why a GUID cell was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("\"{0}\" is not a GUID (expected the form 8-4-4-4-12 hex digits)")]
-pub struct NotAGuid(pub String);
-
-/// Parses a GUID in any common form (hyphenated or 32 hex digits, with or without braces) into
-/// its canonical value.
-pub fn parse_guid(text: &str) -> Result<Uuid, NotAGuid> {
-    let t = text.trim();
-    // uuid also accepts the `urn:uuid:` form; only the forms people paste from portals and Excel are taken.
-    if t.len() > 38 || t.starts_with("urn:") {
-        return Err(NotAGuid(shorten(t, 40)));
-    }
-    let inner = t
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .unwrap_or(t);
-    Uuid::parse_str(inner).map_err(|_| NotAGuid(shorten(t, 40)))
-}
-
 /// Characters that cannot be seen but make a value differ (pasted from web pages and Word).
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
@@ -179,7 +162,7 @@ pub fn validate(
             .map(|b| shorten(String::from_utf8_lossy(b).trim(), 60))
             .unwrap_or_default()
     };
-    let hash = crate::output::resume::fnv1a(record.iter().map(<[u8]>::trim_ascii));
+    let hash = crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii));
     let invalid = |reason: String| Invalid {
         hash,
         line,

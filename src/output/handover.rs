@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::core::run_state::Outcome;
 use crate::input::passwords::SecretsError;
-use crate::output::results::Outcome;
 
 /// The rewritten file's columns: the run's five, then `applied`.
 pub const COLUMNS: [&str; 6] = [
@@ -62,7 +62,7 @@ pub fn read_complete_lines(path: &Path) -> std::io::Result<Vec<u8>> {
 /// `read_complete_lines`, warning about a cut line only when `warn` (once per run is enough).
 pub fn read_lines(path: &Path, warn: bool) -> std::io::Result<Vec<u8>> {
     let mut file =
-        crate::output::paths::no_follow(std::fs::OpenOptions::new().read(true)).open(path)?;
+        crate::core::files::no_follow(std::fs::OpenOptions::new().read(true)).open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -145,7 +145,7 @@ fn replace(secrets: &Path, rows: &BTreeMap<u64, Entry>) -> std::io::Result<()> {
     // A stale temp file (or a link planted at its name) goes; the new one is created exclusively.
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let file = crate::send::auth::create_private_file(&tmp)?;
+        let file = crate::core::files::create_private_file(&tmp)?;
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
         writer.write_record(COLUMNS)?;
         for entry in rows.values() {

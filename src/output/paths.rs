@@ -4,7 +4,6 @@
 //! sidecar and secret files are opened without following symbolic links. Uses only std (and
 //! `libc` for `O_NOFOLLOW`) and the settings; it sends and writes nothing itself.
 
-use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -99,7 +98,7 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         .as_ref()
         .map(|g| g.secrets_out.clone());
     let refresh = match &settings.credentials {
-        Some(crate::send::auth::Credentials::Refresh(g)) => g.refresh_token_file.clone(),
+        Some(crate::settings::credentials::Credentials::Refresh(g)) => g.refresh_token_file.clone(),
         _ => None,
     };
     let meta = crate::output::resume::meta_path(&settings.out);
@@ -204,53 +203,6 @@ fn refuse_secrets(option: &str, path: &Path) -> Result<(), PathError> {
         });
     }
     Ok(())
-}
-
-/// Makes `options` refuse to open a symbolic link (the open fails with ELOOP instead).
-pub fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
-    }
-    options
-}
-
-/// Opens (or creates) a sidecar file to read and write it, never through a symbolic link nor
-/// through a second hard link to some other file (either would make its writes land elsewhere).
-pub fn open_sidecar(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    let file = no_follow(&mut options).open(path).map_err(|e| {
-        if is_symlink_refusal(&e) {
-            std::io::Error::other("it is a symbolic link: refusing to follow it")
-        } else {
-            e
-        }
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if file.metadata()?.nlink() > 1 {
-            return Err(std::io::Error::other(
-                "it has another hard link: refusing to write through it",
-            ));
-        }
-    }
-    Ok(file)
-}
-
-/// Whether an open failed because `O_NOFOLLOW` met a symbolic link.
-pub fn is_symlink_refusal(e: &std::io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        e.raw_os_error() == Some(libc::ELOOP)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = e;
-        false
-    }
 }
 
 /// The highest input line a results file may name: an input of N bytes has at most N + 1 lines.

@@ -1,79 +1,15 @@
 //! Shows progress: live counters, an indicatif bar on a terminal or a log line every few seconds elsewhere, and a log writer that never breaks the bar.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::output::results::Outcome;
-
-/// Live counts shared by the workers, the results writer and the progress display.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub done: AtomicU64,
-    /// Rows recorded, by outcome (indexed like `Outcome::ALL`).
-    outcomes: [AtomicU64; Outcome::ALL.len()],
-    /// Rows an earlier run already finished (a resume).
-    pub skipped: AtomicU64,
-    /// Requests sent (all attempts).
-    pub attempts: AtomicU64,
-    /// Requests answered 429.
-    pub throttled: AtomicU64,
-    /// An audit's counts: its outcomes are shown, not `updated`.
-    audit: bool,
-}
-
-impl Counters {
-    /// The counters of an audit.
-    pub fn for_audit() -> Counters {
-        Counters {
-            audit: true,
-            ..Counters::default()
-        }
-    }
-
-    /// Counts a recorded row.
-    pub fn record(&self, outcome: Outcome) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Rows recorded with `outcome` so far.
-    pub fn count(&self, outcome: Outcome) -> u64 {
-        self.outcomes[outcome.index()].load(Ordering::Relaxed)
-    }
-
-    /// "updated 12 · failed 1 · 429s 3": the counts so far (updated, failed and invalid always).
-    fn line(&self) -> String {
-        let always: &[Outcome] = if self.audit {
-            &[
-                Outcome::WouldChange,
-                Outcome::Unchanged,
-                Outcome::Failed,
-                Outcome::Invalid,
-            ]
-        } else {
-            &[Outcome::Updated, Outcome::Failed, Outcome::Invalid]
-        };
-        let mut parts: Vec<String> = Outcome::ALL
-            .iter()
-            .filter(|o| always.contains(o) || self.count(**o) > 0)
-            .map(|o| format!("{} {}", o.as_str().replace('_', " "), self.count(*o)))
-            .collect();
-        let skipped = self.skipped.load(Ordering::Relaxed);
-        if skipped > 0 {
-            parts.push(format!("already done {skipped}"));
-        }
-        let throttled = self.throttled.load(Ordering::Relaxed);
-        if throttled > 0 {
-            parts.push(format!("429s {throttled}"));
-        }
-        parts.join(" · ")
-    }
-}
+use crate::core::run_state::Counters;
+use crate::core::run_state::Outcome;
 
 /// Rows per second done by this run (rows an earlier run finished, skipped on a resume, are
 /// not counted), and the seconds left for the rest at that rate, if it can be told.
@@ -174,8 +110,8 @@ impl Progress {
                 .ok()
                 .and_then(|c| c.as_ref().and_then(|c| c.rate()));
             match pace {
-                Some(r) => format!("{} · pace {r:.1}/s", counters.line()),
-                None => counters.line(),
+                Some(r) => format!("{} · pace {r:.1}/s", counts_line(&counters)),
+                None => counts_line(&counters),
             }
         };
         let done = CancellationToken::new();
@@ -279,6 +215,34 @@ impl Progress {
     }
 }
 
+/// "updated 12 · failed 1 · 429s 3": the counts so far (updated, failed and invalid always).
+fn counts_line(c: &Counters) -> String {
+    let always: &[Outcome] = if c.is_audit() {
+        &[
+            Outcome::WouldChange,
+            Outcome::Unchanged,
+            Outcome::Failed,
+            Outcome::Invalid,
+        ]
+    } else {
+        &[Outcome::Updated, Outcome::Failed, Outcome::Invalid]
+    };
+    let mut parts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|o| always.contains(o) || c.count(**o) > 0)
+        .map(|o| format!("{} {}", o.as_str().replace('_', " "), c.count(*o)))
+        .collect();
+    let skipped = c.skipped.load(Ordering::Relaxed);
+    if skipped > 0 {
+        parts.push(format!("already done {skipped}"));
+    }
+    let throttled = c.throttled.load(Ordering::Relaxed);
+    if throttled > 0 {
+        parts.push(format!("429s {throttled}"));
+    }
+    parts.join(" · ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::rate_and_eta;
@@ -298,11 +262,11 @@ mod tests {
         let counters = super::Counters::for_audit();
         counters.record(super::Outcome::WouldChange);
         counters.record(super::Outcome::NotFound);
-        let line = counters.line();
+        let line = super::counts_line(&counters);
         assert_eq!(
             line,
             "unchanged 0 · would change 1 · not found 1 · failed 0 · invalid 0"
         );
-        assert!(super::Counters::default().line().starts_with("updated 0"));
+        assert!(super::counts_line(&super::Counters::default()).starts_with("updated 0"));
     }
 }

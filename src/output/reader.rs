@@ -7,7 +7,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::output::results::{Outcome, COLUMNS};
+use crate::output::results::COLUMNS;
+
+use crate::core::run_state::Outcome;
 use crate::output::resume::{Earlier, ResumeError, Span};
 
 /// What one pass over a results file found besides its records.

@@ -11,9 +11,10 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::output::progress::Counters;
+use crate::core::run_state::Counters;
+use crate::core::run_state::Outcome;
+use crate::core::run_state::{Stop, StopReason};
 use crate::output::summary::Tally;
-use crate::send::pool::{Stop, StopReason};
 
 /// The results file's columns, in order. Later features append columns after these.
 pub const COLUMNS: [&str; 15] = [
@@ -52,76 +53,6 @@ pub const AUDIT_COLUMNS: [&str; 15] = [
     "correlation_id",
     "finished_at",
 ];
-
-/// A row's final state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Outcome {
-    Updated,
-    Failed,
-    Invalid,
-    Planned,
-    Interrupted,
-    /// Already as desired (an audit, or `run --skip-unchanged`).
-    Unchanged,
-    /// An audit: sending the row would change the user.
-    WouldChange,
-    /// An audit: the user or the customer does not exist (404).
-    NotFound,
-    /// An audit: the partner may not read this customer's users (403).
-    Forbidden,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 9] = [
-        Outcome::Updated,
-        Outcome::Unchanged,
-        Outcome::WouldChange,
-        Outcome::Planned,
-        Outcome::NotFound,
-        Outcome::Forbidden,
-        Outcome::Failed,
-        Outcome::Invalid,
-        Outcome::Interrupted,
-    ];
-
-    /// Whether the row needs a person's attention (it makes the exit code 1).
-    pub fn is_problem(self) -> bool {
-        matches!(
-            self,
-            Outcome::Failed
-                | Outcome::Invalid
-                | Outcome::Interrupted
-                | Outcome::NotFound
-                | Outcome::Forbidden
-        )
-    }
-
-    /// The outcome's place in `ALL`.
-    pub fn index(self) -> usize {
-        Outcome::ALL
-            .iter()
-            .position(|o| *o == self)
-            .expect("every outcome is in ALL")
-    }
-
-    pub fn parse(text: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Updated => "updated",
-            Outcome::Failed => "failed",
-            Outcome::Invalid => "invalid",
-            Outcome::Planned => "planned",
-            Outcome::Interrupted => "interrupted",
-            Outcome::Unchanged => "unchanged",
-            Outcome::WouldChange => "would_change",
-            Outcome::NotFound => "not_found",
-            Outcome::Forbidden => "forbidden",
-        }
-    }
-}
 
 /// One line of the results file.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::output::results::Outcome;
+use crate::core::run_state::Outcome;
 use crate::output::summary::Tally;
 
 /// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
@@ -148,7 +148,7 @@ impl RunLock {
     ) -> Result<RunLock, ResumeError> {
         let path = meta_path(results);
         let existed = path.exists();
-        let mut file = crate::output::paths::open_sidecar(&path).map_err(io_error(&path))?;
+        let mut file = crate::core::files::open_sidecar(&path).map_err(io_error(&path))?;
         let mut text = String::new();
         if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
             let _ = file.read_to_string(&mut text);
@@ -227,22 +227,6 @@ impl Drop for RunLock {
         }
         let _ = self.file.unlock();
     }
-}
-
-/// FNV-1a, 64 bits: a hash whose value never changes between builds (unlike std's `DefaultHasher`).
-pub fn fnv1a(fields: impl IntoIterator<Item = impl AsRef<[u8]>>) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for (i, field) in fields.into_iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f; // unit separator between fields
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        for b in field.as_ref() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    h
 }
 
 /// One record of a results file, as read back.
@@ -376,7 +360,7 @@ pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
         // A new file, not through a link someone planted at the temp file's name.
         let _ = std::fs::remove_file(&tmp);
         let created =
-            crate::output::paths::no_follow(OpenOptions::new().write(true).create_new(true))
+            crate::core::files::no_follow(OpenOptions::new().write(true).create_new(true))
                 .open(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, created);
         out.write_all(&header)?;
@@ -458,6 +442,7 @@ pub fn earlier_passwords(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::hash::fnv1a;
 
     #[test]
     fn fnv1a_is_stable_and_separates_fields() {
@@ -468,7 +453,8 @@ mod tests {
 
     #[test]
     fn compact_orders_records_spread_wider_than_its_read_buffer() {
-        use crate::output::results::{Outcome, COLUMNS};
+        use crate::core::run_state::Outcome;
+        use crate::output::results::COLUMNS;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let record = |line: u64, outcome: &str, pad: usize| {
@@ -504,7 +490,8 @@ mod tests {
 
     #[test]
     fn compact_tallies_out_of_order_records_that_replace_none() {
-        use crate::output::results::{Outcome, COLUMNS};
+        use crate::core::run_state::Outcome;
+        use crate::output::results::COLUMNS;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let record = |line: u64, outcome: &str| {

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::output::results::{Outcome, Record};
-use crate::send::pool::StopReason;
+use crate::output::results::Record;
+
+use crate::core::run_state::Outcome;
+use crate::core::run_state::StopReason;
 
 /// Exit codes, as documented in the README.
 pub mod exit {

@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use charts_rs::{BarChart, Series};
 use serde::Serialize;
 
-use crate::output::results::{Outcome, AUDIT_COLUMNS, COLUMNS};
+use crate::output::results::{AUDIT_COLUMNS, COLUMNS};
+
+use crate::core::run_state::Outcome;
 use crate::output::resume::Meta;
 
 /// Example rows kept per failure group.

@@ -1,27 +1,14 @@
 //! Owns credentials: where the access token comes from (environment, file, or an App+User refresh-token grant), keeping it fresh with one refresh at a time, and saving rotated refresh tokens; every secret is a `secrecy` type.
 
-use std::ffi::OsString;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
-use crate::settings::ConfigError;
+use crate::core::files::write_private_atomically;
+use crate::settings::credentials::{Credentials, RefreshGrant, REFRESH_TOKEN_ENV};
 
-/// The environment variable holding a fixed access token.
-pub const TOKEN_ENV: &str = "BULKPATCH_TOKEN";
-/// The environment variable holding a refresh token (instead of `refresh_token_file`).
-pub const REFRESH_TOKEN_ENV: &str = "BULKPATCH_REFRESH_TOKEN";
-/// The environment variable holding the client secret (instead of `client_secret_file`).
-pub const CLIENT_SECRET_ENV: &str = "BULKPATCH_CLIENT_SECRET";
-/// Default scope of the Partner Center App+User flow.
-pub const DEFAULT_SCOPE: &str =
-    "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
-/// Default token endpoint; `{tenant}` is replaced.
-pub const DEFAULT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
 /// Refreshes are made this long before expiry at most (a fifth of the lifetime for short-lived
 /// tokens, so never before the token was issued).
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
@@ -31,112 +18,6 @@ const TOKEN_LIFETIME: crate::core::checked::Range = crate::core::checked::TOKEN_
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Attempts at the token endpoint when it fails transiently.
 const TOKEN_ATTEMPTS: u32 = 3;
-
-/// Where access tokens come from.
-#[derive(Debug)]
-pub enum Credentials {
-    /// A fixed access token (BULKPATCH_TOKEN or a token file): never refreshed.
-    Fixed(SecretString),
-    /// The OAuth 2.0 refresh-token grant of Partner Center's App+User flow.
-    Refresh(RefreshGrant),
-}
-
-/// The settings of the refresh-token grant.
-#[derive(Debug)]
-pub struct RefreshGrant {
-    pub token_url: reqwest::Url,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
-    pub refresh_token: SecretString,
-    /// Where the refresh token came from, if a file: rotated tokens are written back to it.
-    pub refresh_token_file: Option<PathBuf>,
-    pub scope: String,
-}
-
-/// Reads an access token from a file (first line, trimmed).
-pub fn read_token_file(path: &Path) -> Result<SecretString, ConfigError> {
-    read_secret_file(path)
-}
-
-/// Reads a secret from a file (first line, trimmed); warns when others can read the file.
-pub fn read_secret_file(path: &Path) -> Result<SecretString, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    warn_if_readable_by_others(path);
-    let token = text.lines().next().unwrap_or("").trim();
-    if token.is_empty() {
-        return Err(ConfigError::EmptyTokenFile {
-            path: path.to_owned(),
-        });
-    }
-    crate::core::redact::register(token);
-    Ok(SecretString::from(token.to_owned()))
-}
-
-/// Takes a secret from an environment variable's value.
-pub fn secret_from_env(name: &'static str, value: OsString) -> Result<SecretString, ConfigError> {
-    let token = value.to_string_lossy().trim().to_owned();
-    if token.is_empty() {
-        return Err(ConfigError::EmptyEnv { name });
-    }
-    crate::core::redact::register(&token);
-    Ok(SecretString::from(token))
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                file = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "a secret file can be read by other users: run `chmod 600` on it"
-            );
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
-
-/// Creates a new file that only its owner can read and write (mode 0600 on Unix); fails if it exists.
-pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    crate::output::paths::no_follow(options.write(true).create_new(true));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Replaces `path` with `contents` atomically: a private temp file beside it, synced, then renamed over it.
-pub fn write_private_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "secret".into());
-    let tmp = dir
-        .unwrap_or(Path::new("."))
-        .join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = create_private_file(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
 
 /// Why no access token could be had: stops the run.
 #[derive(Debug, thiserror::Error)]
@@ -472,6 +353,7 @@ fn error_text(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::credentials::DEFAULT_SCOPE;
 
     #[test]
     fn atomic_write_replaces_the_file_with_a_private_one() {

@@ -28,12 +28,6 @@ const MAX_DRAIN: usize = 1024 * 1024;
 /// Longest message kept from an error body.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-/// A new random (version 4) GUID for `MS-RequestId` or `MS-CorrelationId`, from the
-/// thread-local CSPRNG: `Uuid::new_v4` makes a system call per id, two per row.
-pub fn new_id() -> Uuid {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
-}
-
 const MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
 const MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -458,7 +452,7 @@ pub fn sanitize(message: &str, secrets: &[&str]) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let m = m.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::input::csv::shorten(&m, MAX_MESSAGE_CHARS)
+    crate::core::text::shorten(&m, MAX_MESSAGE_CHARS)
 }
 
 /// Whether a transport error is a timeout (connecting took longer than the connect timeout).
@@ -493,6 +487,7 @@ fn transport_message(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::ids::new_id;
 
     #[test]
     fn ids_are_random_version_4_guids() {

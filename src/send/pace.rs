@@ -448,7 +448,7 @@ mod tests {
         });
         let started = Instant::now();
         pacer.observe(&answer);
-        let stop = crate::send::pool::Stop::default();
+        let stop = crate::core::run_state::Stop::default();
         assert!(pacer.ready(&stop, None).await);
         assert_eq!(started.elapsed(), crate::core::checked::SERVER_PAUSE.max);
 

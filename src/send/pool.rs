@@ -8,101 +8,18 @@ use std::time::{Duration, SystemTime};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use secrecy::ExposeSecret;
 
+use crate::core::run_state::Counters;
+use crate::core::run_state::Outcome;
+use crate::core::run_state::{Operation, Stop, StopReason};
 use crate::input::rows::Row;
-use crate::output::progress::Counters;
-use crate::output::results::{Outcome, Record, Sink};
+use crate::output::results::{Record, Sink};
 use crate::send::auth::TokenProvider;
 use crate::send::http::{Attempt, Client};
 use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
-
-/// Why a run stopped before reaching the end of the input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// The API refused the access token (401).
-    Unauthorized,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// The results file (or the secrets file) could not be written.
-    WriteFailed(String),
-    /// No access token could be had (the refresh token was refused, say).
-    AuthFailed(String),
-    /// No connection to the API could be opened, and nothing ever answered.
-    NothingConnects {
-        host: String,
-        attempts: u32,
-        error: String,
-    },
-}
-
-impl std::fmt::Display for StopReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StopReason::Unauthorized => write!(
-                f,
-                "the API refused the access token (401): it is invalid or has expired; get a new token and run again"
-            ),
-            StopReason::Interrupted => write!(f, "interrupted"),
-            StopReason::WriteFailed(e) => write!(
-                f,
-                "a file could not be written ({e}); stopped so that no update goes unrecorded"
-            ),
-            StopReason::AuthFailed(e) => write!(f, "{e}"),
-            StopReason::NothingConnects {
-                host,
-                attempts,
-                error,
-            } => write!(
-                f,
-                "nothing connects: {attempts} attempts to connect to {host} failed and none has succeeded ({error}); check the base URL, DNS, the network or the proxy"
-            ),
-        }
-    }
-}
-
-/// The run's stop control: a graceful stop (take no new rows, let requests in flight finish) and an abort (stop at once).
-#[derive(Debug, Default)]
-pub struct Stop {
-    graceful: CancellationToken,
-    abort: CancellationToken,
-    reason: OnceLock<StopReason>,
-}
-
-impl Stop {
-    /// Stops taking new rows; the first reason given is the one reported.
-    pub fn stop(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        self.graceful.cancel();
-    }
-
-    /// Stops at once: requests in flight are abandoned.
-    pub fn abort(&self, reason: StopReason) {
-        self.stop(reason);
-        self.abort.cancel();
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.graceful.is_cancelled()
-    }
-
-    pub fn reason(&self) -> Option<&StopReason> {
-        self.reason.get()
-    }
-
-    /// Completes when a graceful stop (or an abort) is asked for.
-    pub async fn stopping(&self) {
-        self.graceful.cancelled().await
-    }
-
-    /// Completes when an abort is asked for.
-    pub async fn aborted(&self) {
-        self.abort.cancelled().await
-    }
-}
 
 /// Paces requests: the ceiling (a governor limiter, burst of one), an optional per-customer
 /// limit (a keyed governor limiter), the adaptive pace below the ceiling, and the pause a 429
@@ -263,15 +180,6 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
     }
 }
 
-/// What the workers do with each row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// Send the update; with `skip_unchanged`, read the user first and skip it when already as desired.
-    Patch { skip_unchanged: bool },
-    /// Read the user and compare; never write.
-    Audit,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Method {
     Get,
@@ -280,7 +188,7 @@ enum Method {
 
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
-    let correlation_id = crate::send::http::new_id();
+    let correlation_id = crate::core::ids::new_id();
     // elapsed_ms runs from the row's first request, not from its wait behind the pacer.
     let first_sent = OnceLock::new();
     let elapsed = || {

@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 use uuid::Uuid;
 
+use crate::core::run_state::Stop;
 use crate::send::http::Attempt;
-use crate::send::pool::{Pacer, Stop};
+use crate::send::pool::Pacer;
 
 /// The longest `Retry-After` honoured; a larger value is taken as this (`checked::SERVER_PAUSE`).
 pub const MAX_RETRY_AFTER: Duration = crate::core::checked::SERVER_PAUSE.max;
@@ -160,7 +161,7 @@ where
         throttled: 0,
         last: None,
         verdict: None,
-        request_id: crate::send::http::new_id(),
+        request_id: crate::core::ids::new_id(),
     };
     loop {
         if !pacer.ready(stop, customer).await {
@@ -218,7 +219,7 @@ where
             pacer.pause_for(wait);
         }
         if got_response {
-            driven.request_id = crate::send::http::new_id();
+            driven.request_id = crate::core::ids::new_id();
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -470,7 +471,7 @@ mod tests {
         });
         let stopper = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            stop.stop(crate::send::pool::StopReason::Interrupted);
+            stop.stop(crate::core::run_state::StopReason::Interrupted);
         };
         let (d, ()) = tokio::join!(row, stopper);
         assert_eq!((d.ending, d.attempts), (Ending::StoppedBeforeRetry, 1));

@@ -1,5 +1,7 @@
 //! Resolves command-line values, the environment and the TOML config file into one validated `Settings` (CLI > env > file > defaults).
 
+pub mod credentials;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::core::checked;
-use crate::send::auth;
 
 /// Default Partner Center API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
@@ -472,11 +473,11 @@ pub struct Settings {
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
     /// Where access tokens come from; None only in a dry run.
-    pub credentials: Option<auth::Credentials>,
+    pub credentials: Option<credentials::Credentials>,
     /// Generate a password for every row (`--generate-passwords`).
     pub generate_passwords: Option<PasswordGeneration>,
     /// What the workers do with each row.
-    pub operation: crate::send::pool::Operation,
+    pub operation: crate::core::run_state::Operation,
     /// Write an HTML report here at the end.
     pub report: Option<PathBuf>,
     /// Continue the run recorded in `out` (`--resume`).
@@ -515,7 +516,7 @@ impl Settings {
             summary_json: None,
             credentials: None,
             generate_passwords: None,
-            operation: crate::send::pool::Operation::Patch {
+            operation: crate::core::run_state::Operation::Patch {
                 skip_unchanged: false,
             },
             report: None,
@@ -537,10 +538,10 @@ impl Settings {
         let cli = "command line";
         let mut s = Settings::with_defaults(&args.input);
         if args.audit {
-            s.operation = crate::send::pool::Operation::Audit;
+            s.operation = crate::core::run_state::Operation::Audit;
             s.out = default_audit_out(&args.input);
         } else if args.skip_unchanged {
-            s.operation = crate::send::pool::Operation::Patch {
+            s.operation = crate::core::run_state::Operation::Patch {
                 skip_unchanged: true,
             };
         }
@@ -638,7 +639,7 @@ impl Settings {
         }
         if let Some((v, src)) = pick!(args.customer_id.clone(), file.customer_id.clone()) {
             s.customer_id = Some(
-                crate::input::rows::parse_guid(&v)
+                crate::core::ids::parse_guid(&v)
                     .map_err(|m| invalid(src, "customer_id", format!("{m}")))?,
             );
         }
@@ -701,7 +702,7 @@ impl Settings {
 
         // A dry run sends nothing and needs no credentials; nor does compacting.
         if !s.dry_run && !s.compact_only {
-            s.credentials = Some(credentials(&args, &file, &file_name)?);
+            s.credentials = Some(resolve_credentials(&args, &file, &file_name)?);
         }
         Ok(s)
     }
@@ -717,19 +718,20 @@ pub struct PasswordGeneration {
 
 /// Credentials, by precedence: --token-file (CLI) > BULKPATCH_TOKEN (env) > the config file's
 /// `[auth]` refresh-token grant or its `token_file`.
-fn credentials(
+fn resolve_credentials(
     args: &RunArgs,
     file: &FileConfig,
     file_name: &str,
-) -> Result<auth::Credentials, ConfigError> {
+) -> Result<credentials::Credentials, ConfigError> {
     if let Some(path) = &args.token_file {
-        return Ok(auth::Credentials::Fixed(auth::read_token_file(path)?));
+        return Ok(credentials::Credentials::Fixed(
+            credentials::read_token_file(path)?,
+        ));
     }
-    if let Some(value) = std::env::var_os(auth::TOKEN_ENV) {
-        return Ok(auth::Credentials::Fixed(auth::secret_from_env(
-            auth::TOKEN_ENV,
-            value,
-        )?));
+    if let Some(value) = std::env::var_os(credentials::TOKEN_ENV) {
+        return Ok(credentials::Credentials::Fixed(
+            credentials::secret_from_env(credentials::TOKEN_ENV, value)?,
+        ));
     }
     let auth_error = |message: String| ConfigError::Auth {
         source_name: file_name.to_string(),
@@ -739,7 +741,7 @@ fn credentials(
         (Some(_), Some(_)) => Err(auth_error(
             "and `token_file` are both set: keep one (the [auth] section refreshes tokens; token_file is a fixed token)".into(),
         )),
-        (None, Some(path)) => Ok(auth::Credentials::Fixed(auth::read_token_file(path)?)),
+        (None, Some(path)) => Ok(credentials::Credentials::Fixed(credentials::read_token_file(path)?)),
         (None, None) => Err(ConfigError::MissingToken),
         (Some(a), None) => {
             let client_id = a
@@ -750,7 +752,7 @@ fn credentials(
             let token_url = match (&a.token_url, &a.tenant) {
                 (Some(url), _) => url.clone(),
                 (None, Some(tenant)) if !tenant.trim().is_empty() => {
-                    auth::DEFAULT_TOKEN_URL.replace("{tenant}", tenant.trim())
+                    credentials::DEFAULT_TOKEN_URL.replace("{tenant}", tenant.trim())
                 }
                 _ => {
                     return Err(auth_error(
@@ -761,29 +763,29 @@ fn credentials(
             let token_url = parse_base_url(&token_url)
                 .map_err(|m| auth_error(format!("`token_url` {m}")))?;
             let (refresh_token, refresh_token_file) =
-                match (std::env::var_os(auth::REFRESH_TOKEN_ENV), &a.refresh_token_file) {
-                    (Some(v), _) => (auth::secret_from_env(auth::REFRESH_TOKEN_ENV, v)?, None),
-                    (None, Some(path)) => (auth::read_secret_file(path)?, Some(path.clone())),
+                match (std::env::var_os(credentials::REFRESH_TOKEN_ENV), &a.refresh_token_file) {
+                    (Some(v), _) => (credentials::secret_from_env(credentials::REFRESH_TOKEN_ENV, v)?, None),
+                    (None, Some(path)) => (credentials::read_secret_file(path)?, Some(path.clone())),
                     (None, None) => {
                         return Err(auth_error(format!(
                             "needs a refresh token: set {} or `refresh_token_file`",
-                            auth::REFRESH_TOKEN_ENV
+                            credentials::REFRESH_TOKEN_ENV
                         )))
                     }
                 };
-            let client_secret = match (std::env::var_os(auth::CLIENT_SECRET_ENV), &a.client_secret_file)
+            let client_secret = match (std::env::var_os(credentials::CLIENT_SECRET_ENV), &a.client_secret_file)
             {
-                (Some(v), _) => Some(auth::secret_from_env(auth::CLIENT_SECRET_ENV, v)?),
-                (None, Some(path)) => Some(auth::read_secret_file(path)?),
+                (Some(v), _) => Some(credentials::secret_from_env(credentials::CLIENT_SECRET_ENV, v)?),
+                (None, Some(path)) => Some(credentials::read_secret_file(path)?),
                 (None, None) => None,
             };
-            Ok(auth::Credentials::Refresh(auth::RefreshGrant {
+            Ok(credentials::Credentials::Refresh(credentials::RefreshGrant {
                 token_url,
                 client_id,
                 client_secret,
                 refresh_token,
                 refresh_token_file,
-                scope: a.scope.clone().unwrap_or_else(|| auth::DEFAULT_SCOPE.into()),
+                scope: a.scope.clone().unwrap_or_else(|| credentials::DEFAULT_SCOPE.into()),
             }))
         }
     }

@@ -162,7 +162,7 @@ fn auth_config(dir: &std::path::Path, base: &str) -> (std::path::PathBuf, std::p
     let refresh = dir.join("refresh-token");
     {
         use std::io::Write;
-        let mut f = bulkpatch::send::auth::create_private_file(&refresh).unwrap();
+        let mut f = bulkpatch::core::files::create_private_file(&refresh).unwrap();
         writeln!(f, "original-refresh").unwrap();
     }
     let config = dir.join("auth.toml");

@@ -9,6 +9,7 @@ mod hostile_server;
 mod hostile_values;
 mod input_rows;
 mod interrupt;
+mod layering;
 mod output_paths;
 mod passwords;
 mod pipeline;

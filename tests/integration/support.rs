@@ -227,7 +227,7 @@ pub fn auth_config(
     {
         use std::io::Write;
         let mut f =
-            bulkpatch::send::auth::create_private_file(&refresh_file).expect("refresh token file");
+            bulkpatch::core::files::create_private_file(&refresh_file).expect("refresh token file");
         writeln!(f, "{refresh_token}").unwrap();
     }
     let config = dir.join("auth.toml");

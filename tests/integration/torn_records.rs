@@ -130,7 +130,7 @@ fn records_appended_after_a_torn_quote_are_read_back() {
         bulkpatch::output::resume::read_results(&path, 100, |_, e| seen.push(e.line)).unwrap();
     assert_eq!((seen, skipped), (vec![2, 3, 4, 5, 6], 1));
     let tally = bulkpatch::output::resume::compact(&path, 100).unwrap();
-    assert_eq!(tally.count(bulkpatch::output::results::Outcome::Updated), 5);
+    assert_eq!(tally.count(bulkpatch::core::run_state::Outcome::Updated), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,212 @@
+//! The run's shared state: why and how it stops, what the workers do with each row, and the
+//! counters that progress and the summary read. Uses no other module of the crate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use tokio_util::sync::CancellationToken;
+
+/// Why a run stopped before reaching the end of the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The API refused the access token (401).
+    Unauthorized,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The results file (or the secrets file) could not be written.
+    WriteFailed(String),
+    /// No access token could be had (the refresh token was refused, say).
+    AuthFailed(String),
+    /// No connection to the API could be opened, and nothing ever answered.
+    NothingConnects {
+        host: String,
+        attempts: u32,
+        error: String,
+    },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Unauthorized => write!(
+                f,
+                "the API refused the access token (401): it is invalid or has expired; get a new token and run again"
+            ),
+            StopReason::Interrupted => write!(f, "interrupted"),
+            StopReason::WriteFailed(e) => write!(
+                f,
+                "a file could not be written ({e}); stopped so that no update goes unrecorded"
+            ),
+            StopReason::AuthFailed(e) => write!(f, "{e}"),
+            StopReason::NothingConnects {
+                host,
+                attempts,
+                error,
+            } => write!(
+                f,
+                "nothing connects: {attempts} attempts to connect to {host} failed and none has succeeded ({error}); check the base URL, DNS, the network or the proxy"
+            ),
+        }
+    }
+}
+
+/// The run's stop control: a graceful stop (take no new rows, let requests in flight finish) and an abort (stop at once).
+#[derive(Debug, Default)]
+pub struct Stop {
+    graceful: CancellationToken,
+    abort: CancellationToken,
+    reason: OnceLock<StopReason>,
+}
+
+impl Stop {
+    /// Stops taking new rows; the first reason given is the one reported.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.graceful.cancel();
+    }
+
+    /// Stops at once: requests in flight are abandoned.
+    pub fn abort(&self, reason: StopReason) {
+        self.stop(reason);
+        self.abort.cancel();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.graceful.is_cancelled()
+    }
+
+    pub fn reason(&self) -> Option<&StopReason> {
+        self.reason.get()
+    }
+
+    /// Completes when a graceful stop (or an abort) is asked for.
+    pub async fn stopping(&self) {
+        self.graceful.cancelled().await
+    }
+
+    /// Completes when an abort is asked for.
+    pub async fn aborted(&self) {
+        self.abort.cancelled().await
+    }
+}
+
+/// What the workers do with each row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Send the update; with `skip_unchanged`, read the user first and skip it when already as desired.
+    Patch { skip_unchanged: bool },
+    /// Read the user and compare; never write.
+    Audit,
+}
+
+/// Live counts shared by the workers, the results writer and the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub done: AtomicU64,
+    /// Rows recorded, by outcome (indexed like `Outcome::ALL`).
+    outcomes: [AtomicU64; Outcome::ALL.len()],
+    /// Rows an earlier run already finished (a resume).
+    pub skipped: AtomicU64,
+    /// Requests sent (all attempts).
+    pub attempts: AtomicU64,
+    /// Requests answered 429.
+    pub throttled: AtomicU64,
+    /// An audit's counts: its outcomes are shown, not `updated`.
+    audit: bool,
+}
+
+impl Counters {
+    /// The counters of an audit.
+    pub fn for_audit() -> Counters {
+        Counters {
+            audit: true,
+            ..Counters::default()
+        }
+    }
+
+    /// Counts a recorded row.
+    pub fn record(&self, outcome: Outcome) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether these are an audit's counts (its outcomes are shown, not `updated`).
+    pub fn is_audit(&self) -> bool {
+        self.audit
+    }
+
+    /// Rows recorded with `outcome` so far.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// A row's final state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Updated,
+    Failed,
+    Invalid,
+    Planned,
+    Interrupted,
+    /// Already as desired (an audit, or `run --skip-unchanged`).
+    Unchanged,
+    /// An audit: sending the row would change the user.
+    WouldChange,
+    /// An audit: the user or the customer does not exist (404).
+    NotFound,
+    /// An audit: the partner may not read this customer's users (403).
+    Forbidden,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::WouldChange,
+        Outcome::Planned,
+        Outcome::NotFound,
+        Outcome::Forbidden,
+        Outcome::Failed,
+        Outcome::Invalid,
+        Outcome::Interrupted,
+    ];
+
+    /// Whether the row needs a person's attention (it makes the exit code 1).
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed
+                | Outcome::Invalid
+                | Outcome::Interrupted
+                | Outcome::NotFound
+                | Outcome::Forbidden
+        )
+    }
+
+    /// The outcome's place in `ALL`.
+    pub fn index(self) -> usize {
+        Outcome::ALL
+            .iter()
+            .position(|o| *o == self)
+            .expect("every outcome is in ALL")
+    }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Updated => "updated",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::Planned => "planned",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Unchanged => "unchanged",
+            Outcome::WouldChange => "would_change",
+            Outcome::NotFound => "not_found",
+            Outcome::Forbidden => "forbidden",
+        }
+    }
+}
