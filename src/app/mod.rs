@@ -46,9 +46,9 @@ pub enum Error {
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
     #[error(transparent)]
-    Secrets(#[from] passwords::SecretsError),
+    Secrets(#[from] crate::output::secrets::SecretsError),
     #[error(transparent)]
-    Resume(#[from] resume::ResumeError),
+    Resume(#[from] crate::output::reader::ResumeError),
     #[error(transparent)]
     Render(#[from] render::RenderError),
     #[error("cannot write the summary to {path}: {source}")]
@@ -418,7 +418,7 @@ struct Generator {
     /// Passwords an earlier run wrote for unfinished rows, by line (with the user they were for).
     earlier: std::collections::HashMap<u64, (Uuid, secrecy::SecretString)>,
     /// None in a dry run: nothing is sent, so nothing is kept.
-    secrets: Option<passwords::SecretsFile>,
+    secrets: Option<crate::output::secrets::SecretsFile>,
 }
 
 impl Generator {
@@ -443,14 +443,14 @@ impl Generator {
         Ok(Some(Generator {
             length: g.length,
             earlier: if resuming {
-                resume::earlier_passwords(&g.secrets_out, finished)?
+                crate::output::secrets::earlier_passwords(&g.secrets_out, finished)?
             } else {
                 Default::default()
             },
             secrets: Some(if resuming {
-                passwords::SecretsFile::append(&g.secrets_out)?
+                crate::output::secrets::SecretsFile::append(&g.secrets_out)?
             } else {
-                passwords::SecretsFile::create(&g.secrets_out)?
+                crate::output::secrets::SecretsFile::create(&g.secrets_out)?
             }),
         }))
     }
@@ -460,7 +460,7 @@ impl Generator {
     fn password_for(
         &mut self,
         row: &Row,
-    ) -> Result<secrecy::SecretString, passwords::SecretsError> {
+    ) -> Result<secrecy::SecretString, crate::output::secrets::SecretsError> {
         if let Some((user, password)) = self.earlier.remove(&row.line) {
             if user == row.user {
                 return Ok(password);

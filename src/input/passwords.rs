@@ -1,11 +1,9 @@
 //! Owns passwords: Entra's password rules, generation from the OS CSPRNG, and the secrets file (mode 0600) each generated password is written to before its request is sent.
 
-use std::path::{Path, PathBuf};
-
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, TryRngCore};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 /// Symbols Entra accepts in a password (besides letters, digits and space).
 pub const ENTRA_SYMBOLS: &str = "@#$%^&*-_!+=[]{}|\\:',.?/`~\"();<>";
@@ -75,117 +73,10 @@ pub fn parse_force_change(cell: Option<&str>) -> Result<bool, String> {
     }
 }
 
-/// A fatal problem with the secrets file.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretsError {
-    #[error("secrets file {path} already exists: it may hold passwords already set; move it away or choose another --secrets-out")]
-    Exists { path: PathBuf },
-    #[error("cannot write secrets file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-/// The secrets file: `line,customer_id,user_id,user_principal_name,password`, one line per generated password.
-pub struct SecretsFile {
-    path: PathBuf,
-    writer: csv::Writer<std::fs::File>,
-}
-
-impl std::fmt::Debug for SecretsFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretsFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SecretsFile {
-    /// Creates the file new, mode 0600, with its header.
-    pub fn create(path: &Path) -> Result<SecretsFile, SecretsError> {
-        let file = crate::core::files::create_private_file(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                SecretsError::Exists {
-                    path: path.to_owned(),
-                }
-            } else {
-                SecretsError::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
-        let mut secrets = SecretsFile {
-            path: path.to_owned(),
-            writer: csv::Writer::from_writer(file),
-        };
-        secrets.write([
-            "line",
-            "customer_id",
-            "user_id",
-            "user_principal_name",
-            "password",
-        ])?;
-        Ok(secrets)
-    }
-
-    /// Opens an existing secrets file to add to it (a resume).
-    pub fn append(path: &Path) -> Result<SecretsFile, SecretsError> {
-        let io = |source| SecretsError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = crate::core::files::no_follow(std::fs::OpenOptions::new().append(true))
-            .open(path)
-            .map_err(io)?;
-        // A line cut short (the disk filled up) is cut off: its row gets a new password.
-        let complete = crate::output::handover::read_complete_lines(path)
-            .map_err(io)?
-            .len() as u64;
-        if file.metadata().map_err(io)?.len() > complete {
-            file.set_len(complete).map_err(io)?;
-        }
-        Ok(SecretsFile {
-            path: path.to_owned(),
-            writer: csv::Writer::from_writer(file),
-        })
-    }
-
-    /// Writes one password and makes it durable (flushed and synced) before returning.
-    pub fn record(
-        &mut self,
-        line: u64,
-        customer: &str,
-        user: &str,
-        upn: &str,
-        password: &SecretString,
-    ) -> Result<(), SecretsError> {
-        self.write([
-            line.to_string().as_str(),
-            customer,
-            user,
-            upn,
-            password.expose_secret(),
-        ])
-    }
-
-    fn write(&mut self, cells: [&str; 5]) -> Result<(), SecretsError> {
-        let io = |source| SecretsError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.writer
-            .write_record(cells)
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        self.writer.flush().map_err(io)?;
-        self.writer.get_ref().sync_data().map_err(io)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn generated_passwords_meet_the_rules() {
@@ -230,37 +121,5 @@ mod tests {
         assert_eq!(parse_force_change(Some("No")), Ok(false));
         assert_eq!(parse_force_change(Some("1")), Ok(true));
         assert!(parse_force_change(Some("maybe")).is_err());
-    }
-
-    #[test]
-    fn the_secrets_file_is_private_and_refuses_to_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secrets.csv");
-        let mut f = SecretsFile::create(&path).unwrap();
-        f.record(
-            2,
-            "c",
-            "u",
-            "a@b.c",
-            &SecretString::from("Pw-1234abcd".to_string()),
-        )
-        .unwrap();
-        // Durable before `record` returns: readable by another reader at once.
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            text,
-            "line,customer_id,user_id,user_principal_name,password\n2,c,u,a@b.c,Pw-1234abcd\n"
-        );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert!(matches!(
-            SecretsFile::create(&path),
-            Err(SecretsError::Exists { .. })
-        ));
-        assert!(!format!("{f:?}").contains("Pw-1234abcd"));
     }
 }

@@ -5,13 +5,14 @@
 //! (a line cut short is never used). Uses `passwords`, `resume::read_results` and `auth`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::core::run_state::Outcome;
-use crate::input::passwords::SecretsError;
+use crate::output::secrets::read_lines;
+use crate::output::secrets::SecretsError;
 
 /// The rewritten file's columns: the run's five, then `applied`.
 pub const COLUMNS: [&str; 6] = [
@@ -43,7 +44,7 @@ impl Applied {
         }
     }
 
-    fn of(record: &crate::output::resume::Earlier) -> Applied {
+    fn of(record: &crate::output::reader::Earlier) -> Applied {
         match (record.outcome, record.http_status) {
             (Some(Outcome::Updated), _) => Applied::Yes,
             (Some(Outcome::Invalid | Outcome::Unchanged | Outcome::Planned), _) => Applied::No,
@@ -51,29 +52,6 @@ impl Applied {
             _ => Applied::Unknown,
         }
     }
-}
-
-/// The bytes of a secrets file up to and including its last line end, opened without following
-/// a symbolic link. What follows the last line end is a line cut short: never used.
-pub fn read_complete_lines(path: &Path) -> std::io::Result<Vec<u8>> {
-    read_lines(path, true)
-}
-
-/// `read_complete_lines`, warning about a cut line only when `warn` (once per run is enough).
-pub fn read_lines(path: &Path, warn: bool) -> std::io::Result<Vec<u8>> {
-    let mut file =
-        crate::core::files::no_follow(std::fs::OpenOptions::new().read(true)).open(path)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() && warn {
-        tracing::warn!(
-            file = %path.display(),
-            "the secrets file's last line was cut short: it is ignored, and its row gets a new password"
-        );
-    }
-    bytes.truncate(complete);
-    Ok(bytes)
 }
 
 /// A row's line in the secrets file.

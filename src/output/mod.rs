@@ -9,4 +9,5 @@ pub mod progress;
 pub mod reader;
 pub mod results;
 pub mod resume;
+pub mod secrets;
 pub mod summary;

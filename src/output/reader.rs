@@ -5,12 +5,9 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
-
-use crate::output::results::COLUMNS;
+use std::path::{Path, PathBuf};
 
 use crate::core::run_state::Outcome;
-use crate::output::resume::{Earlier, ResumeError, Span};
 
 /// What one pass over a results file found besides its records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -254,3 +251,87 @@ pub fn torn_tail_start(path: &Path) -> std::io::Result<u64> {
     }
     last_line_end(path)
 }
+
+/// A fatal problem with resuming or locking.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
+    NoResults { path: PathBuf },
+    #[error("results file {path} is being written by another bulkpatch run{}: wait for it to finish or stop it", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("results file {path} belongs to a different run: {difference}; pass --force to resume anyway, or start a new results file with --out")]
+    Mismatch { path: PathBuf, difference: String },
+    #[error("results file {path} has no fingerprint ({meta} is missing): it was not written by this tool, or by an older version; pass --force to resume anyway")]
+    NoFingerprint { path: PathBuf, meta: PathBuf },
+    #[error("results file {path} does not start with the expected columns: is it a results file of bulkpatch?")]
+    NotResults { path: PathBuf },
+    #[error("results file {path}, line {line}, column {column}: {message}")]
+    Crafted {
+        path: PathBuf,
+        line: u64,
+        column: &'static str,
+        message: String,
+    },
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One record of a results file, as read back.
+#[derive(Clone, Debug)]
+pub struct Earlier {
+    pub line: u64,
+    pub user_id: String,
+    pub outcome: Option<Outcome>,
+    pub http_status: Option<u16>,
+    pub error_code: Option<i64>,
+    pub message: String,
+    pub row_hash: Option<u64>,
+}
+
+/// Where a record sits in the results file: its first byte and its length (terminator included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: u64,
+    pub len: u64,
+}
+
+/// The results file's columns, in order. Later features append columns after these.
+pub const COLUMNS: [&str; 15] = [
+    "line",
+    "customer_id",
+    "user_id",
+    "outcome",
+    "http_status",
+    "error_code",
+    "message",
+    "attempts",
+    "elapsed_ms",
+    "request_id",
+    "correlation_id",
+    "finished_at",
+    "body",
+    "row_hash",
+    "throttled",
+];
+
+/// The audit file's columns: one line per field a row sets.
+pub const AUDIT_COLUMNS: [&str; 15] = [
+    "line",
+    "customer_id",
+    "user_id",
+    "outcome",
+    "field",
+    "current",
+    "desired",
+    "http_status",
+    "error_code",
+    "message",
+    "attempts",
+    "elapsed_ms",
+    "request_id",
+    "correlation_id",
+    "finished_at",
+];

@@ -14,45 +14,8 @@ use uuid::Uuid;
 use crate::core::run_state::Counters;
 use crate::core::run_state::Outcome;
 use crate::core::run_state::{Stop, StopReason};
-use crate::output::summary::Tally;
-
-/// The results file's columns, in order. Later features append columns after these.
-pub const COLUMNS: [&str; 15] = [
-    "line",
-    "customer_id",
-    "user_id",
-    "outcome",
-    "http_status",
-    "error_code",
-    "message",
-    "attempts",
-    "elapsed_ms",
-    "request_id",
-    "correlation_id",
-    "finished_at",
-    "body",
-    "row_hash",
-    "throttled",
-];
-
-/// The audit file's columns: one line per field a row sets.
-pub const AUDIT_COLUMNS: [&str; 15] = [
-    "line",
-    "customer_id",
-    "user_id",
-    "outcome",
-    "field",
-    "current",
-    "desired",
-    "http_status",
-    "error_code",
-    "message",
-    "attempts",
-    "elapsed_ms",
-    "request_id",
-    "correlation_id",
-    "finished_at",
-];
+use crate::output::reader::{AUDIT_COLUMNS, COLUMNS};
+use std::collections::BTreeMap;
 
 /// One line of the results file.
 #[derive(Clone, Debug, PartialEq)]
@@ -523,5 +486,42 @@ mod tests {
                 "2"
             ]
         );
+    }
+}
+
+/// Counts kept by the results writer as records are written.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub outcomes: BTreeMap<Outcome, u64>,
+    /// (HTTP status, Partner Center code) of failed rows -> (count, first message).
+    pub errors: BTreeMap<(Option<u16>, Option<i64>), (u64, String)>,
+    pub recorded: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, r: &Record) {
+        self.add_parts(r.outcome, r.http_status, r.error_code, &r.message);
+    }
+
+    pub fn add_parts(
+        &mut self,
+        outcome: Outcome,
+        http_status: Option<u16>,
+        error_code: Option<i64>,
+        message: &str,
+    ) {
+        self.recorded += 1;
+        *self.outcomes.entry(outcome).or_default() += 1;
+        if outcome == Outcome::Failed {
+            let e = self
+                .errors
+                .entry((http_status, error_code))
+                .or_insert_with(|| (0, message.to_string()));
+            e.0 += 1;
+        }
+    }
+
+    pub fn count(&self, o: Outcome) -> u64 {
+        self.outcomes.get(&o).copied().unwrap_or(0)
     }
 }

@@ -1,46 +1,18 @@
 //! Owns what makes a run resumable: the results file's fingerprint sidecar and its lock, what earlier runs finished (read back from the results file), and compaction to one record per input row.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::core::run_state::Outcome;
-use crate::output::summary::Tally;
+use crate::output::reader::{Earlier, ResumeError, Span};
+use crate::output::results::Tally;
 
 /// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
 const TRANSIENT_STATUSES: [u16; 7] = [401, 408, 429, 500, 502, 503, 504];
-
-/// A fatal problem with resuming or locking.
-#[derive(Debug, thiserror::Error)]
-pub enum ResumeError {
-    #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
-    NoResults { path: PathBuf },
-    #[error("results file {path} is being written by another bulkpatch run{}: wait for it to finish or stop it", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    Locked { path: PathBuf, pid: Option<u32> },
-    #[error("results file {path} belongs to a different run: {difference}; pass --force to resume anyway, or start a new results file with --out")]
-    Mismatch { path: PathBuf, difference: String },
-    #[error("results file {path} has no fingerprint ({meta} is missing): it was not written by this tool, or by an older version; pass --force to resume anyway")]
-    NoFingerprint { path: PathBuf, meta: PathBuf },
-    #[error("results file {path} does not start with the expected columns: is it a results file of bulkpatch?")]
-    NotResults { path: PathBuf },
-    #[error("results file {path}, line {line}, column {column}: {message}")]
-    Crafted {
-        path: PathBuf,
-        line: u64,
-        column: &'static str,
-        message: String,
-    },
-    #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ResumeError + '_ {
     move |source| ResumeError::Io {
@@ -229,41 +201,6 @@ impl Drop for RunLock {
     }
 }
 
-/// One record of a results file, as read back.
-#[derive(Clone, Debug)]
-pub struct Earlier {
-    pub line: u64,
-    pub user_id: String,
-    pub outcome: Option<Outcome>,
-    pub http_status: Option<u16>,
-    pub error_code: Option<i64>,
-    pub message: String,
-    pub row_hash: Option<u64>,
-}
-
-impl Earlier {
-    /// Whether this outcome is final for the row, so a resume leaves it alone.
-    fn is_final(&self, retry_failed: bool) -> bool {
-        match self.outcome {
-            Some(Outcome::Updated | Outcome::Invalid) => true,
-            Some(Outcome::Failed) => {
-                !retry_failed
-                    && self
-                        .http_status
-                        .is_some_and(|s| !TRANSIENT_STATUSES.contains(&s))
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Where a record sits in the results file: its first byte and its length (terminator included).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub start: u64,
-    pub len: u64,
-}
-
 /// Reads a results file's records (see `record_reader::read`: a torn record is left out and
 /// swallows nothing; a `line` above `max_line` is an error). Calls `each(span, record)` in
 /// file order; returns how many records were left out.
@@ -298,7 +235,7 @@ impl Finished {
             if by_line.len() <= i {
                 by_line.resize(i + 1, 0);
             }
-            by_line[i] = match (e.is_final(retry_failed), e.row_hash) {
+            by_line[i] = match (is_final(&e, retry_failed), e.row_hash) {
                 (true, Some(h)) => tag(h),
                 _ => 0,
             };
@@ -313,6 +250,11 @@ impl Finished {
         self.by_line
             .get(line as usize)
             .is_some_and(|t| *t != 0 && *t == tag(hash))
+    }
+
+    /// Whether an earlier run finished the row at `line`, whatever its content now.
+    pub fn has_line(&self, line: u64) -> bool {
+        self.by_line.get(line as usize).is_some_and(|t| *t != 0)
     }
 }
 
@@ -408,35 +350,18 @@ fn unpack(packed: u64) -> Span {
     }
 }
 
-/// Passwords a generated-password run already wrote for lines that are not finished: they may
-/// have been applied, so a resume sends them again rather than new ones.
-pub fn earlier_passwords(
-    secrets: &Path,
-    finished: &Finished,
-) -> Result<HashMap<u64, (Uuid, SecretString)>, ResumeError> {
-    // Only complete lines: a line cut short (the disk filled up) may hold part of a password.
-    // Its row was never sent with it (each line is synced before its request), so it gets a new one.
-    let complete =
-        crate::output::handover::read_complete_lines(secrets).map_err(io_error(secrets))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(complete.as_slice());
-    let mut out = HashMap::new();
-    let mut record = csv::StringRecord::new();
-    while let Ok(true) = reader.read_record(&mut record) {
-        // Five columns as written during a run, six (`applied`) once rewritten at its end.
-        if !(5..=6).contains(&record.len()) || record[4].is_empty() {
-            continue;
+/// Whether this outcome is final for the row, so a resume leaves it alone.
+fn is_final(earlier: &Earlier, retry_failed: bool) -> bool {
+    match earlier.outcome {
+        Some(Outcome::Updated | Outcome::Invalid) => true,
+        Some(Outcome::Failed) => {
+            !retry_failed
+                && earlier
+                    .http_status
+                    .is_some_and(|s| !TRANSIENT_STATUSES.contains(&s))
         }
-        let (Ok(line), Ok(user)) = (record[0].parse::<u64>(), Uuid::parse_str(&record[2])) else {
-            continue;
-        };
-        if finished.by_line.get(line as usize).is_some_and(|t| *t != 0) {
-            continue;
-        }
-        out.insert(line, (user, SecretString::from(record[4].to_string())));
+        _ => false,
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -454,7 +379,7 @@ mod tests {
     #[test]
     fn compact_orders_records_spread_wider_than_its_read_buffer() {
         use crate::core::run_state::Outcome;
-        use crate::output::results::COLUMNS;
+        use crate::output::reader::COLUMNS;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let record = |line: u64, outcome: &str, pad: usize| {
@@ -491,7 +416,7 @@ mod tests {
     #[test]
     fn compact_tallies_out_of_order_records_that_replace_none() {
         use crate::core::run_state::Outcome;
-        use crate::output::results::COLUMNS;
+        use crate::output::reader::COLUMNS;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let record = |line: u64, outcome: &str| {

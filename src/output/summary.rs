@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::output::results::Record;
+use crate::output::results::Tally;
 
 use crate::core::run_state::Outcome;
 use crate::core::run_state::StopReason;
@@ -18,43 +18,6 @@ pub mod exit {
     pub const ROWS_FAILED: u8 = 1;
     pub const FATAL: u8 = 2;
     pub const INTERRUPTED: u8 = 130;
-}
-
-/// Counts kept by the results writer as records are written.
-#[derive(Clone, Debug, Default)]
-pub struct Tally {
-    pub outcomes: BTreeMap<Outcome, u64>,
-    /// (HTTP status, Partner Center code) of failed rows -> (count, first message).
-    pub errors: BTreeMap<(Option<u16>, Option<i64>), (u64, String)>,
-    pub recorded: u64,
-}
-
-impl Tally {
-    pub fn add(&mut self, r: &Record) {
-        self.add_parts(r.outcome, r.http_status, r.error_code, &r.message);
-    }
-
-    pub fn add_parts(
-        &mut self,
-        outcome: Outcome,
-        http_status: Option<u16>,
-        error_code: Option<i64>,
-        message: &str,
-    ) {
-        self.recorded += 1;
-        *self.outcomes.entry(outcome).or_default() += 1;
-        if outcome == Outcome::Failed {
-            let e = self
-                .errors
-                .entry((http_status, error_code))
-                .or_insert_with(|| (0, message.to_string()));
-            e.0 += 1;
-        }
-    }
-
-    pub fn count(&self, o: Outcome) -> u64 {
-        self.outcomes.get(&o).copied().unwrap_or(0)
-    }
 }
 
 /// One group of failures.

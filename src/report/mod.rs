@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use charts_rs::{BarChart, Series};
 use serde::Serialize;
 
-use crate::output::results::{AUDIT_COLUMNS, COLUMNS};
+use crate::output::reader::{AUDIT_COLUMNS, COLUMNS};
 
 use crate::core::run_state::Outcome;
 use crate::output::resume::Meta;

@@ -205,7 +205,7 @@ fn no_source_file_is_longer_than_a_reader_can_hold() {
 
 #[test]
 fn the_path_reader_sees_grouped_and_nested_imports() {
-    let text = "use crate::{core::redact, send::pool::Stop};\nuse crate::send::{auth as a, pace};\nlet x = crate::output::results::COLUMNS;";
+    let text = "use crate::{core::redact, send::pool::Stop};\nuse crate::send::{auth as a, pace};\nlet x = crate::output::reader::COLUMNS;";
     assert_eq!(
         crate_paths(text),
         [

@@ -275,7 +275,7 @@ async fn a_run_refused_before_it_starts_leaves_no_meta_file() {
 fn a_report_never_overwrites_its_results_file_or_itself() {
     let dir = tempdir();
     let results = dir.path().join("out.csv");
-    let header = bulkpatch::output::results::COLUMNS.join(",");
+    let header = bulkpatch::output::reader::COLUMNS.join(",");
     std::fs::write(&results, format!("{header}\n")).unwrap();
     let link = dir.path().join("link.html");
     std::os::unix::fs::symlink(&results, &link).unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use bulkpatch::output::results::{AUDIT_COLUMNS, COLUMNS};
+use bulkpatch::output::reader::{AUDIT_COLUMNS, COLUMNS};
 use bulkpatch::simulator::{Fault, SimConfig, SimOAuth};
 
 use crate::support::*;
