@@ -30,7 +30,7 @@ use crate::input::csv::{CsvSource, InputError, ReadOptions};
 use crate::input::rows::{Duplicates, Row};
 use crate::output::progress::Progress;
 use crate::output::results::{Record, Sink};
-use crate::send::pool::Pacer;
+use crate::send::pacer::Pacer;
 
 /// A failure that stops the whole run (exit code 2). Row failures are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +212,13 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let progress = Progress::start(
         rows,
         counters.clone(),
-        controller.clone(),
+        {
+            let controller = controller.clone();
+            Arc::new(move || {
+                let slot = controller.lock().ok()?;
+                slot.as_ref().and_then(|c| c.rate())
+            })
+        },
         settings.show_progress,
         settings.progress_interval,
     );

@@ -88,13 +88,17 @@ pub struct Progress {
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Reads the pace the workers are held to now, in requests per second.
+pub type PaceReading = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
+
 impl Progress {
     /// Starts the bar (stderr is a terminal) or periodic info lines (it is not); nothing when
-    /// `show` is false. `pace` gives the adaptive rate controller once the workers start.
+    /// `show` is false. `pace` reads the adaptive pace (None until the workers start, or when
+    /// the pace is at its ceiling).
     pub fn start(
         total: u64,
         counters: Arc<Counters>,
-        pace: Arc<std::sync::Mutex<Option<Arc<crate::send::pace::Controller>>>>,
+        pace: PaceReading,
         show: bool,
         interval: Duration,
     ) -> Progress {
@@ -104,15 +108,9 @@ impl Progress {
             let counters = counters.clone();
             move || counters.skipped.load(Ordering::Relaxed)
         };
-        let line = move || {
-            let pace = pace
-                .lock()
-                .ok()
-                .and_then(|c| c.as_ref().and_then(|c| c.rate()));
-            match pace {
-                Some(r) => format!("{} · pace {r:.1}/s", counts_line(&counters)),
-                None => counts_line(&counters),
-            }
+        let line = move || match pace() {
+            Some(r) => format!("{} · pace {r:.1}/s", counts_line(&counters)),
+            None => counts_line(&counters),
         };
         let done = CancellationToken::new();
         if !show {

@@ -2,9 +2,11 @@
 //! (classify, then time), the HTTP client, tokens, and the nothing-connects check. Uses
 //! `core`, `targets`, `settings`, `input` and `output`.
 
+pub mod attempt;
 pub mod auth;
 pub mod http;
 pub mod pace;
+pub mod pacer;
 pub mod pool;
 pub mod reach;
 pub mod retry;

@@ -437,8 +437,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("ratelimit-remaining", HeaderValue::from_static("0"));
         headers.insert("ratelimit-reset", HeaderValue::from_static("999999999"));
-        let pacer = crate::send::pool::Pacer::new(None);
-        let answer = crate::send::http::Attempt::Response(crate::send::http::Response {
+        let pacer = crate::send::pacer::Pacer::new(None);
+        let answer = crate::send::attempt::Attempt::Response(crate::send::attempt::Response {
             status: 200,
             retry_after: None,
             error_code: None,

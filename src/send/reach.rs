@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::core::run_state::StopReason;
-use crate::send::http::Attempt;
+use crate::send::attempt::Attempt;
 
 /// Failed connection attempts, with no answer ever, after which the run stops. Requests
 /// already in flight (up to the concurrency less one) may still add theirs.

@@ -7,8 +7,8 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::core::run_state::Stop;
-use crate::send::http::Attempt;
-use crate::send::pool::Pacer;
+use crate::send::attempt::Attempt;
+use crate::send::pacer::Pacer;
 
 /// The longest `Retry-After` honoured; a larger value is taken as this (`checked::SERVER_PAUSE`).
 pub const MAX_RETRY_AFTER: Duration = crate::core::checked::SERVER_PAUSE.max;
@@ -234,7 +234,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::send::http::Response;
+    use crate::send::attempt::Response;
     use std::sync::{Arc, Mutex};
     use tokio::time::Instant;
 

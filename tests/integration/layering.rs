@@ -205,15 +205,9 @@ fn no_source_file_is_longer_than_a_reader_can_hold() {
 
 #[test]
 fn the_path_reader_sees_grouped_and_nested_imports() {
-    let text = "use crate::{core::redact, send::pool::Stop};\nuse crate::send::{auth as a, pace};\nlet x = crate::output::reader::COLUMNS;";
+    let text = "use crate::{aa::bb, cc::dd::Ee};\nuse crate::ff::{gg as h, ii};\nlet x = crate::jj::kk::LL;";
     assert_eq!(
         crate_paths(text),
-        [
-            "core::redact",
-            "send::pool::Stop",
-            "send::auth",
-            "send::pace",
-            "output::results::COLUMNS"
-        ]
+        ["aa::bb", "cc::dd::Ee", "ff::gg", "ff::ii", "jj::kk::LL"]
     );
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::input::rows::Changes;
+use crate::targets::partner_center::body::Changes;
 
 /// One field of a row, live against desired.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,93 @@
+//! The PATCH body of a user update: the fields a row changes, as Partner Center takes them
+//! (camelCase, `passwordProfile`, `attributes.objectType`). Uses nothing else of the crate.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// The fields a row changes; `None` means "leave unchanged" and is not sent.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    pub usage_location: Option<String>,
+    pub display_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    /// A new password (a secret: `Debug` shows it redacted).
+    pub password: Option<SecretString>,
+    /// Sent with the password as `forceChangePassword`.
+    pub force_change_password: bool,
+}
+
+/// Shown in place of a password wherever a body is displayed.
+pub const REDACTED: &str = "<redacted>";
+
+#[derive(Serialize)]
+struct Attributes {
+    #[serde(rename = "objectType")]
+    object_type: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordProfile<'a> {
+    password: &'a str,
+    force_change_password: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_location: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_principal_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_profile: Option<PasswordProfile<'a>>,
+    attributes: Attributes,
+}
+
+impl Changes {
+    fn body(&self, redact: bool) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            usage_location: self.usage_location.as_deref(),
+            display_name: self.display_name.as_deref(),
+            first_name: self.first_name.as_deref(),
+            last_name: self.last_name.as_deref(),
+            user_principal_name: self.user_principal_name.as_deref(),
+            password_profile: self.password.as_ref().map(|p| PasswordProfile {
+                password: if redact { REDACTED } else { p.expose_secret() },
+                force_change_password: self.force_change_password,
+            }),
+            attributes: Attributes {
+                object_type: "CustomerUser",
+            },
+        })
+        .expect("a body of strings serialises")
+    }
+
+    /// The exact PATCH body: the changed fields in camelCase plus `attributes.objectType`.
+    /// It holds the password in clear: send it, never show it.
+    pub fn to_body(&self) -> Vec<u8> {
+        self.body(false)
+    }
+
+    /// The body as it may be shown (dry-run plans): the password replaced by `<redacted>`.
+    pub fn to_redacted_body(&self) -> String {
+        String::from_utf8(self.body(true)).expect("JSON is UTF-8")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.usage_location.is_none()
+            && self.display_name.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.user_principal_name.is_none()
+            && self.password.is_none()
+    }
+}
