@@ -8,3 +8,4 @@ pub mod ids;
 pub mod redact;
 pub mod run_state;
 pub mod text;
+pub mod transient;

@@ -12,7 +12,6 @@ use crate::output::reader::{Earlier, ResumeError, Span};
 use crate::output::results::Tally;
 
 /// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
-const TRANSIENT_STATUSES: [u16; 7] = [401, 408, 429, 500, 502, 503, 504];
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ResumeError + '_ {
     move |source| ResumeError::Io {
@@ -358,7 +357,8 @@ fn is_final(earlier: &Earlier, retry_failed: bool) -> bool {
             !retry_failed
                 && earlier
                     .http_status
-                    .is_some_and(|s| !TRANSIENT_STATUSES.contains(&s))
+                    // A refused token (401) stopped the run, not the row: sent again too.
+                    .is_some_and(|s| s != 401 && !crate::core::transient::is_transient(s))
         }
         _ => false,
     }

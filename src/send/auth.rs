@@ -226,7 +226,10 @@ impl TokenProvider {
             }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
-            if status.is_server_error() || status.as_u16() == 429 || answer.is_none() {
+            if status.is_server_error()
+                || crate::core::transient::is_transient(status.as_u16())
+                || answer.is_none()
+            {
                 last_error = format!("HTTP {status}");
                 continue;
             }

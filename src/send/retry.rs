@@ -26,7 +26,8 @@ pub enum Verdict {
     Unauthorized { reason: String },
 }
 
-/// Classifies one attempt. Transient: 408, 429, 500, 502, 503, 504, timeouts and connection errors; every other status is final.
+/// Classifies one attempt. Transient: the statuses of `core::transient`, timeouts and
+/// connection errors; a 401 stops the run; every other status is final.
 pub fn classify(attempt: &Attempt) -> Verdict {
     match attempt {
         Attempt::Timeout => Verdict::Retry {
@@ -46,7 +47,7 @@ pub fn classify(attempt: &Attempt) -> Verdict {
                     reason,
                     throttled: true,
                 },
-                408 | 500 | 502 | 503 | 504 => Verdict::Retry {
+                s if crate::core::transient::is_transient(s) => Verdict::Retry {
                     reason,
                     throttled: false,
                 },

@@ -1,0 +1,419 @@
+//! The pipeline end to end, read top to bottom in [`run_to_summary`]: open and scan the input,
+//! lock the results file, connect, then the reader (input -> rows), the workers (rows ->
+//! requests -> records) and the writer (records -> results file) run together; at the end the
+//! results are compacted, the secrets file handed over and the summary made.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::rows::{Generator, Reader};
+use super::{blocking, signals, Error};
+use crate::core::run_state::{Counters, Operation, Stop};
+use crate::input::csv::{CsvSource, ReadOptions};
+use crate::input::rows::{self as validate, Duplicates, Row};
+use crate::output::progress::Progress;
+use crate::output::results::{self, Sink, Tally};
+use crate::output::summary::{self, Summary};
+use crate::output::{audit_file, handover, resume};
+use crate::report;
+use crate::send::auth::TokenProvider;
+use crate::send::http::Client;
+use crate::send::pace::Controller;
+use crate::send::pacer::Pacer;
+use crate::send::{pool, reach, retry};
+use crate::settings::{ConfigError, Settings};
+
+/// Sends every row (or plans them, in a dry run) and returns the summary; see [`super::run`].
+pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let input = Input::open(&settings).await?;
+    if input.rows == 0 && !settings.compact_only {
+        let (dry_run, audit) = (settings.dry_run, is_audit(&settings));
+        return Ok(Summary::no_data_rows(
+            settings.input,
+            settings.out,
+            dry_run,
+            audit,
+        ));
+    }
+    // The results file: locked for this run, its fingerprint checked on a resume.
+    let fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    let continuing = settings.resume || settings.compact_only;
+    let mut lock =
+        resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
+    if settings.compact_only {
+        lock.commit()?;
+        let out = settings.out.clone();
+        let tally = blocking(move || resume::compact(&out, input.max_line)).await?;
+        return Ok(Summary::compacted(
+            settings.input,
+            settings.out,
+            input.rows,
+            &tally,
+        ));
+    }
+    let finished = finished_rows(&settings, input.max_line).await?;
+    let sender = connect(&mut settings).await?;
+    let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
+    let generator = Generator::for_run(&settings, &finished)?;
+
+    let stages = Stages::start(&settings, input.rows)?;
+    lock.commit()?;
+    let max_line = input.max_line;
+    let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
+    let reader = stages.spawn_reader(&settings, input, generator, finished, row_tx);
+    match sender {
+        Some((client, tokens)) => stages.send(&settings, client, tokens, row_rx).await,
+        None => drop(row_rx),
+    }
+    let (tally, ended) = stages.finish(reader).await?;
+
+    let final_tally = compact(&settings, &tally, max_line).await;
+    // Still under the lock: no other run appends to the secrets file while it is replaced.
+    hand_over_secrets(&settings, max_line).await;
+    drop(lock);
+    let mut summary = ended.summary(&settings, started, &tally, &final_tally);
+    note_unsaved_refresh_token(&mut summary, tokens.as_deref());
+    write_report(&settings).await?;
+    tracing::info!(
+        recorded = summary.recorded,
+        attempts = summary.attempts,
+        throttled = summary.throttled,
+        "finished"
+    );
+    Ok(summary)
+}
+
+fn is_audit(settings: &Settings) -> bool {
+    settings.operation == Operation::Audit
+}
+
+/// The input, opened and scanned once (the row count and the duplicate check's first pass).
+struct Input {
+    source: CsvSource,
+    rows: u64,
+    duplicates: Duplicates,
+    header_hash: u64,
+    /// The highest line a results file for this input may name.
+    max_line: u64,
+}
+
+impl Input {
+    async fn open(settings: &Settings) -> Result<Input, Error> {
+        let options = ReadOptions {
+            delimiter: settings.delimiter,
+            ignore_unknown_columns: settings.ignore_unknown_columns,
+            has_default_customer: settings.customer_id.is_some(),
+            generate_passwords: settings.generate_passwords.is_some(),
+        };
+        let source = CsvSource::open(&settings.input, &options)?;
+        let customer_column = source
+            .header
+            .position(crate::input::csv::Column::CustomerId)
+            .is_some();
+        if settings.customer_id.is_some() && customer_column {
+            tracing::warn!("the input has a customer_id column: --customer-id is ignored");
+        }
+        let (path, default_customer) = (settings.input.clone(), settings.customer_id);
+        let (rows, duplicates) =
+            blocking(move || validate::scan(&path, &options, default_customer)).await?;
+        Ok(Input {
+            header_hash: source.header.hash,
+            max_line: crate::output::paths::max_line(&settings.input),
+            source,
+            rows,
+            duplicates,
+        })
+    }
+}
+
+/// What earlier runs finished (a resume); nothing otherwise.
+async fn finished_rows(settings: &Settings, max_line: u64) -> Result<resume::Finished, Error> {
+    if !settings.resume {
+        return Ok(resume::Finished::default());
+    }
+    let (out, retry_failed) = (settings.out.clone(), settings.retry_failed);
+    let finished = blocking(move || resume::Finished::load(&out, retry_failed, max_line)).await?;
+    tracing::info!(already_done = finished.count, "resuming");
+    Ok(finished)
+}
+
+/// The HTTP client and the token provider, with a first token already fetched (so a refused
+/// refresh token stops the run before any update); None in a dry run.
+async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
+    if settings.dry_run {
+        return Ok(None);
+    }
+    let credentials = settings
+        .credentials
+        .take()
+        .ok_or(ConfigError::MissingToken)?;
+    let tokens = TokenProvider::new(credentials, settings.timeout)?;
+    tokens.header().await?;
+    let client = Client::new(
+        &settings.base_url,
+        settings.timeout,
+        settings.connect_timeout,
+        settings.concurrency,
+    )?;
+    Ok(Some((client, Arc::new(tokens))))
+}
+
+/// The pace controller, once the workers have one (progress and the summary read it).
+type PaceSlot = Arc<Mutex<Option<Arc<Controller>>>>;
+
+/// What the reader, the workers and the writer share while the run goes.
+struct Stages {
+    rows: u64,
+    stop: Arc<Stop>,
+    counters: Arc<Counters>,
+    sink: Sink,
+    writer: results::Writer,
+    pace: PaceSlot,
+    progress: Progress,
+    signals: JoinHandle<()>,
+}
+
+impl Stages {
+    /// Opens the results file (created, or appended to on a resume) and starts the progress
+    /// display and the signal watcher.
+    fn start(settings: &Settings, rows: u64) -> Result<Stages, Error> {
+        let stop = Arc::new(Stop::default());
+        let counters = Arc::new(if is_audit(settings) {
+            Counters::for_audit()
+        } else {
+            Counters::default()
+        });
+        let mode = match settings.resume {
+            true => results::Mode::Append,
+            false => results::Mode::Create {
+                overwrite: settings.force,
+            },
+        };
+        let layout = match is_audit(settings) {
+            true => results::Layout::Audit,
+            false => results::Layout::Results,
+        };
+        let (sink, writer) =
+            results::start(&settings.out, mode, layout, stop.clone(), counters.clone())?;
+        let signals = signals::watch_signals(stop.clone(), settings.grace_period);
+        tracing::info!(
+            input = %settings.input.display(),
+            rows,
+            results = %settings.out.display(),
+            rate = %settings.rate,
+            concurrency = settings.concurrency,
+            dry_run = settings.dry_run,
+            "starting"
+        );
+        let pace = PaceSlot::default();
+        let reading = pace.clone();
+        let progress = Progress::start(
+            rows,
+            counters.clone(),
+            Arc::new(move || reading.lock().ok()?.as_ref().and_then(|c| c.rate())),
+            settings.show_progress,
+            settings.progress_interval,
+        );
+        Ok(Stages {
+            rows,
+            stop,
+            counters,
+            sink,
+            writer,
+            pace,
+            progress,
+            signals,
+        })
+    }
+
+    /// The reader, on a blocking thread: input rows to the workers' queue (or, invalid and
+    /// planned rows, straight to the results).
+    fn spawn_reader(
+        &self,
+        settings: &Settings,
+        input: Input,
+        generator: Option<Generator>,
+        finished: resume::Finished,
+        rows: mpsc::Sender<Row>,
+    ) -> JoinHandle<Result<(), Error>> {
+        let reader = Reader {
+            duplicates: input.duplicates,
+            default_customer: settings.customer_id,
+            dry_run: settings.dry_run,
+            generator,
+            finished,
+            counters: self.counters.clone(),
+        };
+        let (sink, stop, source) = (self.sink.clone(), self.stop.clone(), input.source);
+        tokio::task::spawn_blocking(move || reader.read_rows(source, &rows, &sink, &stop))
+    }
+
+    /// The workers: each row paced, sent, retried and recorded, until the queue is empty.
+    async fn send(
+        &self,
+        settings: &Settings,
+        client: Client,
+        tokens: Arc<TokenProvider>,
+        rows: mpsc::Receiver<Row>,
+    ) {
+        let pacer = Pacer::with_limits(
+            settings.rate.interval(),
+            settings.per_customer_rate.and_then(|r| r.interval()),
+        );
+        if let Ok(mut slot) = self.pace.lock() {
+            *slot = Some(pacer.controller());
+        }
+        let ctx = Arc::new(pool::Context {
+            operation: settings.operation,
+            client,
+            tokens,
+            pacer,
+            stop: self.stop.clone(),
+            policy: retry::Policy {
+                max_attempts: settings.max_attempts,
+                backoff: retry::Backoff {
+                    base: settings.backoff_base,
+                    cap: settings.backoff_cap,
+                },
+            },
+            results: self.sink.clone(),
+            counters: self.counters.clone(),
+            reach: reach::Reach::new(settings.base_url.host_str().unwrap_or("the API")),
+        });
+        pool::run(rows, ctx, settings.concurrency).await;
+    }
+
+    /// Waits for the reader and the writer. Their errors stop the run, unless the run had
+    /// already stopped for a reason the summary gives (what was sent is recorded either way).
+    async fn finish(self, reader: JoinHandle<Result<(), Error>>) -> Result<(Tally, Ended), Error> {
+        let read_result = reader.await.map_err(anyhow::Error::from)?;
+        drop(self.sink);
+        let writer = self.writer;
+        let (tally, write_error) = tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .map_err(anyhow::Error::from)?;
+        self.progress.finish().await;
+        self.signals.abort();
+        if let Err(e) = read_result {
+            tracing::error!(error = %e, "stopped reading the input");
+            if self.stop.reason().is_none() {
+                return Err(e);
+            }
+        }
+        if let Some(e) = write_error.filter(|_| self.stop.reason().is_none()) {
+            return Err(e.into());
+        }
+        let ended = Ended {
+            rows: self.rows,
+            stop: self.stop,
+            counters: self.counters,
+            pace: self.pace,
+        };
+        Ok((tally, ended))
+    }
+}
+
+/// What is left of the stages once the reader, workers and writer are done: what the summary reads.
+struct Ended {
+    rows: u64,
+    stop: Arc<Stop>,
+    counters: Arc<Counters>,
+    pace: PaceSlot,
+}
+
+impl Ended {
+    fn summary(
+        &self,
+        settings: &Settings,
+        started: Instant,
+        tally: &Tally,
+        final_tally: &Tally,
+    ) -> Summary {
+        let c = &self.counters;
+        Summary::new(summary::SummaryInput {
+            input: settings.input.clone(),
+            results: settings.out.clone(),
+            dry_run: settings.dry_run,
+            audit: is_audit(settings),
+            rows: self.rows,
+            tally,
+            attempts: c.attempts.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            elapsed: started.elapsed(),
+            stopped: self.stop.reason(),
+            skipped: c.skipped.load(Ordering::Relaxed),
+            final_tally,
+            pace: self.pace.lock().ok().and_then(|s| s.as_ref()?.rate()),
+            ceiling: settings.rate,
+        })
+    }
+}
+
+/// One record per input row, in line order: later records for a line replace earlier ones
+/// (an audit's lines of one row stay together). A failure leaves the records as they are.
+async fn compact(settings: &Settings, tally: &Tally, max_line: u64) -> Tally {
+    let out = settings.out.clone();
+    let compacted = if is_audit(settings) {
+        blocking(move || audit_file::compact(&out).map_err(|e| anyhow::anyhow!(e)))
+            .await
+            .map(|()| tally.clone())
+    } else {
+        blocking(move || resume::compact(&out, max_line)).await
+    };
+    compacted.unwrap_or_else(|e| {
+        // The records are all there, only not in line order: a later --compact can sort them.
+        tracing::warn!(error = %e, "cannot compact the results file");
+        tally.clone()
+    })
+}
+
+/// With generated passwords, rewrites the secrets file with its `applied` column. A failure
+/// leaves the file as the run wrote it (every password is still there), so it is logged only.
+async fn hand_over_secrets(settings: &Settings, max_line: u64) {
+    let Some(g) = settings.generate_passwords.as_ref() else {
+        return;
+    };
+    if settings.dry_run || is_audit(settings) || !g.secrets_out.exists() {
+        return;
+    }
+    let (secrets, results) = (g.secrets_out.clone(), settings.out.clone());
+    match blocking(move || handover::rewrite(&secrets, &results, max_line)).await {
+        Ok([yes, no, unknown]) => {
+            tracing::info!(applied = yes, not_applied = no, unknown, file = %g.secrets_out.display(), "secrets file rewritten with its applied column")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot add the applied column to the secrets file: it is as the run wrote it")
+        }
+    }
+}
+
+/// A rotated refresh token that could not be saved: the rows are done, but the next run is
+/// known to fail, so this one must not look like a success.
+fn note_unsaved_refresh_token(summary: &mut Summary, tokens: Option<&TokenProvider>) {
+    if let Some(problem) = tokens.and_then(|t| t.not_saved()) {
+        summary.exit_code = summary::exit::FATAL;
+        summary.stopped = Some(match summary.stopped.take() {
+            Some(reason) => format!("{reason}; also, {problem}"),
+            None => problem,
+        });
+    }
+}
+
+/// `--report`: the HTML report of the results file.
+async fn write_report(settings: &Settings) -> Result<(), Error> {
+    let Some(path) = &settings.report else {
+        return Ok(());
+    };
+    let (results, out) = (settings.out.clone(), path.clone());
+    blocking(move || {
+        let data = report::load(&results)?;
+        std::fs::write(&out, report::html(&data)?)
+            .map_err(|source| report::RenderError::Write { path: out, source })
+    })
+    .await
+}

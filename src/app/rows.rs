@@ -1,0 +1,241 @@
+//! The second pass over the input: each record validated and checked for duplicates, skipped
+//! when an earlier run finished it, given its password (generated ones written to the secrets
+//! file first), then queued for the workers or recorded (invalid rows; planned rows in a dry run).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use csv::ByteRecord;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::Error;
+use crate::core::run_state::{Counters, Outcome, Stop, StopReason};
+use crate::input::csv as input;
+use crate::input::csv::CsvSource;
+use crate::input::passwords;
+use crate::input::rows::{self as validate, Duplicates, Row};
+use crate::output::results::{Record, Sink};
+use crate::output::resume;
+use crate::settings::Settings;
+
+/// Generates each row's password, writing it to the secrets file first.
+pub struct Generator {
+    length: usize,
+    /// Passwords an earlier run wrote for unfinished rows, by line (with the user they were for).
+    earlier: std::collections::HashMap<u64, (Uuid, secrecy::SecretString)>,
+    /// None in a dry run: nothing is sent, so nothing is kept.
+    secrets: Option<crate::output::secrets::SecretsFile>,
+}
+
+impl Generator {
+    /// The generator a run needs, if it generates passwords. A dry run keeps no secrets file;
+    /// a resume adds to the earlier one and reuses its passwords for rows that never got an
+    /// outcome (they may have been set).
+    pub fn for_run(
+        settings: &Settings,
+        finished: &resume::Finished,
+    ) -> Result<Option<Generator>, Error> {
+        let Some(g) = &settings.generate_passwords else {
+            return Ok(None);
+        };
+        if settings.dry_run {
+            return Ok(Some(Generator {
+                length: g.length,
+                earlier: Default::default(),
+                secrets: None,
+            }));
+        }
+        let resuming = settings.resume && g.secrets_out.exists();
+        Ok(Some(Generator {
+            length: g.length,
+            earlier: if resuming {
+                crate::output::secrets::earlier_passwords(&g.secrets_out, finished)?
+            } else {
+                Default::default()
+            },
+            secrets: Some(if resuming {
+                crate::output::secrets::SecretsFile::append(&g.secrets_out)?
+            } else {
+                crate::output::secrets::SecretsFile::create(&g.secrets_out)?
+            }),
+        }))
+    }
+
+    /// The row's password: an earlier run's for the same line and user, or a new one kept in the
+    /// secrets file (flushed and synced) before it can be sent.
+    fn password_for(
+        &mut self,
+        row: &Row,
+    ) -> Result<secrecy::SecretString, crate::output::secrets::SecretsError> {
+        if let Some((user, password)) = self.earlier.remove(&row.line) {
+            if user == row.user {
+                return Ok(password);
+            }
+        }
+        let password = passwords::generate(self.length);
+        if let Some(secrets) = &mut self.secrets {
+            secrets.record(
+                row.line,
+                &row.customer.to_string(),
+                &row.user.to_string(),
+                row.changes.user_principal_name.as_deref().unwrap_or(""),
+                &password,
+            )?;
+        }
+        Ok(password)
+    }
+}
+
+/// The second pass over the input.
+pub struct Reader {
+    pub duplicates: Duplicates,
+    pub default_customer: Option<Uuid>,
+    pub dry_run: bool,
+    pub generator: Option<Generator>,
+    /// What earlier runs finished (a resume); rows in it are skipped.
+    pub finished: resume::Finished,
+    pub counters: Arc<Counters>,
+}
+
+/// The reader's end of the row queue. It waits for a quarter of the queue to be free before
+/// filling it again, so the workers wake this thread once per batch rather than once per row.
+struct Queue<'a> {
+    tx: &'a mpsc::Sender<Row>,
+    batch: usize,
+    permits: Option<mpsc::PermitIterator<'a, Row>>,
+}
+
+impl<'a> Queue<'a> {
+    fn new(tx: &'a mpsc::Sender<Row>) -> Queue<'a> {
+        Queue {
+            tx,
+            batch: (tx.max_capacity() / 4).max(1),
+            permits: None,
+        }
+    }
+
+    /// Queues a row, waiting for room; false when the workers have gone.
+    fn send(&mut self, row: Row) -> bool {
+        loop {
+            if let Some(permit) = self.permits.as_mut().and_then(Iterator::next) {
+                permit.send(row);
+                return true;
+            }
+            let reserve = self.tx.reserve_many(self.batch);
+            match tokio::runtime::Handle::current().block_on(reserve) {
+                Ok(permits) => self.permits = Some(permits),
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// Validates each record in order; invalid rows (and, in a dry run, planned rows) go straight
+    /// to the results, valid rows to the workers. Skips rows an earlier run finished. Stops early
+    /// when the run stops.
+    pub fn read_rows(
+        mut self,
+        mut source: CsvSource,
+        rows: &mpsc::Sender<Row>,
+        sink: &Sink,
+        stop: &Stop,
+    ) -> Result<(), Error> {
+        let mut record = ByteRecord::new();
+        let mut queue = Queue::new(rows);
+        while !stop.is_stopping() {
+            let Some(line) = source.next_record(&mut record)? else {
+                break;
+            };
+            let row = self.check(line, &record, &source.header);
+            let hash = match &row {
+                Ok(r) => r.hash,
+                Err(i) => i.hash,
+            };
+            if self.finished.is_finished(line, hash) {
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                self.counters.done.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let row = match (row, self.generator.as_mut()) {
+                (Ok(mut row), Some(generator)) => match generator.password_for(&row) {
+                    Ok(password) => {
+                        row.changes.password = Some(password);
+                        Ok(row)
+                    }
+                    Err(e) => {
+                        stop.stop(StopReason::WriteFailed(e.to_string()));
+                        return Err(e.into());
+                    }
+                },
+                (row, _) => row,
+            };
+            match row {
+                Err(invalid) => sink.send_paced(Record::invalid(&invalid)),
+                Ok(row) if self.dry_run => sink.send_paced(planned(&row)),
+                Ok(row) => {
+                    if !queue.send(row) {
+                        break; // the workers have stopped
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validation plus the duplicate check. An invalid row still claims its (customer, user)
+    /// pair, so a later row for the same user is flagged.
+    fn check(
+        &mut self,
+        line: u64,
+        record: &ByteRecord,
+        header: &input::Header,
+    ) -> Result<Row, validate::Invalid> {
+        let generating = self.generator.is_some();
+        match validate::validate(line, record, header, self.default_customer, generating) {
+            Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
+                Some(first) => Err(validate::Invalid {
+                    hash: row.hash,
+                    line,
+                    customer: row.customer.to_string(),
+                    user: row.user.to_string(),
+                    reason: format!(
+                        "the same customer and user as line {first}: each user may appear once per file"
+                    ),
+                }),
+                None => Ok(row),
+            },
+            Err(invalid) => {
+                if let (Ok(c), Ok(u)) = (
+                    crate::core::ids::parse_guid(&invalid.customer),
+                    crate::core::ids::parse_guid(&invalid.user),
+                ) {
+                    self.duplicates.check(line, c, u);
+                }
+                Err(invalid)
+            }
+        }
+    }
+}
+
+fn planned(row: &Row) -> Record {
+    Record {
+        line: row.line,
+        customer_id: row.customer.to_string(),
+        user_id: row.user.to_string(),
+        outcome: Outcome::Planned,
+        http_status: None,
+        error_code: None,
+        message: String::new(),
+        attempts: 0,
+        elapsed_ms: 0,
+        request_id: None,
+        correlation_id: None,
+        finished_at: std::time::SystemTime::now(),
+        body: Some(row.changes.to_redacted_body()),
+        row_hash: row.hash,
+        throttled: 0,
+        fields: Vec::new(),
+    }
+}
