@@ -43,6 +43,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "dry_run",
     "summary_json",
     "token_file",
+    "ca_file",
     "progress_interval",
     "generate_passwords",
     "password_length",
@@ -89,6 +90,7 @@ const FORMS: &[(&str, Form, &str)] = &[
     ("dry_run", Form::Boolean, "true"),
     ("summary_json", Form::Text, "\"summary.json\""),
     ("token_file", Form::Text, "\"/etc/bulkpatch/token\""),
+    ("ca_file", Form::Text, "\"/etc/bulkpatch/proxy-root.pem\""),
     ("progress_interval", Form::Text, "\"10s\""),
     ("generate_passwords", Form::Boolean, "true"),
     ("password_length", Form::Count, "16"),
@@ -221,6 +223,12 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
+    #[error("{source_name}: `ca_file` (--ca-file) {path}: {problem}")]
+    CaFile {
+        source_name: String,
+        path: PathBuf,
+        problem: String,
+    },
     #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
     MissingToken,
     #[error("cannot read token file {path}: {source}")]
@@ -333,6 +341,8 @@ pub struct RunArgs {
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM), `--ca-file`.
+    pub ca_file: Option<PathBuf>,
     pub generate_passwords: bool,
     pub password_length: Option<usize>,
     pub secrets_out: Option<PathBuf>,
@@ -369,6 +379,7 @@ pub struct FileConfig {
     pub dry_run: Option<bool>,
     pub summary_json: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub progress_interval: Option<String>,
     pub generate_passwords: Option<bool>,
     pub password_length: Option<usize>,
@@ -473,6 +484,8 @@ pub struct Settings {
     pub summary_json: Option<PathBuf>,
     /// Where access tokens come from; None only in a dry run.
     pub credentials: Option<auth::Credentials>,
+    /// Root certificates trusted besides the operating system's (`--ca-file`), already read.
+    pub ca_file: Option<crate::http_client::CaFile>,
     /// Generate a password for every row (`--generate-passwords`).
     pub generate_passwords: Option<PasswordGeneration>,
     /// What the workers do with each row.
@@ -514,6 +527,7 @@ impl Settings {
             dry_run: false,
             summary_json: None,
             credentials: None,
+            ca_file: None,
             generate_passwords: None,
             operation: crate::pool::Operation::Patch {
                 skip_unchanged: false,
@@ -641,6 +655,15 @@ impl Settings {
                 crate::validate::parse_guid(&v)
                     .map_err(|m| invalid(src, "customer_id", format!("{m}")))?,
             );
+        }
+        if let Some((path, src)) = pick!(args.ca_file.clone(), file.ca_file.clone()) {
+            s.ca_file = Some(crate::http_client::CaFile::read(&path).map_err(|problem| {
+                ConfigError::CaFile {
+                    source_name: src.to_string(),
+                    path,
+                    problem,
+                }
+            })?);
         }
         if let Some((v, src)) = pick!(args.delimiter.clone(), file.delimiter.clone()) {
             s.delimiter = Some(parse_delimiter(&v).map_err(|m| invalid(src, "delimiter", m))?);

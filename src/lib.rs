@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "simulator")]
 pub mod demo;
+pub mod http_client;
 pub mod input;
 pub mod markdown;
 pub mod passwords;
@@ -55,6 +56,8 @@ pub enum Error {
     Results(#[from] results::ResultsError),
     #[error(transparent)]
     Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Http(#[from] http_client::BuildError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
     #[error(transparent)]
@@ -379,14 +382,16 @@ async fn connect(
         .credentials
         .take()
         .ok_or(config::ConfigError::MissingToken)?;
-    let tokens = auth::TokenProvider::new(credentials, settings.timeout)?;
+    // One HTTP client for the token endpoint and the API alike.
+    let http = http_client::client(&http_client::HttpSettings {
+        connect_timeout: settings.connect_timeout,
+        timeout: settings.timeout,
+        pool_size: settings.concurrency,
+        ca: settings.ca_file.as_ref(),
+    })?;
+    let tokens = auth::TokenProvider::new(credentials, http.clone())?;
     tokens.header().await?;
-    let client = client::Client::new(
-        &settings.base_url,
-        settings.timeout,
-        settings.connect_timeout,
-        settings.concurrency,
-    )?;
+    let client = client::Client::new(http, &settings.base_url, settings.timeout)?;
     Ok(Some((client, Arc::new(tokens))))
 }
 

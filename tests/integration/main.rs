@@ -18,3 +18,4 @@ mod rough_edges;
 mod secrets;
 mod support;
 mod throttling;
+mod tls_and_proxies;
