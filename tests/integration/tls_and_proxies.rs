@@ -279,3 +279,50 @@ async fn https_requests_tunnel_through_http_and_https_proxies() {
     });
     assert!(auth, "{:?}", plain_heads.lock().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_uses_the_same_trust() {
+    use bulkpatch::simulator::SimOAuth;
+    let sim = simulator(SimConfig {
+        oauth: Some(SimOAuth::default()),
+        ..SimConfig::default()
+    })
+    .await;
+    let ca = TestCa::new();
+    let front = format!(
+        "https://localhost:{}",
+        tls_front(&sim, ca.server.clone()).await
+    );
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "in.csv");
+    let pem = ca.write_pem(dir.path()).display().to_string();
+    let refresh = sim.valid_refresh_tokens().pop().unwrap();
+    let (config, _) = auth_config(dir.path(), &sim, &refresh, &SimOAuth::default().client_id);
+    // The token endpoint behind the TLS front; the API straight to the simulator.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&sim.base_url(), &front)).unwrap();
+
+    let out = dir.path().join("untrusted.csv");
+    let mut cmd = run_with_config(&sim, &input, &out, &config, &[]);
+    cmd.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 2, "stderr: {}", ran.stderr);
+    assert!(
+        ran.stderr.contains("cannot get an access token")
+            && ran
+                .stderr
+                .contains("the server's certificate is not trusted")
+            && ran.stderr.contains("--ca-file"),
+        "{}",
+        ran.stderr
+    );
+    assert!(sim.token_requests().is_empty() && sim.requests().is_empty());
+
+    let out = dir.path().join("trusted.csv");
+    let mut cmd = run_with_config(&sim, &input, &out, &config, &["--ca-file", &pem]);
+    cmd.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
+    assert_eq!(sim.token_requests().len(), 1);
+    assert_eq!(Results::read(&out).count("updated"), 2);
+}
