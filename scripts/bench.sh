@@ -395,7 +395,7 @@ for scenario in "${scenarios[@]}"; do
             # the same simulator: bulkpatch's unlimited throughput should be at least 60% of oha's.
             # oha gets the input's URLs (one user each, as bulkpatch sends), not one URL over and
             # over: a simulator answers a user it has seen cheaper than a new one.
-            # Between them, the HTTP floor (examples/http_floor.rs): bulkpatch's connection pool
+            # Between them, the HTTP floor (examples/http_floor.rs): bulkpatch's HTTP client
             # with its settings and requests, no per-row work. oha to floor is the HTTP
             # stack; floor to bulkpatch is bulkpatch's own work per row.
             if ! command -v oha >/dev/null 2>&1; then
