@@ -31,7 +31,6 @@ const TOKEN_LIFETIME: crate::checked::Range = crate::checked::TOKEN_LIFETIME;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// The token endpoint's answer is read up to this size (a JWT is a few kilobytes).
 const MAX_TOKEN_BODY: usize = 256 * 1024;
-const USER_AGENT: &str = concat!("bulkpatch/", env!("CARGO_PKG_VERSION"));
 /// Attempts at the token endpoint when it fails transiently.
 const TOKEN_ATTEMPTS: u32 = 3;
 
@@ -217,7 +216,8 @@ struct TokenAnswer {
 
 impl TokenProvider {
     /// A provider for `credentials`, calling the token endpoint through `http`: the run's one
-    /// client (`crate::http_client::client`: no redirects, its timeouts bound each call).
+    /// client (`crate::http_client::client`: its User-Agent, no redirects, its timeouts bound
+    /// each call).
     pub fn new(
         credentials: Credentials,
         http: reqwest::Client,
@@ -324,7 +324,6 @@ impl TokenProvider {
             let mut response = match self
                 .http
                 .post(grant.token_url.clone())
-                .header(reqwest::header::USER_AGENT, USER_AGENT)
                 .form(&form)
                 .send()
                 .await

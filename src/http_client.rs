@@ -67,6 +67,7 @@ pub struct BuildError(String);
 pub fn client(settings: &HttpSettings<'_>) -> Result<reqwest::Client, BuildError> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
+        .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.timeout)
@@ -194,5 +195,25 @@ mod tests {
         std::fs::write(&empty, "just text\n").unwrap();
         let none = CaFile::read(&empty).unwrap_err();
         assert!(none.contains("no PEM certificate"), "{none}");
+    }
+
+    #[test]
+    fn a_certificate_rustls_cannot_read_stops_the_build_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ca = CaFile::read(&bad).unwrap();
+        let settings = HttpSettings {
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            pool_size: 1,
+            ca: Some(&ca),
+        };
+        let e = client(&settings).unwrap_err().to_string();
+        assert!(e.contains("--ca-file") && e.contains("bad.pem"), "{e}");
     }
 }
