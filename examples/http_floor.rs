@@ -1,12 +1,12 @@
-//! The HTTP floor: bulkpatch's own connection pool sending its PATCH requests with no per-row work, a benchmark baseline.
+//! The HTTP floor: bulkpatch's own HTTP client sending its PATCH requests with no per-row work, a benchmark baseline.
 //!
 //! scripts/bench.sh (scenario vs-oha) runs it between oha and bulkpatch to show how much of
 //! the gap between them is the HTTP stack and how much is bulkpatch's own per-row work.
 //!
 //! usage: http_floor URLS_FILE CONCURRENCY TOKEN
 //!
-//! Reads one URL per line from URLS_FILE, builds the connection pool bulkpatch builds
-//! (`bulkpatch::send::http::transport`), and runs CONCURRENCY tasks that each take the next URL and send
+//! Reads one URL per line from URLS_FILE, builds the HTTP client bulkpatch builds
+//! (`bulkpatch::send::http_client::client`), and runs CONCURRENCY tasks that each take the next URL and send
 //! `PATCH url` with the same headers and body bulkpatch sends. Prints one line,
 //! `requests=N seconds=S per_second=R failed=F`, and exits 1 if any request failed
 //! (a non-2xx status or a transport error), 2 on a usage or setup error.
@@ -14,12 +14,10 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http_body_util::{BodyExt, Full};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use uuid::Uuid;
 
 const BODY: &str = r#"{"usageLocation":"DE","attributes":{"objectType":"CustomerUser"}}"#;
@@ -65,8 +63,13 @@ async fn run() -> anyhow::Result<usize> {
         .context("the token is not a valid header value")?;
     auth.set_sensitive(true);
 
-    // bulkpatch's own connection pool, with its default connect timeout.
-    let http = bulkpatch::send::http::transport(Duration::from_secs(10), concurrency);
+    // bulkpatch's own HTTP client, with its default timeouts.
+    let http = bulkpatch::send::http_client::client(&bulkpatch::send::http_client::HttpSettings {
+        connect_timeout: bulkpatch::settings::DEFAULT_CONNECT_TIMEOUT,
+        timeout: bulkpatch::settings::DEFAULT_TIMEOUT,
+        pool_size: concurrency,
+        ca: None,
+    })?;
 
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -82,21 +85,19 @@ async fn run() -> anyhow::Result<usize> {
             );
             tokio::spawn(async move {
                 while let Some(&url) = urls.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let request = http::Request::patch(url)
+                    let request = http
+                        .patch(url)
                         .header(AUTHORIZATION, auth.clone())
                         .header(ACCEPT, "application/json")
                         .header(CONTENT_TYPE, "application/json")
                         .header("MS-RequestId", Uuid::new_v4().to_string())
                         .header("MS-CorrelationId", Uuid::new_v4().to_string())
-                        .body(Full::new(Bytes::from_static(BODY.as_bytes())));
-                    let ok = match request {
-                        Ok(request) => match http.request(request).await {
-                            Ok(resp) => {
-                                let success = resp.status().is_success();
-                                resp.into_body().collect().await.is_ok() && success
-                            }
-                            Err(_) => false,
-                        },
+                        .body(BODY);
+                    let ok = match request.send().await {
+                        Ok(resp) => {
+                            let success = resp.status().is_success();
+                            resp.bytes().await.is_ok() && success
+                        }
                         Err(_) => false,
                     };
                     if !ok {

@@ -108,6 +108,16 @@ now() { echo "${EPOCHREALTIME:-$(date +%s.%N)}"; }
 # without them, `printf "%d", a > b` is awk's output redirection to a file named b.
 calc() { awk "BEGIN { printf \"${2:-%.2f}\", ($1) }"; }
 
+# per_row CPU_S ROWS: client CPU microseconds per row (the column that shows a regression in the
+# HTTP stack or the per-row work), or - when there is nothing to divide.
+per_row() {
+    if [[ $1 == - || $2 == 0 ]]; then
+        echo -
+    else
+        calc "1000000 * $1 / $2" %.0f
+    fi
+}
+
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 ncpu=$(nproc)
 
@@ -333,7 +343,7 @@ run_scenario() {
         ideal=$(calc "$ideal")
     fi
     rps=$(calc "$done_rows / $m_wall" %.0f)
-    table+=("$label|$rows|$m_wall|$ideal|$ratio|$rps|$share|$m_cpu|$m_rss_mb|$sim_cpu")
+    table+=("$label|$rows|$m_wall|$ideal|$ratio|$rps|$share|$m_cpu|$(per_row "$m_cpu" "$done_rows")|$m_rss_mb|$sim_cpu")
     rm -f "$out" # up to 200 MB for a million rows
 }
 
@@ -385,7 +395,7 @@ for scenario in "${scenarios[@]}"; do
             # the same simulator: bulkpatch's unlimited throughput should be at least 60% of oha's.
             # oha gets the input's URLs (one user each, as bulkpatch sends), not one URL over and
             # over: a simulator answers a user it has seen cheaper than a new one.
-            # Between them, the HTTP floor (examples/http_floor.rs): bulkpatch's connection pool
+            # Between them, the HTTP floor (examples/http_floor.rs): bulkpatch's HTTP client
             # with its settings and requests, no per-row work. oha to floor is the HTTP
             # stack; floor to bulkpatch is bulkpatch's own work per row.
             if ! command -v oha >/dev/null 2>&1; then
@@ -408,7 +418,7 @@ for scenario in "${scenarios[@]}"; do
             s1=$(cpu_ticks "$sim_pid")
             oha_rps=$(sed -n 's/.*"requestsPerSec": *\([0-9.]*\).*/\1/p' "$oha_json" | head -n 1)
             oha_rps=${oha_rps:-$(calc "$rows / ($t1 - $t0)" %.0f)}
-            table+=("oha|$rows|$(calc "$t1 - $t0")|-|-|$(calc "$oha_rps" %.0f)|-|-|-|$(calc "($s1 - $s0) / $clk_tck")")
+            table+=("oha|$rows|$(calc "$t1 - $t0")|-|-|$(calc "$oha_rps" %.0f)|-|-|-|-|$(calc "($s1 - $s0) / $clk_tck")")
             # A fresh simulator for each client: the same users, unseen again.
             start_sim
             write_urls "$input" "$urls"
@@ -425,7 +435,7 @@ for scenario in "${scenarios[@]}"; do
                 failed=1
             fi
             floor_rps=${floor_rps:-$(calc "$rows / $m_wall" %.0f)}
-            table+=("http-floor|$rows|$m_wall|-|-|$floor_rps|-|$m_cpu|$m_rss_mb|$(calc "($s1 - $s0) / $clk_tck")")
+            table+=("http-floor|$rows|$m_wall|-|-|$floor_rps|-|$m_cpu|$(per_row "$m_cpu" "$rows")|$m_rss_mb|$(calc "($s1 - $s0) / $clk_tck")")
             notes+=("vs-oha: the bare HTTP client (examples/http_floor.rs) $floor_rps requests/s = $(calc "100 * $floor_rps / $oha_rps" %.0f)% of oha's")
             start_sim
             run_scenario vs-oha "$rows" - 180 net --rate unlimited --concurrency 64
@@ -443,7 +453,7 @@ for scenario in "${scenarios[@]}"; do
             stop_sim
             echo "bench: report-100k: reports from $rows results ..." >&2
             measure report-100k 60 "$bin" report "$src" --html "$tmp/report.html" --markdown "$tmp/report.md"
-            table+=("report-100k|$rows|$m_wall|-|-|$(calc "$rows / $m_wall" %.0f)|-|$m_cpu|$m_rss_mb|-")
+            table+=("report-100k|$rows|$m_wall|-|-|$(calc "$rows / $m_wall" %.0f)|-|$m_cpu|$(per_row "$m_cpu" "$rows")|$m_rss_mb|-")
             [[ $m_rc == 0 && -s $tmp/report.html ]] || { notes+=("report-100k: FAILED: exit $m_rc"); failed=1; }
             rm -f "$src" "$src.meta"
             ;;
@@ -475,9 +485,9 @@ else
 fi
 ((div == 1)) || echo "  BENCH_QUICK=1: row counts divided by $div"
 echo
-fmt='%-16s %9s %8s %8s %7s %9s %7s %7s %8s %8s\n'
+fmt='%-16s %9s %8s %8s %7s %9s %7s %7s %7s %8s %8s\n'
 # shellcheck disable=SC2059 # the format is the constant above
-printf "$fmt" scenario rows "wall s" "ideal s" ratio "rows/s" "429" "CPU s" "RSS MB" "sim CPU"
+printf "$fmt" scenario rows "wall s" "ideal s" ratio "rows/s" "429" "CPU s" "us/row" "RSS MB" "sim CPU"
 for line in "${table[@]}"; do
     IFS='|' read -r -a f <<<"$line"
     # shellcheck disable=SC2059
@@ -485,7 +495,8 @@ for line in "${table[@]}"; do
 done
 echo
 echo "wall: the client process, start to exit; rows/s: rows done / wall; 429: share of requests"
-echo "answered 429; CPU s: user+sys of the client; RSS MB: its peak; sim CPU: simulator CPU s."
+echo "answered 429; CPU s: user+sys of the client; us/row: that CPU per row done, in microseconds;"
+echo "RSS MB: the client's peak; sim CPU: simulator CPU s."
 if ((${#notes[@]})); then
     echo
     printf '  %s\n' "${notes[@]}"

@@ -156,6 +156,10 @@ pub struct CommonArgs {
     /// Read the access token from this file (first line) instead of BULKPATCH_TOKEN.
     #[arg(long, env = "BULKPATCH_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Trust the root certificates (PEM) in this file too, besides the operating system's
+    /// (a TLS-inspecting proxy's root, say).
+    #[arg(long, env = "BULKPATCH_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Also write a self-contained HTML report to this file at the end.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
@@ -215,6 +219,7 @@ impl CommonArgs {
             delimiter: self.delimiter,
             summary_json: self.summary_json,
             token_file: self.token_file,
+            ca_file: self.ca_file,
             report: self.report,
             quiet,
             ..RunArgs::default()

@@ -27,6 +27,8 @@ pub enum Error {
     #[error(transparent)]
     Client(#[from] crate::send::http::ClientError),
     #[error(transparent)]
+    Http(#[from] crate::send::http_client::BuildError),
+    #[error(transparent)]
     Auth(#[from] crate::send::auth::AuthError),
     #[error(transparent)]
     Secrets(#[from] crate::output::secrets::SecretsError),

@@ -24,7 +24,7 @@ use crate::send::auth::TokenProvider;
 use crate::send::http::Client;
 use crate::send::pace::Controller;
 use crate::send::pacer::Pacer;
-use crate::send::{pool, reach, retry};
+use crate::send::{http_client, pool, reach, retry};
 use crate::settings::{ConfigError, Settings};
 
 /// Sends every row (or plans them, in a dry run) and returns the summary; see [`super::run`].
@@ -152,14 +152,16 @@ async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenPro
         .credentials
         .take()
         .ok_or(ConfigError::MissingToken)?;
-    let tokens = TokenProvider::new(credentials, settings.timeout)?;
+    // One HTTP client for the token endpoint and the API alike.
+    let http = http_client::client(&http_client::HttpSettings {
+        connect_timeout: settings.connect_timeout,
+        timeout: settings.timeout,
+        pool_size: settings.concurrency,
+        ca: settings.ca_file.as_ref(),
+    })?;
+    let tokens = TokenProvider::new(credentials, http.clone())?;
     tokens.header().await?;
-    let client = Client::new(
-        &settings.base_url,
-        settings.timeout,
-        settings.connect_timeout,
-        settings.concurrency,
-    )?;
+    let client = Client::new(http, &settings.base_url, settings.timeout)?;
     Ok(Some((client, Arc::new(tokens))))
 }
 

@@ -11,8 +11,6 @@ use crate::core::run_state::Outcome;
 use crate::output::reader::{Earlier, ResumeError, Span};
 use crate::output::results::Tally;
 
-/// Statuses whose failures are worth sending again on `--resume` (no response at all counts too).
-
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ResumeError + '_ {
     move |source| ResumeError::Io {
         path: path.to_owned(),

@@ -16,6 +16,8 @@ const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 /// a missing or non-numeric one as an hour.
 const TOKEN_LIFETIME: crate::core::checked::Range = crate::core::checked::TOKEN_LIFETIME;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// The token endpoint's answer is read up to this size (a JWT is a few kilobytes).
+const MAX_TOKEN_BODY: usize = 256 * 1024;
 /// Attempts at the token endpoint when it fails transiently.
 const TOKEN_ATTEMPTS: u32 = 3;
 
@@ -94,17 +96,13 @@ struct TokenAnswer {
 }
 
 impl TokenProvider {
-    /// A provider for `credentials`; `timeout` bounds each call to the token endpoint.
-    pub fn new(credentials: Credentials, timeout: Duration) -> Result<TokenProvider, AuthError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| AuthError::Unreachable {
-                url: "token endpoint".into(),
-                message: e.to_string(),
-            })?;
+    /// A provider for `credentials`, calling the token endpoint through `http`: the run's one
+    /// client (`crate::send::http_client::client`: its User-Agent, no redirects, its timeouts bound
+    /// each call).
+    pub fn new(
+        credentials: Credentials,
+        http: reqwest::Client,
+    ) -> Result<TokenProvider, AuthError> {
         let (grant, state) = match credentials {
             Credentials::Fixed(token) => (
                 None,
@@ -204,7 +202,7 @@ impl TokenProvider {
                 tokio::time::sleep(Duration::from_secs(1 << (attempt - 2))).await;
             }
             let sent_at = Instant::now();
-            let response = match self
+            let mut response = match self
                 .http
                 .post(grant.token_url.clone())
                 .form(&form)
@@ -213,7 +211,8 @@ impl TokenProvider {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    last_error = crate::send::http::sanitize(&error_text(&e), &secrets);
+                    let failure = crate::send::http_client::failure(&e).message();
+                    last_error = crate::send::http::sanitize(&failure, &secrets);
                     continue;
                 }
             };
@@ -224,7 +223,8 @@ impl TokenProvider {
                     host: crate::send::http::location_host(response.headers()),
                 });
             }
-            let body = response.bytes().await.unwrap_or_default();
+            let body =
+                crate::send::http_client::read_body(&mut response, MAX_TOKEN_BODY, true).await;
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
             if status.is_server_error()
                 || crate::core::transient::is_transient(status.as_u16())
@@ -341,18 +341,6 @@ impl TokenProvider {
     }
 }
 
-fn error_text(e: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    if e.is_timeout() {
-        "timed out".into()
-    } else {
-        cause.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +386,7 @@ mod tests {
     async fn a_fixed_token_is_handed_out_as_is_and_never_refreshed() {
         let p = TokenProvider::new(
             Credentials::Fixed(SecretString::from("abc".to_string())),
-            Duration::from_secs(5),
+            reqwest::Client::new(),
         )
         .unwrap();
         let h = p.header().await.unwrap();

@@ -1,22 +1,11 @@
 //! Sends one request attempt to Partner Center and reads what came back (status, Retry-After, the error code and a short message), never keeping a response body.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use http::{Method, Uri};
 use uuid::Uuid;
 
 use crate::send::attempt::{Attempt, Response};
@@ -42,100 +31,12 @@ fn guid_header(id: Uuid) -> HeaderValue {
         .expect("a GUID is a valid header value")
 }
 
-/// The connection pool the API requests go through: HTTP/1.1 or HTTP/2 (ALPN) over rustls
-/// with the webpki roots, through the environment's proxy when it names one.
-///
-/// hyper-util's client rather than reqwest: per request, reqwest parses the URL twice more
-/// (redirect policy, response URL) and wraps it in layers bulkpatch does not use; this costs
-/// about a third less CPU per request (measured in the benchmark's `vs-oha`).
-pub type Transport =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<Connector>, Full<Bytes>>;
-
-/// The pool of connections the workers share (also the benchmark's floor, so that it
-/// measures the same settings).
-pub fn transport(connect_timeout: Duration, pool_size: usize) -> Transport {
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(connect_timeout));
-    let connector = Connector {
-        tcp,
-        proxies: Arc::new(Matcher::from_system()),
-    };
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(connector);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(pool_size)
-        .build(https)
-}
-
-/// Opens the TCP connections: directly, or through a CONNECT tunnel when `HTTPS_PROXY`,
-/// `HTTP_PROXY` or `ALL_PROXY` name a proxy for the host (and `NO_PROXY` does not exempt it).
-#[derive(Clone)]
-pub struct Connector {
-    tcp: HttpConnector,
-    proxies: Arc<Matcher>,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<tokio::net::TcpStream>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        tower_service::Service::<Uri>::poll_ready(&mut self.tcp, cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        let Some(proxy) = self.proxies.intercept(&dst) else {
-            let connecting = self.tcp.call(dst);
-            return Box::pin(async move { connecting.await.map_err(Into::into) });
-        };
-        if proxy.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
-            let message = format!(
-                "the proxy {} is not an http:// proxy, the only kind bulkpatch can tunnel through",
-                proxy.uri().host().unwrap_or("?")
-            );
-            return Box::pin(async move { Err(message.into()) });
-        }
-        let mut tunnel = Tunnel::new(proxy.uri().clone(), self.tcp.clone());
-        if let Some(auth) = proxy.basic_auth() {
-            tunnel = tunnel.with_auth(auth.clone());
-        }
-        // The tunnel's port defaults to 443: name it, for an http:// destination too.
-        let default_port = if dst.scheme() == Some(&http::uri::Scheme::HTTP) {
-            80
-        } else {
-            443
-        };
-        let target = dst.host().map(|host| {
-            let port = dst.port_u16().unwrap_or(default_port);
-            Uri::builder()
-                .scheme("http")
-                .authority(format!("{host}:{port}"))
-                .path_and_query("/")
-                .build()
-        });
-        Box::pin(async move {
-            let target = target.ok_or("no host to connect to")??;
-            tunnel.call(target).await.map_err(Into::into)
-        })
-    }
-}
-
-/// The HTTP client, built once per run and shared by all workers.
+/// The API client, built once per run and shared by all workers.
 pub struct Client {
-    http: Transport,
-    /// `{base}/v1/customers`, normalised by the URL parser once: each request's URI extends it.
-    customers_url: String,
+    /// The run's one HTTP client (`crate::send::http_client::client`), shared with the token provider.
+    http: reqwest::Client,
+    /// `{base}/v1/customers`, normalised by the URL parser once: each request's URL extends it.
+    customers_url: reqwest::Url,
     /// The limit on one attempt, from sending to the end of the answer's body.
     timeout: Duration,
 }
@@ -143,7 +44,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("customers_url", &self.customers_url)
+            .field("customers_url", &self.customers_url.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -156,11 +57,12 @@ pub enum ClientError {
 }
 
 impl Client {
+    /// The API client for `base_url` over `http` (see `crate::send::http_client::client`); `timeout` bounds
+    /// each attempt.
     pub fn new(
+        http: reqwest::Client,
         base_url: &reqwest::Url,
         timeout: Duration,
-        connect_timeout: Duration,
-        pool_size: usize,
     ) -> Result<Client, ClientError> {
         let mut customers_url = base_url.clone();
         customers_url
@@ -168,28 +70,27 @@ impl Client {
             .map_err(|()| ClientError::Build(format!("{base_url} cannot be a base URL")))?
             .pop_if_empty()
             .extend(["v1", "customers"]);
-        let customers_url = String::from(customers_url);
-        // A user's URI is this plus GUIDs: check once that it is one.
+        // A user's URL is this plus GUIDs: check once that it is a URI.
         Uri::try_from(format!("{customers_url}/{0}/users/{0}", Uuid::nil()))
             .map_err(|e| ClientError::Build(format!("{base_url}: {e}")))?;
         Ok(Client {
-            http: transport(connect_timeout, pool_size),
+            http,
             customers_url,
             timeout,
         })
     }
 
-    /// The URI of one user: the base's path (already encoded by the URL parser) and two GUIDs,
+    /// The URL of one user: the base's path (already encoded by the URL parser) and two GUIDs,
     /// which need no encoding.
-    pub fn user_url(&self, customer: Uuid, user: Uuid) -> Uri {
+    pub fn user_url(&self, customer: Uuid, user: Uuid) -> reqwest::Url {
         const GUID: usize = uuid::fmt::Hyphenated::LENGTH;
-        let mut uri = String::with_capacity(self.customers_url.len() + 2 * GUID + 8);
-        uri.push_str(&self.customers_url);
-        uri.push('/');
-        uri.push_str(customer.hyphenated().encode_lower(&mut [0; GUID]));
-        uri.push_str("/users/");
-        uri.push_str(user.hyphenated().encode_lower(&mut [0; GUID]));
-        Uri::try_from(uri).expect("checked in Client::new")
+        let mut url = self.customers_url.clone();
+        url.path_segments_mut()
+            .expect("checked in Client::new")
+            .push(customer.hyphenated().encode_lower(&mut [0; GUID]))
+            .push("users")
+            .push(user.hyphenated().encode_lower(&mut [0; GUID]));
+        url
     }
 
     /// One PATCH attempt. `auth` is the `Authorization` header value; `secrets` are strings that
@@ -206,8 +107,9 @@ impl Client {
         secrets: &[&str],
     ) -> Attempt {
         let ids = (request_id, correlation_id);
-        let mut request = self.request(Method::PATCH, customer, user, body, auth, ids);
+        let mut request = self.request(Method::PATCH, customer, user, auth, ids);
         request.headers_mut().insert(CONTENT_TYPE, JSON);
+        *request.body_mut() = Some(reqwest::Body::from(body));
         self.send(request, secrets, false).await
     }
 
@@ -221,7 +123,7 @@ impl Client {
         correlation_id: Uuid,
     ) -> Attempt {
         let ids = (request_id, correlation_id);
-        let request = self.request(Method::GET, customer, user, Vec::new(), auth, ids);
+        let request = self.request(Method::GET, customer, user, auth, ids);
         self.send(request, &[], true).await
     }
 
@@ -232,13 +134,11 @@ impl Client {
         method: Method,
         customer: Uuid,
         user: Uuid,
-        body: Vec<u8>,
-        auth: HeaderValue,
+        mut auth: HeaderValue,
         ids: (Uuid, Uuid),
-    ) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = method;
-        *request.uri_mut() = self.user_url(customer, user);
+    ) -> reqwest::Request {
+        let mut request = reqwest::Request::new(method, self.user_url(customer, user));
+        auth.set_sensitive(true);
         let headers = request.headers_mut();
         headers.insert(ACCEPT, JSON);
         headers.insert(USER_AGENT, AGENT);
@@ -248,20 +148,21 @@ impl Client {
         request
     }
 
-    async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-        secrets: &[&str],
-        keep_user: bool,
-    ) -> Attempt {
-        // The timeout covers the whole attempt: connecting, sending, and reading the answer.
+    async fn send(&self, request: reqwest::Request, secrets: &[&str], keep_user: bool) -> Attempt {
+        // The timeout covers the whole attempt: connecting, sending, and reading the answer
+        // (reqwest's own timeout is the same; this one also bounds reading the body here).
         let attempt = async {
-            match self.http.request(request).await {
+            match self.http.execute(request).await {
                 Ok(response) => {
                     Attempt::Response(read_response(response, secrets, keep_user).await)
                 }
-                Err(e) if is_timeout(&e) => Attempt::Timeout,
-                Err(e) => Attempt::Connection(transport_message(&e)),
+                Err(e) => match crate::send::http_client::failure(&e) {
+                    crate::send::http_client::Failure::Timeout => Attempt::Timeout,
+                    crate::send::http_client::Failure::Connect(m)
+                    | crate::send::http_client::Failure::Dropped(m) => {
+                        Attempt::Connection(sanitize(&m, secrets))
+                    }
+                },
             }
         };
         tokio::time::timeout(self.timeout, attempt)
@@ -271,44 +172,25 @@ impl Client {
 }
 
 async fn read_response(
-    response: http::Response<Incoming>,
+    mut response: reqwest::Response,
     secrets: &[&str],
     keep_user: bool,
 ) -> Response {
-    let (parts, mut incoming) = response.into_parts();
-    let status = parts.status.as_u16();
-    let retry_after = parts
-        .headers
+    let status = response.status();
+    let headers = response.headers();
+    let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-    let quota = crate::send::pace::quota_from_headers(&parts.headers, SystemTime::now());
-    let is_json = parts
-        .headers
+    let quota = crate::send::pace::quota_from_headers(headers, SystemTime::now());
+    let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.contains("json"));
-    // Reads the body a chunk at a time, up to `limit` bytes, keeping them only when asked; a
-    // body cut short by the connection ends the reading, with what arrived.
-    let mut read_body = async |limit: usize, keep: bool| {
-        let (mut body, mut read) = (Vec::new(), 0);
-        while read < limit {
-            let Some(Ok(frame)) = incoming.frame().await else {
-                break;
-            };
-            if let Ok(chunk) = frame.into_data() {
-                if keep {
-                    body.extend_from_slice(&chunk[..chunk.len().min(limit - read)]);
-                }
-                read += chunk.len();
-            }
-        }
-        body
-    };
-    if parts.status.is_success() {
+    if status.is_success() {
         // A PATCH answer may echo a password: it is read and dropped, only so the connection
         // can be reused. A GET answer is the user, kept to compare.
-        let body = read_body(MAX_DRAIN, keep_user).await;
+        let body = crate::send::http_client::read_body(&mut response, MAX_DRAIN, keep_user).await;
         let user = keep_user
             .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
             .flatten()
@@ -325,7 +207,7 @@ async fn read_response(
             String::new()
         };
         return Response {
-            status,
+            status: status.as_u16(),
             retry_after,
             error_code: None,
             message,
@@ -333,13 +215,18 @@ async fn read_response(
             quota,
         };
     }
-    let body = read_body(MAX_ERROR_BODY, true).await;
-    let (error_code, message) = match parts.status.is_redirection() {
-        true => (None, redirect_message(status, &parts.headers)),
-        false => describe_error(status, &body, is_json),
+    let redirect = status
+        .is_redirection()
+        .then(|| redirect_message(status.as_u16(), response.headers()));
+    let body =
+        crate::send::http_client::read_body(&mut response, MAX_ERROR_BODY, redirect.is_none())
+            .await;
+    let (error_code, message) = match redirect {
+        Some(message) => (None, message),
+        None => describe_error(status.as_u16(), &body, is_json),
     };
     Response {
-        status,
+        status: status.as_u16(),
         retry_after,
         error_code,
         message: sanitize(&message, secrets),
@@ -415,39 +302,20 @@ pub fn sanitize(message: &str, secrets: &[&str]) -> String {
     crate::core::text::shorten(&m, MAX_MESSAGE_CHARS)
 }
 
-/// Whether a transport error is a timeout (connecting took longer than the connect timeout).
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
-}
-
-/// The innermost cause of a transport error, which is what a person can act on.
-fn transport_message(e: &hyper_util::client::legacy::Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    let inner = cause.to_string();
-    let kind = if e.is_connect() {
-        "cannot connect"
-    } else {
-        "connection failed"
-    };
-    sanitize(&format!("{kind}: {inner}"), &[])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::ids::new_id;
+
+    fn test_http() -> reqwest::Client {
+        crate::send::http_client::client(&crate::send::http_client::HttpSettings {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+            pool_size: 1,
+            ca: None,
+        })
+        .unwrap()
+    }
 
     #[test]
     fn ids_are_random_version_4_guids() {
@@ -482,10 +350,9 @@ mod tests {
             ),
         ] {
             let client = Client::new(
+                test_http(),
                 &reqwest::Url::parse(base).unwrap(),
                 Duration::from_secs(1),
-                Duration::from_secs(1),
-                1,
             )
             .unwrap();
             assert_eq!(
@@ -504,7 +371,7 @@ mod tests {
             .unwrap()
             .port();
         let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let client = Client::new(&base, Duration::from_secs(5), Duration::from_secs(5), 1).unwrap();
+        let client = Client::new(test_http(), &base, Duration::from_secs(5)).unwrap();
         let attempt = client
             .patch(
                 HeaderValue::from_static("Bearer t"),

@@ -5,6 +5,7 @@
 pub mod attempt;
 pub mod auth;
 pub mod http;
+pub mod http_client;
 pub mod pace;
 pub mod pacer;
 pub mod pool;

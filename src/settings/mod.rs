@@ -1,5 +1,6 @@
 //! Resolves command-line values, the environment and the TOML config file into one validated `Settings` (CLI > env > file > defaults).
 
+pub mod ca;
 pub mod credentials;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "dry_run",
     "summary_json",
     "token_file",
+    "ca_file",
     "progress_interval",
     "generate_passwords",
     "password_length",
@@ -90,6 +92,7 @@ const FORMS: &[(&str, Form, &str)] = &[
     ("dry_run", Form::Boolean, "true"),
     ("summary_json", Form::Text, "\"summary.json\""),
     ("token_file", Form::Text, "\"/etc/bulkpatch/token\""),
+    ("ca_file", Form::Text, "\"/etc/bulkpatch/proxy-root.pem\""),
     ("progress_interval", Form::Text, "\"10s\""),
     ("generate_passwords", Form::Boolean, "true"),
     ("password_length", Form::Count, "16"),
@@ -222,6 +225,12 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
+    #[error("{source_name}: `ca_file` (--ca-file) {path}: {problem}")]
+    CaFile {
+        source_name: String,
+        path: PathBuf,
+        problem: String,
+    },
     #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
     MissingToken,
     #[error("cannot read token file {path}: {source}")]
@@ -334,6 +343,8 @@ pub struct RunArgs {
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM), `--ca-file`.
+    pub ca_file: Option<PathBuf>,
     pub generate_passwords: bool,
     pub password_length: Option<usize>,
     pub secrets_out: Option<PathBuf>,
@@ -370,6 +381,7 @@ pub struct FileConfig {
     pub dry_run: Option<bool>,
     pub summary_json: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub progress_interval: Option<String>,
     pub generate_passwords: Option<bool>,
     pub password_length: Option<usize>,
@@ -474,6 +486,8 @@ pub struct Settings {
     pub summary_json: Option<PathBuf>,
     /// Where access tokens come from; None only in a dry run.
     pub credentials: Option<credentials::Credentials>,
+    /// Root certificates trusted besides the operating system's (`--ca-file`), already read.
+    pub ca_file: Option<ca::CaFile>,
     /// Generate a password for every row (`--generate-passwords`).
     pub generate_passwords: Option<PasswordGeneration>,
     /// What the workers do with each row.
@@ -515,6 +529,7 @@ impl Settings {
             dry_run: false,
             summary_json: None,
             credentials: None,
+            ca_file: None,
             generate_passwords: None,
             operation: crate::core::run_state::Operation::Patch {
                 skip_unchanged: false,
@@ -641,6 +656,15 @@ impl Settings {
             s.customer_id = Some(
                 crate::core::ids::parse_guid(&v)
                     .map_err(|m| invalid(src, "customer_id", format!("{m}")))?,
+            );
+        }
+        if let Some((path, src)) = pick!(args.ca_file.clone(), file.ca_file.clone()) {
+            s.ca_file = Some(
+                ca::CaFile::read(&path).map_err(|problem| ConfigError::CaFile {
+                    source_name: src.to_string(),
+                    path,
+                    problem,
+                })?,
             );
         }
         if let Some((v, src)) = pick!(args.delimiter.clone(), file.delimiter.clone()) {

@@ -20,4 +20,5 @@ mod rough_edges;
 mod secrets;
 mod support;
 mod throttling;
+mod tls_and_proxies;
 mod torn_records;

@@ -246,7 +246,8 @@ async fn summary_json_has_the_counts() {
     );
 }
 
-/// A CONNECT-only HTTP proxy on 127.0.0.1: records each tunnel request's head, then relays.
+/// An HTTP proxy on 127.0.0.1 (CONNECT tunnels and whole `http://` requests): records each
+/// request's head, then relays.
 async fn connect_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -269,13 +270,21 @@ async fn connect_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
                 let head = String::from_utf8_lossy(&head).into_owned();
                 seen.lock().unwrap().push(head.clone());
                 let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                // CONNECT host:port, or a whole request to `http://host:port/path`.
+                let connect = head.starts_with("CONNECT ");
+                let target = match target.strip_prefix("http://") {
+                    Some(rest) => rest.split('/').next().unwrap_or("").to_owned(),
+                    None => target,
+                };
                 let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
                     let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
                     return;
                 };
-                let _ = client
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await;
+                let _ = match connect {
+                    true => client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+                    false => server.write_all(head.as_bytes()),
+                }
+                .await;
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
             });
         }
@@ -303,8 +312,10 @@ async fn requests_go_through_the_proxy_the_environment_names_unless_no_proxy_exe
     let tunnels = heads.lock().unwrap().clone();
     assert!(!tunnels.is_empty(), "no request went through the proxy");
     for head in &tunnels {
+        // An http:// URL goes to the proxy as a whole (`PATCH http://...`); https:// ones
+        // tunnel with CONNECT (tests/integration/tls_and_proxies.rs).
         assert!(
-            head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")),
+            head.starts_with(&format!("PATCH http://{authority}/v1/customers/")),
             "{head}"
         );
         // base64("ops:s3cret")
