@@ -49,8 +49,7 @@ impl Ctx {
 }
 
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let received_at = Instant::now();
-    let received_wall = SystemTime::now();
+    let received = (Instant::now(), SystemTime::now());
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY).await;
     let body_ok = body.is_ok();
@@ -58,7 +57,46 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
 
     // 1. Record and count.
     shared.counters.received.fetch_add(1, Ordering::Relaxed);
-    let record = shared.record.then(|| {
+    let record = record_request(&shared, &parts, &body, received);
+    let mut ctx = Ctx {
+        shared: Arc::clone(&shared),
+        record,
+        correlation_id: parts.headers.get(&MS_CORRELATION_ID).cloned(),
+        request_id: parts.headers.get(&MS_REQUEST_ID).cloned(),
+        quota: None,
+    };
+    let conn = parts.extensions.get::<ConnCtl>();
+    let route = parse_route(parts.uri.path());
+    let customer = route.and_then(|(c, _)| parse_guid(c));
+    let user = route.and_then(|(_, u)| parse_guid(u));
+
+    // 2-5. Latency, scripted faults, throttles, random faults.
+    if let Some(answer) = injected(&mut ctx, conn, customer, user, &body).await {
+        return answer;
+    }
+    // 6-8. Authentication, route and ids, unknown or forbidden.
+    let (customer, user) = match admitted(&shared, &parts, route.is_some(), customer, user) {
+        Ok(ids) => ids,
+        Err(refusal) => return ctx.finish(*refusal),
+    };
+    // 9. The operation.
+    ctx.finish(operate(
+        &shared,
+        &parts.method,
+        customer,
+        user,
+        body_ok.then_some(&body),
+    ))
+}
+
+/// Keeps a copy of the request (when recording), returning its index.
+fn record_request(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    (received_at, received_wall): (Instant, SystemTime),
+) -> Option<usize> {
+    shared.record.then(|| {
         let rec = RecordedRequest {
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
@@ -81,19 +119,18 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         let mut recorded = lock(&shared.recorded);
         recorded.push(rec);
         recorded.len() - 1
-    });
-    let mut ctx = Ctx {
-        shared: Arc::clone(&shared),
-        record,
-        correlation_id: parts.headers.get(&MS_CORRELATION_ID).cloned(),
-        request_id: parts.headers.get(&MS_REQUEST_ID).cloned(),
-        quota: None,
-    };
-    let conn = parts.extensions.get::<ConnCtl>();
+    })
+}
 
-    let route = parse_route(parts.uri.path());
-    let customer = route.and_then(|(c, _)| parse_guid(c));
-    let user = route.and_then(|(_, u)| parse_guid(u));
+/// Steps 2 to 5: the answer a fault or a throttle gives instead of the real one, if any.
+async fn injected(
+    ctx: &mut Ctx,
+    conn: Option<&ConnCtl>,
+    customer: Option<Uuid>,
+    user: Option<Uuid>,
+    body: &Bytes,
+) -> Option<Response> {
+    let shared = Arc::clone(&ctx.shared);
     let user_key = user.unwrap_or(Uuid::nil());
     let index = if shared.needs_index {
         shared.next_index(user_key)
@@ -115,53 +152,64 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         .and_then(|s| usize::try_from(index).ok().and_then(|i| s.get(i)));
     match scripted {
         None | Some(Fault::Normal) => {}
-        Some(Fault::Status(401) | Fault::Unauthorized) => return ctx.finish(unauthorized()),
-        Some(Fault::Status(s)) => return ctx.finish(status_error(*s)),
-        Some(Fault::Throttle { retry_after }) => return ctx.finish(throttled(*retry_after)),
-        Some(Fault::Drop) => return ctx.drop_connection(conn).await,
+        Some(Fault::Status(401) | Fault::Unauthorized) => return Some(ctx.finish(unauthorized())),
+        Some(Fault::Status(s)) => return Some(ctx.finish(status_error(*s))),
+        Some(Fault::Throttle { retry_after }) => return Some(ctx.finish(throttled(*retry_after))),
+        Some(Fault::Drop) => return Some(ctx.drop_connection(conn).await),
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::Html(s)) => return ctx.finish(html_error(*s)),
-        Some(Fault::Empty(s)) => return ctx.finish(empty(*s)),
+        Some(Fault::Html(s)) => return Some(ctx.finish(html_error(*s))),
+        Some(Fault::Empty(s)) => return Some(ctx.finish(empty(*s))),
         Some(Fault::Echo(s)) => {
             let status = StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_REQUEST);
-            let quoted = format!("Invalid request: {}", String::from_utf8_lossy(&body));
-            return ctx.finish(pc_error(status, 800002, &quoted));
+            let quoted = format!("Invalid request: {}", String::from_utf8_lossy(body));
+            return Some(ctx.finish(pc_error(status, 800002, &quoted)));
         }
     }
 
     // 4. Throttles.
     ctx.quota = shared.take_quota();
     if let Some(q) = ctx.quota.filter(|q| !q.allowed) {
-        return ctx.finish(throttled(q.reset_secs));
+        return Some(ctx.finish(throttled(q.reset_secs)));
     }
     if let Err(retry_after) = shared.throttle(customer) {
-        return ctx.finish(throttled(retry_after));
+        return Some(ctx.finish(throttled(retry_after)));
     }
 
     // 5. Random faults.
     if draws.drop {
-        return ctx.drop_connection(conn).await;
+        return Some(ctx.drop_connection(conn).await);
     }
     if let Some(status) = draws.error {
-        return ctx.finish(status_error(status.as_u16()));
+        return Some(ctx.finish(status_error(status.as_u16())));
     }
     if draws.slow {
         tokio::time::sleep(shared.slow_delay).await;
     }
 
+    None
+}
+
+/// Steps 6 to 8: the customer and user ids of a request that may go on, or the refusal.
+fn admitted(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    routed: bool,
+    customer: Option<Uuid>,
+    user: Option<Uuid>,
+) -> Result<(Uuid, Uuid), Box<Response>> {
     // 6. Authentication.
     if !shared.authorized(&parts.headers) {
-        return ctx.finish(unauthorized());
+        return Err(Box::new(unauthorized()));
     }
 
     // 7. Route and ids.
-    let Some(_) = route else {
-        return ctx.finish(pc_error(
+    if !routed {
+        return Err(Box::new(pc_error(
             StatusCode::NOT_FOUND,
             800002,
             "The requested resource was not found.",
-        ));
-    };
+        )));
+    }
     if parts.method != Method::GET && parts.method != Method::PATCH {
         let mut resp = pc_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -170,58 +218,69 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         );
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, PATCH"));
-        return ctx.finish(resp);
+        return Err(Box::new(resp));
     }
     let (Some(customer), Some(user)) = (customer, user) else {
-        return ctx.finish(pc_error(
+        return Err(Box::new(pc_error(
             StatusCode::BAD_REQUEST,
             800002,
             "The customer tenant id and the user id must be GUIDs.",
-        ));
+        )));
     };
 
     // 8. Unknown or forbidden.
     if shared.unknown_customers.contains(&customer) {
-        return ctx.finish(pc_error(
+        return Err(Box::new(pc_error(
             StatusCode::NOT_FOUND,
             60003,
             "Customer tenant not found.",
-        ));
+        )));
     }
     if shared.forbidden_customers.contains(&customer) {
-        return ctx.finish(pc_error(
+        return Err(Box::new(pc_error(
             StatusCode::FORBIDDEN,
             20002,
             "The partner does not have a relationship with this customer.",
-        ));
+        )));
     }
     if shared.unknown_users.contains(&user) {
-        return ctx.finish(pc_error(
+        return Err(Box::new(pc_error(
             StatusCode::NOT_FOUND,
             60002,
             "User object id not found.",
-        ));
+        )));
     }
 
-    // 9. The operation.
-    if parts.method == Method::GET {
+    Ok((customer, user))
+}
+
+/// Step 9: a GET answers the user; a PATCH is validated and merged into it. `body` is None
+/// when it could not be read.
+fn operate(
+    shared: &Shared,
+    method: &Method,
+    customer: Uuid,
+    user: Uuid,
+    body: Option<&Bytes>,
+) -> Response {
+    if *method == Method::GET {
         let overrides = lock(&shared.users)
             .get(&(customer, user))
             .cloned()
             .unwrap_or_default();
         let mut current = current_user(customer, user, &overrides);
         current.remove(PASSWORD_PROFILE);
-        return ctx.finish(json_response(StatusCode::OK, &Value::Object(current)));
+        return json_response(StatusCode::OK, &Value::Object(current));
     }
-    if !body_ok {
-        return ctx.finish(pc_error(
+    let Some(body) = body else {
+        return pc_error(
             StatusCode::BAD_REQUEST,
             800002,
             "The request body could not be read or is too large.",
-        ));
-    }
-    match validate_patch(&body) {
-        Err(e) => ctx.finish(pc_error(e.status, e.code, &e.description)),
+        );
+    };
+    match validate_patch(body) {
+        Err(e) => pc_error(e.status, e.code, &e.description),
         Ok(patch) => {
             let overrides = {
                 let mut users = lock(&shared.users);
@@ -248,7 +307,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                     json!({"forceChangePassword": force, "password": password}),
                 );
             }
-            ctx.finish(json_response(StatusCode::OK, &Value::Object(updated)))
+            json_response(StatusCode::OK, &Value::Object(updated))
         }
     }
 }
