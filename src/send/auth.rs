@@ -234,71 +234,65 @@ impl TokenProvider {
                 continue;
             }
             let answer = answer.expect("checked above");
-            if let (true, Some(access)) = (status.is_success(), answer.access_token) {
-                let access = SecretString::from(access);
-                let expires_in = answer
-                    .expires_in
-                    .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
-                let lifetime = expires_in
-                    .and_then(|s| crate::core::checked::duration_from_secs_f64(s, TOKEN_LIFETIME))
-                    .unwrap_or(DEFAULT_LIFETIME);
-                let ahead = REFRESH_AHEAD.min(lifetime / 5);
-                state.generation += 1;
-                let header = AuthHeader {
-                    value: bearer(&access)?,
-                    generation: state.generation,
-                };
-                state.current = Some(Current {
-                    header: header.clone(),
-                    refresh_at: Some(crate::core::checked::after(
-                        sent_at,
-                        lifetime.saturating_sub(ahead),
-                    )),
-                });
-                if let Some(new) = answer.refresh_token.filter(|n| !n.is_empty()) {
-                    crate::core::redact::register(&new);
-                    let new = SecretString::from(new);
-                    if new.expose_secret() != refresh_token.expose_secret() {
-                        self.save_refresh_token(&new);
-                        state.refresh_token = Some(new);
-                    }
-                }
-                tracing::debug!(
-                    expires_in = lifetime.as_secs(),
-                    generation = state.generation,
-                    "access token refreshed"
-                );
-                return Ok(header);
+            if let (true, Some(access)) = (status.is_success(), answer.access_token.as_deref()) {
+                return self.accept(state, sent_at, access, &answer);
             }
-            let error = answer.error.unwrap_or_else(|| format!("HTTP {status}"));
-            let error = crate::send::http::sanitize(&error, &secrets);
-            let description = crate::send::http::sanitize(
-                answer.error_description.as_deref().unwrap_or(""),
-                &secrets,
-            );
-            let description = description
-                .split(" Trace ID:")
-                .next()
-                .unwrap_or("")
-                .to_string();
-            return Err(match error.as_str() {
-                "invalid_client" | "unauthorized_client" => {
-                    AuthError::Client { error, description }
-                }
-                _ => AuthError::Refused {
-                    error,
-                    description,
-                    where_: match &grant.refresh_token_file {
-                        Some(p) => p.display().to_string(),
-                        None => REFRESH_TOKEN_ENV.to_string(),
-                    },
-                },
-            });
+            return Err(refusal(grant, answer, status, &secrets));
         }
         Err(AuthError::Unreachable {
             url,
             message: last_error,
         })
+    }
+
+    /// Takes a token answer: the new access token (refreshed a little before it expires) and,
+    /// when the endpoint rotated it, the new refresh token (saved back to its file).
+    fn accept(
+        &self,
+        state: &mut State,
+        sent_at: Instant,
+        access: &str,
+        answer: &TokenAnswer,
+    ) -> Result<AuthHeader, AuthError> {
+        let access = SecretString::from(access.to_owned());
+        let expires_in = answer
+            .expires_in
+            .as_ref()
+            .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
+        let lifetime = expires_in
+            .and_then(|s| crate::core::checked::duration_from_secs_f64(s, TOKEN_LIFETIME))
+            .unwrap_or(DEFAULT_LIFETIME);
+        let ahead = REFRESH_AHEAD.min(lifetime / 5);
+        state.generation += 1;
+        let header = AuthHeader {
+            value: bearer(&access)?,
+            generation: state.generation,
+        };
+        state.current = Some(Current {
+            header: header.clone(),
+            refresh_at: Some(crate::core::checked::after(
+                sent_at,
+                lifetime.saturating_sub(ahead),
+            )),
+        });
+        if let Some(new) = answer.refresh_token.clone().filter(|n| !n.is_empty()) {
+            crate::core::redact::register(&new);
+            let new = SecretString::from(new);
+            let rotated = state
+                .refresh_token
+                .as_ref()
+                .is_none_or(|old| old.expose_secret() != new.expose_secret());
+            if rotated {
+                self.save_refresh_token(&new);
+                state.refresh_token = Some(new);
+            }
+        }
+        tracing::debug!(
+            expires_in = lifetime.as_secs(),
+            generation = state.generation,
+            "access token refreshed"
+        );
+        Ok(header)
     }
 
     /// Writes a rotated refresh token back to its file (atomically, mode 0600) so the next run can use it.
@@ -338,6 +332,35 @@ impl TokenProvider {
     pub fn not_saved(&self) -> Option<String> {
         let slot = self.not_saved.lock().ok()?;
         slot.as_ref().map(ToString::to_string)
+    }
+}
+
+/// What a token endpoint's refusal means: the client is wrong, or the refresh token is.
+fn refusal(
+    grant: &RefreshGrant,
+    answer: TokenAnswer,
+    status: reqwest::StatusCode,
+    secrets: &[&str],
+) -> AuthError {
+    let error = answer.error.unwrap_or_else(|| format!("HTTP {status}"));
+    let error = crate::send::http::sanitize(&error, secrets);
+    let description =
+        crate::send::http::sanitize(answer.error_description.as_deref().unwrap_or(""), secrets);
+    let description = description
+        .split(" Trace ID:")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    match error.as_str() {
+        "invalid_client" | "unauthorized_client" => AuthError::Client { error, description },
+        _ => AuthError::Refused {
+            error,
+            description,
+            where_: match &grant.refresh_token_file {
+                Some(p) => p.display().to_string(),
+                None => REFRESH_TOKEN_ENV.to_string(),
+            },
+        },
     }
 }
 
