@@ -38,7 +38,14 @@ fn main() -> ExitCode {
             Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Report(cmd) => {
-                bulkpatch::report::report_command(&cmd.results, cmd.html.as_deref(), cmd.markdown.as_deref())?;
+                let markdown = bulkpatch::report::write_reports(
+                    &cmd.results,
+                    cmd.html.as_deref(),
+                    cmd.markdown.as_deref(),
+                )?;
+                if let Some(markdown) = markdown {
+                    print!("{markdown}");
+                }
                 Ok(exit::OK)
             }
             #[cfg(feature = "simulator")]

@@ -35,6 +35,8 @@ pub enum RenderError {
     },
     #[error("cannot render the report: {0}")]
     Template(String),
+    #[error(transparent)]
+    Paths(#[from] crate::output::paths::PathError),
 }
 
 /// Which kind of file the report is made from.
@@ -575,12 +577,13 @@ pub fn markdown(data: &ReportData) -> Result<String, RenderError> {
     render("report.md", MARKDOWN_TEMPLATE, data)
 }
 
-/// `bulkpatch report`: reads `results` and writes the reports asked for.
-pub fn report_command(
+/// `bulkpatch report`: writes the HTML and Markdown reports of a results or audit file where
+/// asked; with neither asked, returns the Markdown for the caller to print.
+pub fn write_reports(
     results: &Path,
     html_out: Option<&Path>,
     markdown_out: Option<&Path>,
-) -> Result<(), crate::Error> {
+) -> Result<Option<String>, RenderError> {
     crate::output::paths::check_report(results, html_out, markdown_out)?;
     let data = load(results)?;
     let write = |path: &Path, text: String| {
@@ -598,7 +601,7 @@ pub fn report_command(
         tracing::info!("Markdown report written to {}", p.display());
     }
     if html_out.is_none() && markdown_out.is_none() {
-        print!("{}", markdown(&data)?);
+        return Ok(Some(markdown(&data)?));
     }
-    Ok(())
+    Ok(None)
 }

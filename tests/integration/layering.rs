@@ -22,6 +22,17 @@ const LAYERS: &[(&str, u8)] = &[
     ("simulator", 8),
 ];
 
+/// What `lib.rs` re-exports at the crate root, by the module each name comes from: a
+/// `crate::Error` counts as a use of `app`.
+const ROOT_REEXPORTS: &[(&str, &str)] = &[
+    ("Error", "app"),
+    ("run", "app"),
+    ("error_chain", "app"),
+    ("Summary", "output::summary"),
+    ("exit", "output::summary"),
+    ("Settings", "settings"),
+];
+
 /// The most lines a source file may have (tests included).
 const MAX_FILE_LINES: usize = 800;
 
@@ -92,6 +103,9 @@ fn crate_paths(text: &str) -> Vec<String> {
 /// The longest known module that `path` names (`send::pool::Stop` -> `send::pool`).
 fn resolve(path: &str, modules: &BTreeSet<String>) -> Option<String> {
     let parts: Vec<&str> = path.split("::").collect();
+    if let Some((_, module)) = ROOT_REEXPORTS.iter().find(|(name, _)| *name == parts[0]) {
+        return Some(module.to_string());
+    }
     (1..=parts.len())
         .rev()
         .map(|n| parts[..n].join("::"))
