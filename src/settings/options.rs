@@ -134,6 +134,26 @@ macro_rules! first {
     };
 }
 
+/// Whether the optional part is there.
+macro_rules! has {
+    () => {
+        false
+    };
+    ($($there:tt)+) => {
+        true
+    };
+}
+
+/// The optional part, if there.
+macro_rules! maybe {
+    () => {
+        None
+    };
+    ($there:tt) => {
+        Some($there)
+    };
+}
+
 /// `file.NAME` when the option has a TOML key, else nothing.
 macro_rules! file_value {
     ($file:ident, $name:ident) => {
@@ -188,6 +208,18 @@ macro_rules! settings_items {
             (stringify!($name), <<$ty as CliValue>::Raw as RawValue>::FORM, $example),
         )? )*];
 
+        /// Every option as declared, for the tests that hold the README and the example config to it.
+        pub const OPTION_DOCS: &[OptionDoc] = &[$(
+            OptionDoc {
+                key: stringify!($name),
+                cli: has!($($($clap)*)?),
+                env: maybe!($($env)?),
+                toml: has!($($example)?),
+                default: maybe!($($default)?),
+                help: $help,
+            },
+        )*];
+
         /// Every option's value after precedence and parsing.
         #[derive(Debug)]
         pub struct Values {
@@ -221,6 +253,29 @@ macro_rules! settings_items {
 }
 
 with_options!(settings_items);
+
+/// One option as declared (see [`OPTION_DOCS`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDoc {
+    /// The TOML key and field name; the flag is `--` and the key with `-` for `_`.
+    pub key: &'static str,
+    /// Whether the option has a command-line flag.
+    pub cli: bool,
+    pub env: Option<&'static str>,
+    /// Whether the config file takes the key.
+    pub toml: bool,
+    /// The default, as a user would write it.
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+impl OptionDoc {
+    /// `--per-customer-rate` for `per_customer_rate`, when the option has a flag.
+    pub fn flag(&self) -> Option<String> {
+        self.cli
+            .then(|| format!("--{}", self.key.replace('_', "-")))
+    }
+}
 
 impl Values {
     /// Every option at its default.
