@@ -1,61 +1,16 @@
 //! The TOML config file: reading it, refusing unknown keys (naming the closest known one) and
-//! values of the wrong type (naming the key and the form it takes), and its `[auth]` section.
-//! The option keys themselves come from `settings::options`.
+//! values of the wrong type (naming the key and the form it takes). The keys, their forms and
+//! the `[auth]` section are declared in `settings::options`; this module only reads them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::Deserialize;
-
-pub use super::options::FileConfig;
-use super::options::{RawValue, CONFIG_KEYS, OPTION_FORMS};
-use super::ConfigError;
-
-/// The `[auth]` section's keys, declared once: the struct, the key list and the type table.
-macro_rules! auth_section {
-    ($( #[doc = $doc:tt] $name:ident : $ty:ty, example $example:tt; )*) => {
-        /// The `[auth]` section: Partner Center's App+User refresh-token grant.
-        #[derive(Debug, Default, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct AuthConfig {
-            $( #[doc = $doc] pub $name: Option<$ty>, )*
-        }
-
-        /// Every key of the `[auth]` section.
-        pub const AUTH_KEYS: &[&str] = &[$( stringify!($name) ),*];
-
-        const AUTH_FORMS: &[(&str, Form, &str)] =
-            &[$( (concat!("auth.", stringify!($name)), <$ty as RawValue>::FORM, $example) ),*];
-    };
-}
-
-auth_section! {
-    /// The partner tenant id or domain (gives the token URL).
-    tenant: String, example "contoso.onmicrosoft.com";
-    /// The application id.
-    client_id: String, example "00000000-0000-0000-0000-000000000000";
-    /// For a confidential app (BULKPATCH_CLIENT_SECRET wins over it).
-    client_secret_file: PathBuf, example "/etc/bulkpatch/client-secret";
-    /// BULKPATCH_REFRESH_TOKEN wins over it; a rotated refresh token is written back to it.
-    refresh_token_file: PathBuf, example "/etc/bulkpatch/refresh-token";
-    /// Instead of `tenant`.
-    token_url: String, example "https://login.microsoftonline.com/contoso/oauth2/v2.0/token";
-    /// The OAuth scope.
-    scope: String, example "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
-}
+pub use crate::settings::options::{AuthConfig, FileConfig, AUTH_KEYS};
+use crate::settings::options::{Form, AUTH_FORMS, CONFIG_KEYS, OPTION_FORMS};
+use crate::settings::ConfigError;
 
 /// The `[auth]` key itself.
 const AUTH_SECTION: (&str, Form, &str) = ("auth", Form::Table, "[auth]");
-
-/// The TOML type a key takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Form {
-    Text,
-    /// A whole number from 0 to u32::MAX (the key's own range is checked when resolving).
-    Count,
-    Boolean,
-    Table,
-}
 
 impl Form {
     fn accepts(self, value: &toml::Value) -> bool {

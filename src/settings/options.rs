@@ -4,8 +4,8 @@
 //! file gave), the key list and type table of the file ([`CONFIG_KEYS`], [`OPTION_FORMS`]) and the
 //! merge into [`Values`] (command line, which includes its environment variable, > file >
 //! default), which names the key and where a bad value came from. `cli` makes the clap `Args`
-//! structs from the same rows, so this module never sees clap. Uses `settings::values` and
-//! `settings::file` (the `[auth]` section) and `core`.
+//! structs from the same rows, so this module never sees clap. The `[auth]` section's keys are
+//! declared here too ([`auth_section!`]). Uses `settings::values` and `core`.
 //!
 //! # Adding an option
 //!
@@ -30,10 +30,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::file::{AuthConfig, Form};
-use super::values::{as_given, duration, parse_base_url, parse_delimiter, some, within, Rate};
-use super::ConfigError;
 use crate::core::checked;
+use crate::settings::values::{
+    as_given, duration, parse_base_url, parse_delimiter, some, within, Rate,
+};
+use crate::settings::ConfigError;
 
 /// The table of options; calls `$then! { common { rows } run { rows } file { rows } }`.
 macro_rules! with_options {
@@ -290,6 +291,49 @@ impl Values {
             .find(|(k, _)| *k == key)
             .map_or("default", |(_, s)| s.as_str())
     }
+}
+
+/// The TOML type a key takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Text,
+    /// A whole number from 0 to u32::MAX (the key's own range is checked when resolving).
+    Count,
+    Boolean,
+    Table,
+}
+
+/// The `[auth]` section's keys, declared once: the struct, the key list and the type table.
+macro_rules! auth_section {
+    ($( #[doc = $doc:tt] $name:ident : $ty:ty, example $example:tt; )*) => {
+        /// The `[auth]` section: Partner Center's App+User refresh-token grant.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct AuthConfig {
+            $( #[doc = $doc] pub $name: Option<$ty>, )*
+        }
+
+        /// Every key of the `[auth]` section.
+        pub const AUTH_KEYS: &[&str] = &[$( stringify!($name) ),*];
+
+        pub const AUTH_FORMS: &[(&str, Form, &str)] =
+            &[$( (concat!("auth.", stringify!($name)), <$ty as RawValue>::FORM, $example) ),*];
+    };
+}
+
+auth_section! {
+    /// The partner tenant id or domain (gives the token URL).
+    tenant: String, example "contoso.onmicrosoft.com";
+    /// The application id.
+    client_id: String, example "00000000-0000-0000-0000-000000000000";
+    /// For a confidential app (BULKPATCH_CLIENT_SECRET wins over it).
+    client_secret_file: PathBuf, example "/etc/bulkpatch/client-secret";
+    /// BULKPATCH_REFRESH_TOKEN wins over it; a rotated refresh token is written back to it.
+    refresh_token_file: PathBuf, example "/etc/bulkpatch/refresh-token";
+    /// Instead of `tenant`.
+    token_url: String, example "https://login.microsoftonline.com/contoso/oauth2/v2.0/token";
+    /// The OAuth scope.
+    scope: String, example "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
 }
 
 /// A value as clap holds it: `bool` for a flag (set or not), `Option<T>` for a value.
