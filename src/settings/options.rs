@@ -10,8 +10,9 @@
 //! # Adding an option
 //!
 //! Add one row to the table in [`with_options!`], in the group it belongs to (`common`: `run`
-//! and `audit`; `run`: only `run`; `file`: only the config file), then read `Values::NAME` where
-//! `Settings` is built (`Settings::from_values`). A row reads:
+//! and `audit`; `run`: only `run`; `file`: only the config file); then, if the core reads it,
+//! give `Settings` a field and set it from `Values::NAME` in `Settings::from_values` (an option
+//! only `resolve` reads needs no more). A row reads:
 //!
 //! ```text
 //! name: CliType [= "default"] => ValueType, parse PARSER, help "text"
@@ -22,7 +23,15 @@
 //! value (or the default, itself written as the text a user would give) into `ValueType` or a
 //! message; without a default an unset option is `ValueType::default()`. Without `toml` the
 //! option has no config key; rows of the `file` group have no `cli(...)`. The tests then ask for
-//! the key in `config.example.toml` and the flag in README's options table.
+//! the key (with its default) in `config.example.toml` and a row in README's options table giving
+//! the flag, variable, key and default. For example `--ca-file`:
+//!
+//! ```text
+//! ca_file: Option<PathBuf> => Option<super::ca::CaFile>,
+//!     parse |p| super::ca::CaFile::read(&p).map(Some).map_err(|e| format!("(--ca-file) {}: {e}", p.display())),
+//!     help "Trust the root certificates (PEM) in this file too, besides the operating system's",
+//!     cli(long, value_name = "FILE"), env "BULKPATCH_CA_FILE", toml "/etc/bulkpatch/proxy-root.pem";
+//! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
