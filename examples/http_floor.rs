@@ -64,9 +64,10 @@ async fn run() -> anyhow::Result<usize> {
     auth.set_sensitive(true);
 
     // bulkpatch's own HTTP client, with its default timeouts.
+    let defaults = bulkpatch::Settings::with_defaults("-");
     let http = bulkpatch::send::http_client::client(&bulkpatch::send::http_client::HttpSettings {
-        connect_timeout: bulkpatch::settings::DEFAULT_CONNECT_TIMEOUT,
-        timeout: bulkpatch::settings::DEFAULT_TIMEOUT,
+        connect_timeout: defaults.connect_timeout,
+        timeout: defaults.timeout,
         pool_size: concurrency,
         ca: None,
     })?;

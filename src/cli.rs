@@ -1,10 +1,12 @@
 //! The command line: clap definitions, help texts with examples, and their conversion to the plain values the core takes.
+//! The flags of `run` and `audit` are made from the option table in `settings::options`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::settings::RunArgs;
+use crate::settings::options::{with_options, CliValue};
+use crate::settings::{CliOptions, RunArgs};
 #[cfg(feature = "simulator")]
 use crate::simulator::command::{DemoCmd, SimulateCmd, DEMO_EXAMPLES, SIMULATE_EXAMPLES};
 
@@ -108,7 +110,7 @@ pub enum Command {
     Demo(DemoCmd),
 }
 
-/// Options `run` and `audit` share: the input, the API, pacing, credentials, output.
+/// Options `run` and `audit` share: the input, the config file and the declared common options.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// The input CSV file.
@@ -116,113 +118,71 @@ pub struct CommonArgs {
     /// A TOML config file (see config.example.toml). Command-line values win over it.
     #[arg(long, env = "BULKPATCH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Partner Center API root [default: https://api.partnercenter.microsoft.com]
-    #[arg(long, env = "BULKPATCH_BASE_URL", value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Results file [default: <input-stem>.results.csv (audit: .audit.csv) beside the input]
-    #[arg(short, long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Overwrite an existing results file.
-    #[arg(long)]
-    pub force: bool,
-    /// Request rate ceiling: N/s, N/min or `unlimited` [default: 8/s]
-    #[arg(long, env = "BULKPATCH_RATE", value_name = "RATE")]
-    pub rate: Option<String>,
-    /// A rate limit per customer tenant as well, N/s or N/min (Partner Center throttles per
-    /// partner+customer too; about 500/min per customer)
-    #[arg(long, env = "BULKPATCH_PER_CUSTOMER_RATE", value_name = "RATE")]
-    pub per_customer_rate: Option<String>,
-    /// Requests in flight at once [default: 8]
-    #[arg(short, long, env = "BULKPATCH_CONCURRENCY", value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// Attempts per row, the first included [default: 6]
-    #[arg(long, env = "BULKPATCH_MAX_ATTEMPTS", value_name = "N")]
-    pub max_attempts: Option<u32>,
-    /// Time allowed for one request, such as 30s or 1500ms [default: 30s]
-    #[arg(long, env = "BULKPATCH_TIMEOUT", value_name = "DURATION")]
-    pub timeout: Option<String>,
-    /// Customer tenant id for every row, when the CSV has no customer column.
-    #[arg(long, env = "BULKPATCH_CUSTOMER_ID", value_name = "GUID")]
-    pub customer_id: Option<String>,
-    /// Skip columns the tool does not know instead of stopping.
-    #[arg(long)]
-    pub ignore_unknown_columns: bool,
-    /// Field delimiter: `,` `;` `tab` or `|` [default: detected from the header]
-    #[arg(long, value_name = "CHAR")]
-    pub delimiter: Option<String>,
-    /// Also write the summary as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub summary_json: Option<PathBuf>,
-    /// Read the access token from this file (first line) instead of BULKPATCH_TOKEN.
-    #[arg(long, env = "BULKPATCH_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Trust the root certificates (PEM) in this file too, besides the operating system's
-    /// (a TLS-inspecting proxy's root, say).
-    #[arg(long, env = "BULKPATCH_CA_FILE", value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Also write a self-contained HTML report to this file at the end.
-    #[arg(long, value_name = "FILE.html")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: CommonOptions,
 }
+
+/// `--help` text: the declared help, and the declared default when there is one.
+macro_rules! help_text {
+    ($help:tt) => {
+        $help
+    };
+    ($help:tt, $default:tt) => {
+        concat!($help, " [default: ", $default, "]")
+    };
+}
+
+/// The clap structs made from the option table in `settings::options`: `CommonOptions`
+/// (`run` and `audit`) and `RunOptions` (`run` only); the `file` group has no flags.
+macro_rules! clap_args {
+    (common { $($common:tt)* } run { $($run:tt)* } file { $($file:tt)* }) => {
+        clap_args!(@struct CommonOptions, "The declared options of `run` and `audit`." $($common)*);
+        clap_args!(@struct RunOptions, "The declared options of `run` only." $($run)*);
+    };
+    (@struct $st:ident, $doc:tt $(
+        $name:ident : $ty:ty $(= $default:tt)? => $val:ty, parse $parse:expr, help $help:tt,
+        cli($($clap:tt)*) $(, env $env:tt)? $(, toml $example:tt)? ;
+    )*) => {
+        #[doc = $doc]
+        #[derive(Debug, Default, Args)]
+        pub struct $st {
+            $(
+                #[arg($($clap)*, help = help_text!($help $(, $default)?) $(, env = $env)?)]
+                pub $name: $ty,
+            )*
+        }
+
+        impl $st {
+            /// Copies every value given into the plain options the settings take.
+            fn give(self, to: &mut CliOptions) {
+                $( to.$name = CliValue::given(self.$name); )*
+            }
+        }
+    };
+}
+
+with_options!(clap_args);
 
 #[derive(Debug, Args)]
 pub struct RunCmd {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Validate and write the planned requests to the results file; send nothing (no token needed).
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-    /// Read each user first and skip the rows already as desired (recorded `unchanged`).
-    #[arg(long, conflicts_with = "dry_run")]
-    pub skip_unchanged: bool,
-    /// Give every row a new random password (from the OS CSPRNG); needs --secrets-out.
-    #[arg(long)]
-    pub generate_passwords: bool,
-    /// Length of generated passwords, 8 to 256 [default: 16]
-    #[arg(long, value_name = "N", requires = "generate_passwords")]
-    pub password_length: Option<usize>,
-    /// New file (mode 0600) that receives each generated password before its request is sent.
-    #[arg(long, value_name = "FILE")]
-    pub secrets_out: Option<PathBuf>,
-    /// Continue an interrupted run: skip rows the results file already has as done, send the
-    /// rest, and add their records to the same results file.
-    #[arg(long)]
-    pub resume: bool,
-    /// With --resume, also send again rows that failed for good (404, 403, ...), not only those
-    /// that failed transiently.
-    #[arg(long, requires = "resume")]
-    pub retry_failed: bool,
-    /// Only rewrite the results file with one record per input row, in line order; send nothing.
-    #[arg(long, conflicts_with_all = ["resume", "dry_run"])]
-    pub compact: bool,
-    /// After a first Ctrl-C, how long requests in flight may take before the run stops at once [default: 30s]
-    #[arg(long, value_name = "DURATION")]
-    pub grace_period: Option<String>,
+    #[command(flatten)]
+    pub run: RunOptions,
 }
 
 impl CommonArgs {
     /// The plain values the config resolution takes.
-    pub fn into_args(self, quiet: bool) -> RunArgs {
+    fn into_args(self, run: RunOptions, audit: bool, quiet: bool) -> RunArgs {
+        let mut options = CliOptions::default();
+        self.options.give(&mut options);
+        run.give(&mut options);
         RunArgs {
             input: self.input,
             config: self.config,
-            base_url: self.base_url,
-            out: self.out,
-            force: self.force,
-            rate: self.rate,
-            per_customer_rate: self.per_customer_rate,
-            concurrency: self.concurrency,
-            max_attempts: self.max_attempts,
-            timeout: self.timeout,
-            customer_id: self.customer_id,
-            ignore_unknown_columns: self.ignore_unknown_columns,
-            delimiter: self.delimiter,
-            summary_json: self.summary_json,
-            token_file: self.token_file,
-            ca_file: self.ca_file,
-            report: self.report,
+            audit,
             quiet,
-            ..RunArgs::default()
+            options,
         }
     }
 }
@@ -230,18 +190,7 @@ impl CommonArgs {
 impl RunCmd {
     /// The plain values the config resolution takes.
     pub fn into_args(self, quiet: bool) -> RunArgs {
-        RunArgs {
-            dry_run: self.dry_run,
-            skip_unchanged: self.skip_unchanged,
-            generate_passwords: self.generate_passwords,
-            password_length: self.password_length,
-            secrets_out: self.secrets_out,
-            resume: self.resume,
-            retry_failed: self.retry_failed,
-            compact: self.compact,
-            grace_period: self.grace_period,
-            ..self.common.into_args(quiet)
-        }
+        self.common.into_args(self.run, false, quiet)
     }
 }
 
@@ -254,10 +203,7 @@ pub struct AuditCmd {
 impl AuditCmd {
     /// The plain values the config resolution takes.
     pub fn into_args(self, quiet: bool) -> RunArgs {
-        RunArgs {
-            audit: true,
-            ..self.common.into_args(quiet)
-        }
+        self.common.into_args(RunOptions::default(), true, quiet)
     }
 }
 

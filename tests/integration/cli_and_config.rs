@@ -3,6 +3,7 @@
 use clap::CommandFactory;
 
 use bulkpatch::cli::Cli;
+use bulkpatch::settings::options::OPTION_DOCS;
 use bulkpatch::settings::{documented_keys, FileConfig, CONFIG_KEYS};
 
 use crate::support::*;
@@ -73,6 +74,82 @@ fn config_example_parses_and_documents_every_key() {
         .join("\n");
     FileConfig::parse(&uncommented, std::path::Path::new("uncommented.toml"))
         .expect("uncommented example parses");
+}
+
+/// The rows of README's options table.
+fn readme_option_rows() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Options and the config file")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has an options section");
+    section
+        .lines()
+        .filter(|l| l.starts_with("| "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_readme_options_table_lists_every_flag_with_its_variable_and_key() {
+    let rows = readme_option_rows();
+    let command = Cli::command();
+    for sub in ["run", "audit"] {
+        let sub = command.find_subcommand(sub).unwrap();
+        for long in sub.get_arguments().filter_map(|a| a.get_long()) {
+            let flag = format!("`--{long}");
+            assert!(
+                rows.iter().any(|r| r.contains(&flag)),
+                "README's options table lacks {flag}`"
+            );
+        }
+    }
+    // Each declared option's row names its flag, variable, config key and default, each in its
+    // own column: option | environment | config key | default | meaning.
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let r = r.replace("\\|", "/");
+            r.split('|').skip(1).map(|c| c.trim().to_string()).collect()
+        })
+        .collect();
+    for option in OPTION_DOCS {
+        let key = format!("`{}`", option.key);
+        let row = match option.flag() {
+            Some(flag) => cells.iter().find(|c| c[0].contains(&format!("`{flag}"))),
+            None => cells.iter().find(|c| c[2].contains(&key)),
+        };
+        let row = row.unwrap_or_else(|| panic!("README's options table lacks `{}`", option.key));
+        assert_eq!(row[2].contains(&key), option.toml, "{row:?}: config key");
+        assert_eq!(
+            row[1].trim_matches('`'),
+            option.env.unwrap_or_default(),
+            "{row:?}: environment"
+        );
+        if let Some(default) = option.default {
+            assert!(
+                row[3].contains(&format!("`{default}`")),
+                "{row:?} lacks the default {default}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_example_config_shows_each_declared_default() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+        .unwrap();
+    let documented = documented_keys(&text);
+    for option in OPTION_DOCS.iter().filter(|o| o.toml) {
+        let shown = documented
+            .get(option.key)
+            .unwrap_or_else(|| panic!("config.example.toml does not document `{}`", option.key));
+        if let Some(default) = option.default {
+            assert_eq!(shown.trim_matches('"'), default, "`{}`", option.key);
+        }
+    }
 }
 
 /// The effective rate of a dry run, from its `starting` log line.
