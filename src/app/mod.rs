@@ -228,12 +228,14 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         let sink = sink.clone();
         let stop = stop.clone();
         let default_customer = settings.customer_id;
+        let target = settings.target.clone();
         let dry_run = settings.dry_run;
         let reader_counters = counters.clone();
         tokio::task::spawn_blocking(move || {
             let reader = Reader {
                 duplicates,
                 default_customer,
+                target,
                 dry_run,
                 generator,
                 finished,
@@ -250,6 +252,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         *controller.lock().expect("controller slot") = Some(pacer.controller());
         let ctx = Arc::new(pool::Context {
             operation: settings.operation,
+            target: settings.target.clone(),
             client,
             tokens,
             pacer,
@@ -344,7 +347,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     if let Some(path) = &settings.report {
         let (results, report) = (settings.out.clone(), path.clone());
         blocking(move || {
-            let data = render::load(&results)?;
+            let data = render::load(&results, &*settings.target)?;
             std::fs::write(&report, render::html(&data)?).map_err(|source| {
                 render::RenderError::Write {
                     path: report.clone(),
@@ -490,6 +493,7 @@ impl Generator {
 struct Reader {
     duplicates: Duplicates,
     default_customer: Option<Uuid>,
+    target: Arc<dyn crate::targets::Target>,
     dry_run: bool,
     generator: Option<Generator>,
     /// What earlier runs finished (a resume); rows in it are skipped.
@@ -572,7 +576,7 @@ impl Reader {
             };
             match row {
                 Err(invalid) => sink.send_paced(Record::invalid(&invalid)),
-                Ok(row) if self.dry_run => sink.send_paced(planned(&row)),
+                Ok(row) if self.dry_run => sink.send_paced(planned(&row, &*self.target)),
                 Ok(row) => {
                     if !queue.send(row) {
                         break; // the workers have stopped
@@ -592,7 +596,14 @@ impl Reader {
         header: &input::Header,
     ) -> Result<Row, validate::Invalid> {
         let generating = self.generator.is_some();
-        match validate::validate(line, record, header, self.default_customer, generating) {
+        match validate::validate(
+            line,
+            record,
+            header,
+            self.default_customer,
+            generating,
+            &*self.target,
+        ) {
             Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
                 Some(first) => Err(validate::Invalid {
                     hash: row.hash,
@@ -618,7 +629,7 @@ impl Reader {
     }
 }
 
-fn planned(row: &Row) -> Record {
+fn planned(row: &Row, target: &dyn crate::targets::Target) -> Record {
     Record {
         line: row.line,
         customer_id: row.customer.to_string(),
@@ -632,7 +643,7 @@ fn planned(row: &Row) -> Record {
         request_id: None,
         correlation_id: None,
         finished_at: std::time::SystemTime::now(),
-        body: Some(row.changes.to_redacted_body()),
+        body: Some(target.shown_body(&row.changes)),
         row_hash: row.hash,
         throttled: 0,
         fields: Vec::new(),

@@ -10,3 +10,34 @@ pub fn shorten(text: &str, max_chars: usize) -> String {
         s
     }
 }
+
+/// Longest error code kept from a server's answer or a results file.
+pub const MAX_ERROR_CODE: usize = 64;
+
+/// An API's error code as the tool keeps it (`60002`, `Request_ResourceNotFound`): 1 to 64
+/// ASCII letters, digits, `_`, `-` or `.`. Anything else is no code (it could not go into a
+/// results cell or a report unescaped).
+pub fn error_code(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_ERROR_CODE
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    ok.then(|| raw.to_string())
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    #[test]
+    fn codes_are_short_plain_tokens() {
+        assert_eq!(super::error_code(" 60002 ").as_deref(), Some("60002"));
+        assert_eq!(
+            super::error_code("Request_ResourceNotFound").as_deref(),
+            Some("Request_ResourceNotFound")
+        );
+        for bad in ["", "a b", "=cmd", "<b>", "x\ny", &"9".repeat(65)] {
+            assert_eq!(super::error_code(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -162,7 +162,7 @@ fn parse(record: &csv::ByteRecord, fields: usize) -> Result<Earlier, &'static st
     let outcome = Outcome::parse(text("outcome")?).ok_or("outcome")?;
     let status = digits("http_status", true)?;
     let code = text("error_code")?;
-    if !code.is_empty() && code.parse::<i64>().is_err() {
+    if !code.is_empty() && crate::core::text::error_code(code).is_none() {
         return Err("error_code");
     }
     for name in ["attempts", "elapsed_ms", "throttled"] {
@@ -185,7 +185,7 @@ fn parse(record: &csv::ByteRecord, fields: usize) -> Result<Earlier, &'static st
         user_id: text("user_id")?.to_string(),
         outcome: Some(outcome),
         http_status: status.parse().ok(),
-        error_code: code.parse().ok(),
+        error_code: crate::core::text::error_code(code),
         message: text("message")?.to_string(),
         row_hash: Some(row_hash),
     })
@@ -286,7 +286,7 @@ pub struct Earlier {
     pub user_id: String,
     pub outcome: Option<Outcome>,
     pub http_status: Option<u16>,
-    pub error_code: Option<i64>,
+    pub error_code: Option<String>,
     pub message: String,
     pub row_hash: Option<u64>,
 }

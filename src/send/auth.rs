@@ -353,7 +353,7 @@ fn error_text(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::credentials::DEFAULT_SCOPE;
+    use crate::targets::partner_center::SCOPE as DEFAULT_SCOPE;
 
     #[test]
     fn atomic_write_replaces_the_file_with_a_private_one() {

@@ -336,7 +336,7 @@ async fn read_response(
     let body = read_body(MAX_ERROR_BODY, true).await;
     let (error_code, message) = match parts.status.is_redirection() {
         true => (None, redirect_message(status, &parts.headers)),
-        false => describe_error(status, &body, is_json),
+        false => crate::targets::partner_center::errors::describe_error(status, &body, is_json),
     };
     Response {
         status,
@@ -368,40 +368,6 @@ pub fn location_host(headers: &http::HeaderMap) -> String {
         },
         Some(Err(_)) => "an unreadable Location".into(),
     }
-}
-
-/// Partner Center's error code and a message from an error body of any shape.
-pub fn describe_error(status: u16, body: &[u8], is_json: bool) -> (Option<i64>, String) {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("error");
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return (None, format!("{reason} (empty body)"));
-    }
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
-        let code = value.get("code").and_then(|c| match c {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
-        let text = ["description", "message", "error_description", "error"]
-            .iter()
-            .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
-            .map(str::to_owned);
-        return (code, text.unwrap_or_else(|| reason.to_string()));
-    }
-    let kind = if is_json {
-        "unreadable JSON"
-    } else {
-        "a non-JSON body"
-    };
-    let looks_html = if body.iter().take(512).any(|b| *b == b'<') {
-        " (HTML, from a proxy or gateway?)"
-    } else {
-        ""
-    };
-    (None, format!("{reason} with {kind}{looks_html}"))
 }
 
 /// One line, at most 200 characters, through the redaction point (the run's secrets and
@@ -520,32 +486,6 @@ mod tests {
             Attempt::Connection(m) => assert!(m.starts_with("cannot connect: "), "{m}"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn error_bodies_of_every_shape() {
-        let pc =
-            br#"{"code":60002,"description":"User not found.","data":[],"source":"PartnerFD"}"#;
-        assert_eq!(
-            describe_error(404, pc, true),
-            (Some(60002), "User not found.".to_string())
-        );
-        let throttle =
-            br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 57 seconds."}"#;
-        assert_eq!(
-            describe_error(429, throttle, true),
-            (
-                None,
-                "Rate limit is exceeded. Try again in 57 seconds.".to_string()
-            )
-        );
-        let (code, msg) = describe_error(502, b"<html><body>Bad gateway</body></html>", false);
-        assert_eq!(code, None);
-        assert!(msg.contains("HTML"), "{msg}");
-        assert_eq!(
-            describe_error(503, b"", true).1,
-            "Service Unavailable (empty body)"
-        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
 /// What every worker shares.
 pub struct Context {
     pub operation: Operation,
+    /// The API: how a live user compares with a row.
+    pub target: Arc<dyn crate::targets::Target>,
     pub client: Client,
     pub tokens: Arc<TokenProvider>,
     pub pacer: Pacer,
@@ -96,8 +98,7 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
             _ => None,
         };
-        let fields =
-            live.map(|live| crate::targets::partner_center::audit::compare(&row.changes, live));
+        let fields = live.map(|live| ctx.target.compare(&row.changes, live));
         let unchanged = fields
             .as_ref()
             .is_some_and(|f| f.iter().all(|c| !c.changes));
@@ -261,7 +262,7 @@ fn outcome_record(
     elapsed: Duration,
 ) -> Option<Record> {
     let (http_status, error_code, last_message) = match &driven.last {
-        Some(Attempt::Response(r)) => (Some(r.status), r.error_code, r.message.clone()),
+        Some(Attempt::Response(r)) => (Some(r.status), r.error_code.clone(), r.message.clone()),
         Some(Attempt::Timeout) => (None, None, "timed out waiting for a response".into()),
         Some(Attempt::Connection(m)) => (None, None, m.clone()),
         None => (None, None, String::new()),

@@ -12,8 +12,6 @@ use uuid::Uuid;
 
 use crate::core::checked;
 
-/// Default Partner Center API root.
-pub const DEFAULT_BASE_URL: &str = "https://api.partnercenter.microsoft.com";
 /// Default request rate ceiling.
 pub const DEFAULT_RATE: &str = "8/s";
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -457,6 +455,8 @@ pub struct Settings {
     pub input: PathBuf,
     pub out: PathBuf,
     pub force: bool,
+    /// The API the run updates users through (Partner Center, the only one yet).
+    pub target: std::sync::Arc<dyn crate::targets::Target>,
     pub base_url: reqwest::Url,
     pub rate: Rate,
     /// A limit per customer tenant as well (Partner Center throttles per partner+customer too).
@@ -496,11 +496,13 @@ impl Settings {
     /// Settings with every default, for `input`; callers set what they need (the demo and tests use this).
     pub fn with_defaults(input: impl Into<PathBuf>) -> Settings {
         let input = input.into();
+        let target = crate::targets::default_target();
         Settings {
             out: default_out(&input),
             input,
             force: false,
-            base_url: reqwest::Url::parse(DEFAULT_BASE_URL).expect("default URL parses"),
+            base_url: reqwest::Url::parse(target.default_base_url()).expect("default URL parses"),
+            target,
             rate: Rate::parse(DEFAULT_RATE).expect("default rate parses"),
             per_customer_rate: None,
             concurrency: DEFAULT_CONCURRENCY,
@@ -702,7 +704,8 @@ impl Settings {
 
         // A dry run sends nothing and needs no credentials; nor does compacting.
         if !s.dry_run && !s.compact_only {
-            s.credentials = Some(resolve_credentials(&args, &file, &file_name)?);
+            let scope = s.target.oauth_scope();
+            s.credentials = Some(resolve_credentials(&args, &file, &file_name, scope)?);
         }
         Ok(s)
     }
@@ -722,6 +725,7 @@ fn resolve_credentials(
     args: &RunArgs,
     file: &FileConfig,
     file_name: &str,
+    default_scope: &str,
 ) -> Result<credentials::Credentials, ConfigError> {
     if let Some(path) = &args.token_file {
         return Ok(credentials::Credentials::Fixed(
@@ -785,7 +789,7 @@ fn resolve_credentials(
                 client_secret,
                 refresh_token,
                 refresh_token_file,
-                scope: a.scope.clone().unwrap_or_else(|| credentials::DEFAULT_SCOPE.into()),
+                scope: a.scope.clone().unwrap_or_else(|| default_scope.into()),
             }))
         }
     }
