@@ -263,6 +263,7 @@ async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
                     base: settings.backoff_base,
                     cap: settings.backoff_cap,
                 },
+                ids: settings.target.request_ids(),
             },
             results: sink.clone(),
             counters: counters.clone(),
@@ -417,6 +418,7 @@ async fn connect(
         settings.timeout,
         settings.connect_timeout,
         settings.concurrency,
+        settings.target.clone(),
     )?;
     Ok(Some((client, Arc::new(tokens))))
 }

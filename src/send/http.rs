@@ -138,6 +138,9 @@ pub struct Client {
     customers_url: String,
     /// The limit on one attempt, from sending to the end of the answer's body.
     timeout: Duration,
+    /// The API: its requests' paths extend `base`; it reads the error bodies.
+    target: Arc<dyn crate::targets::Target>,
+    base: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -161,6 +164,7 @@ impl Client {
         timeout: Duration,
         connect_timeout: Duration,
         pool_size: usize,
+        target: Arc<dyn crate::targets::Target>,
     ) -> Result<Client, ClientError> {
         let mut customers_url = base_url.clone();
         customers_url
@@ -176,6 +180,8 @@ impl Client {
             http: transport(connect_timeout, pool_size),
             customers_url,
             timeout,
+            target,
+            base: base_url.as_str().trim_end_matches('/').to_string(),
         })
     }
 
@@ -225,6 +231,27 @@ impl Client {
         self.send(request, &[], true).await
     }
 
+    /// One attempt of a request the target described: its path under the base URL, its own
+    /// headers and body, plus the headers every request carries. `read` keeps a user from the answer.
+    pub async fn send_request(
+        &self,
+        auth: HeaderValue,
+        described: crate::targets::Request,
+        secrets: &[&str],
+        read: bool,
+    ) -> Attempt {
+        let built = target_request(&self.base, described);
+        let mut request = match built {
+            Ok(request) => request,
+            Err(e) => return Attempt::Connection(sanitize(&e, secrets)),
+        };
+        let headers = request.headers_mut();
+        headers.insert(ACCEPT, JSON);
+        headers.insert(USER_AGENT, AGENT);
+        headers.insert(AUTHORIZATION, auth);
+        self.send(request, secrets, read).await
+    }
+
     /// A request to one user with the headers every request carries; `ids` are its
     /// `MS-RequestId` and `MS-CorrelationId`.
     fn request(
@@ -258,7 +285,8 @@ impl Client {
         let attempt = async {
             match self.http.request(request).await {
                 Ok(response) => {
-                    Attempt::Response(read_response(response, secrets, keep_user).await)
+                    let target = &*self.target;
+                    Attempt::Response(read_response(response, secrets, keep_user, target).await)
                 }
                 Err(e) if is_timeout(&e) => Attempt::Timeout,
                 Err(e) => Attempt::Connection(transport_message(&e)),
@@ -274,6 +302,7 @@ async fn read_response(
     response: http::Response<Incoming>,
     secrets: &[&str],
     keep_user: bool,
+    target: &dyn crate::targets::Target,
 ) -> Response {
     let (parts, mut incoming) = response.into_parts();
     let status = parts.status.as_u16();
@@ -336,7 +365,11 @@ async fn read_response(
     let body = read_body(MAX_ERROR_BODY, true).await;
     let (error_code, message) = match parts.status.is_redirection() {
         true => (None, redirect_message(status, &parts.headers)),
-        false => crate::targets::partner_center::errors::describe_error(status, &body, is_json),
+        false => target.read_error(&crate::targets::Answer {
+            status,
+            body: &body,
+            is_json,
+        }),
     };
     Response {
         status,
@@ -346,6 +379,30 @@ async fn read_response(
         user: None,
         quota,
     }
+}
+
+/// The HTTP request for a target's description, its path appended to `base`.
+fn target_request(
+    base: &str,
+    described: crate::targets::Request,
+) -> Result<Request<Full<Bytes>>, String> {
+    use crate::targets::Method as M;
+    let uri = Uri::try_from(format!("{base}{}", described.path_and_query))
+        .map_err(|e| format!("cannot build the request's URL: {e}"))?;
+    let mut request = Request::new(Full::new(Bytes::from(described.body)));
+    *request.method_mut() = match described.method {
+        M::Get => Method::GET,
+        M::Patch => Method::PATCH,
+        M::Post => Method::POST,
+    };
+    *request.uri_mut() = uri;
+    for (name, value) in described.headers {
+        let bad = |e: &dyn std::fmt::Display| format!("header {name}: {e}");
+        let value = HeaderValue::try_from(value).map_err(|e| bad(&e))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+        request.headers_mut().insert(name, value);
+    }
+    Ok(request)
 }
 
 /// A redirect is never followed (the request carries the token): the row fails, naming only
@@ -452,6 +509,7 @@ mod tests {
                 Duration::from_secs(1),
                 Duration::from_secs(1),
                 1,
+                crate::targets::default_target(),
             )
             .unwrap();
             assert_eq!(
@@ -470,7 +528,14 @@ mod tests {
             .unwrap()
             .port();
         let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let client = Client::new(&base, Duration::from_secs(5), Duration::from_secs(5), 1).unwrap();
+        let client = Client::new(
+            &base,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            1,
+            crate::targets::default_target(),
+        )
+        .unwrap();
         let attempt = client
             .patch(
                 HeaderValue::from_static("Bearer t"),

@@ -16,8 +16,11 @@ pub use crate::targets::partner_center::audit::FieldChange;
 pub use crate::targets::partner_center::body::Changes;
 
 /// Every target, by the name a setting would choose it by: one line per target.
-pub const TARGETS: &[(&str, fn() -> Arc<dyn Target>)] =
+pub const TARGETS: &[(&str, MakeTarget)] =
     &[("partner-center", || Arc::new(partner_center::PartnerCenter))];
+
+/// Makes a target.
+pub type MakeTarget = fn() -> Arc<dyn Target>;
 
 /// The target a run uses when none is named.
 pub fn default_target() -> Arc<dyn Target> {
@@ -80,6 +83,26 @@ pub struct RowRef<'a> {
 pub struct Ids {
     pub request: Uuid,
     pub correlation: Uuid,
+}
+
+/// When a retry gets a new request id (an idempotency key such as `MS-RequestId`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdRule {
+    /// Kept when no answer arrived (the server may have the request already), renewed after any
+    /// answer: Partner Center.
+    RenewAfterAnswer,
+    /// A new id for every attempt.
+    RenewAlways,
+}
+
+impl IdRule {
+    /// Whether the next attempt needs a new id; `got_response` says whether the last one got an answer.
+    pub fn renews(self, got_response: bool) -> bool {
+        match self {
+            IdRule::RenewAfterAnswer => got_response,
+            IdRule::RenewAlways => true,
+        }
+    }
 }
 
 /// An HTTP method a target uses.
@@ -148,9 +171,8 @@ pub trait Target: Send + Sync + Debug {
     fn request(&self, op: Op, rows: &[RowRef<'_>], ids: Ids) -> Request;
     /// The body of a write as it may be shown (dry-run plans): secrets replaced.
     fn shown_body(&self, changes: &Changes) -> String;
-    /// Whether the next attempt needs a new request id: `got_response` says whether the last
-    /// attempt got an answer.
-    fn renews_request_id(&self, got_response: bool) -> bool;
+    /// When a retry gets a new request id.
+    fn request_ids(&self) -> IdRule;
 
     /// The error code and a message from an error body of any shape (a proxy's HTML too).
     fn read_error(&self, answer: &Answer<'_>) -> (Option<String>, String);

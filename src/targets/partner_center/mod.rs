@@ -13,7 +13,7 @@ pub mod fields;
 use serde_json::{Map, Value};
 
 use crate::targets::{
-    Answer, Changes, Field, FieldChange, Ids, Method, Op, Request, RowRef, Target,
+    Answer, Changes, Field, FieldChange, IdRule, Ids, Method, Op, Request, RowRef, Target,
 };
 
 /// The default API root.
@@ -78,10 +78,10 @@ impl Target for PartnerCenter {
         changes.to_redacted_body()
     }
 
-    fn renews_request_id(&self, got_response: bool) -> bool {
+    fn request_ids(&self) -> IdRule {
         // Partner Center deduplicates on MS-RequestId: a retry after a timeout or a dropped
         // connection may be the same request arriving twice; after an answer it is a new one.
-        got_response
+        IdRule::RenewAfterAnswer
     }
 
     fn read_error(&self, answer: &Answer<'_>) -> (Option<String>, String) {
@@ -147,8 +147,8 @@ mod tests {
 
     #[test]
     fn the_request_id_is_renewed_only_after_an_answer() {
-        assert!(PartnerCenter.renews_request_id(true));
-        assert!(!PartnerCenter.renews_request_id(false));
+        assert!(PartnerCenter.request_ids().renews(true));
+        assert!(!PartnerCenter.request_ids().renews(false));
     }
 
     #[test]
