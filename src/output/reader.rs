@@ -335,3 +335,44 @@ pub const AUDIT_COLUMNS: [&str; 15] = [
     "correlation_id",
     "finished_at",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(code: &str) -> csv::ByteRecord {
+        csv::ByteRecord::from(vec![
+            "2",
+            "c",
+            "u",
+            "failed",
+            "404",
+            code,
+            "m",
+            "1",
+            "5",
+            "",
+            "",
+            "2026-01-01T00:00:00.000Z",
+            "",
+            "00000000000000ab",
+            "0",
+        ])
+    }
+
+    #[test]
+    fn error_codes_are_read_as_text_numbers_as_before() {
+        let code = |c: &str| parse(&record(c), COLUMNS.len()).map(|e| e.error_code);
+        assert_eq!(
+            code("60002"),
+            Ok(Some("60002".into())),
+            "an earlier version's file"
+        );
+        assert_eq!(
+            code("Request_ResourceNotFound"),
+            Ok(Some("Request_ResourceNotFound".into()))
+        );
+        assert_eq!(code(""), Ok(None));
+        assert_eq!(code("=1+1"), Err("error_code"), "a crafted cell is refused");
+    }
+}

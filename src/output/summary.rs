@@ -434,4 +434,21 @@ mod tests {
             "no data rows in users.csv: nothing to do (no results file written)\n"
         );
     }
+
+    #[test]
+    fn error_codes_in_the_json_are_numbers_when_they_are_numbers() {
+        let group = |code: Option<&str>| ErrorGroup {
+            http_status: Some(404),
+            error_code: code.map(str::to_string),
+            count: 1,
+            example: String::new(),
+        };
+        let json = |code| serde_json::to_value(group(code)).unwrap()["error_code"].clone();
+        assert_eq!(json(Some("60002")), serde_json::json!(60002));
+        assert_eq!(
+            json(Some("Request_ResourceNotFound")),
+            serde_json::json!("Request_ResourceNotFound")
+        );
+        assert_eq!(json(None), serde_json::Value::Null);
+    }
 }

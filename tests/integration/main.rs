@@ -21,3 +21,4 @@ mod secrets;
 mod support;
 mod throttling;
 mod torn_records;
+mod toy_target;
