@@ -519,6 +519,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn target_requests_extend_the_base_path_like_user_urls() {
+        let changes = crate::targets::Changes::default();
+        let row = crate::targets::RowRef {
+            customer: new_id(),
+            user: new_id(),
+            changes: &changes,
+        };
+        let ids = crate::targets::Ids {
+            request: new_id(),
+            correlation: new_id(),
+        };
+        let target = crate::targets::default_target();
+        for base in ["http://127.0.0.1:8400", "https://proxy.example/pc/"] {
+            let url = reqwest::Url::parse(base).unwrap();
+            let (t, d) = (Duration::from_secs(1), target.clone());
+            let client = Client::new(&url, t, t, 1, d).unwrap();
+            let described = target.request(crate::targets::Op::Read, &[row], ids);
+            let built = target_request(&client.base, described).unwrap();
+            assert_eq!(built.uri(), &client.user_url(row.customer, row.user));
+            assert_eq!(built.headers()[MS_REQUEST_ID], guid_header(ids.request));
+            assert_eq!(
+                built.headers()[MS_CORRELATION_ID],
+                guid_header(ids.correlation)
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_a_connection_failure_that_says_so() {
         // A port that was just free: nothing listens on it.

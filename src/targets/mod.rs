@@ -4,6 +4,7 @@
 //! audit reads and the OAuth scope. Adding an API means adding one module and one line in
 //! [`TARGETS`]. Uses only `core`.
 
+pub mod changes;
 pub mod partner_center;
 
 use std::fmt::Debug;
@@ -12,8 +13,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-pub use crate::targets::partner_center::audit::FieldChange;
-pub use crate::targets::partner_center::body::Changes;
+pub use crate::targets::changes::{Changes, FieldChange};
 
 /// Every target, by the name a setting would choose it by: one line per target.
 pub const TARGETS: &[(&str, MakeTarget)] =
