@@ -218,3 +218,28 @@ pub fn read_user(body: &[u8]) -> Option<Map<String, Value>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rules() {
+        assert!(IdRule::RenewAfterAnswer.renews(true));
+        assert!(!IdRule::RenewAfterAnswer.renews(false));
+        assert!(IdRule::RenewAlways.renews(false));
+        assert_eq!(
+            TARGETS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            ["partner-center"]
+        );
+        assert_eq!(default_target().name(), TARGETS[0].0);
+    }
+
+    #[test]
+    fn users_read_back_lose_their_password_profile() {
+        let user = read_user(br#"{"id":"1","passwordProfile":{"password":"p"}}"#).unwrap();
+        assert_eq!(user.keys().collect::<Vec<_>>(), ["id"]);
+        assert_eq!(read_user(b"[1]"), None);
+        assert_eq!(read_user(b"<html>"), None);
+    }
+}
