@@ -161,7 +161,12 @@ async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenPro
     })?;
     let tokens = TokenProvider::new(credentials, http.clone())?;
     tokens.header().await?;
-    let client = Client::new(http, &settings.base_url, settings.timeout)?;
+    let client = Client::new(
+        http,
+        &settings.base_url,
+        settings.timeout,
+        settings.target.clone(),
+    )?;
     Ok(Some((client, Arc::new(tokens))))
 }
 
@@ -246,6 +251,7 @@ impl Stages {
         let reader = Reader {
             duplicates: input.duplicates,
             default_customer: settings.customer_id,
+            target: settings.target.clone(),
             dry_run: settings.dry_run,
             generator,
             finished,
@@ -272,6 +278,7 @@ impl Stages {
         }
         let ctx = Arc::new(pool::Context {
             operation: settings.operation,
+            target: settings.target.clone(),
             client,
             tokens,
             pacer,
@@ -282,6 +289,7 @@ impl Stages {
                     base: settings.backoff_base,
                     cap: settings.backoff_cap,
                 },
+                ids: settings.target.request_ids(),
             },
             results: self.sink.clone(),
             counters: self.counters.clone(),
@@ -411,9 +419,9 @@ async fn write_report(settings: &Settings) -> Result<(), Error> {
     let Some(path) = &settings.report else {
         return Ok(());
     };
-    let (results, out) = (settings.out.clone(), path.clone());
+    let (results, out, target) = (settings.out.clone(), path.clone(), settings.target.clone());
     blocking(move || {
-        let data = report::load(&results)?;
+        let data = report::load(&results, &*target)?;
         std::fs::write(&out, report::html(&data)?)
             .map_err(|source| report::RenderError::Write { path: out, source })
     })

@@ -91,6 +91,7 @@ impl Generator {
 pub struct Reader {
     pub duplicates: Duplicates,
     pub default_customer: Option<Uuid>,
+    pub target: Arc<dyn crate::targets::Target>,
     pub dry_run: bool,
     pub generator: Option<Generator>,
     /// What earlier runs finished (a resume); rows in it are skipped.
@@ -173,7 +174,7 @@ impl Reader {
             };
             match row {
                 Err(invalid) => sink.send_paced(Record::invalid(&invalid)),
-                Ok(row) if self.dry_run => sink.send_paced(planned(&row)),
+                Ok(row) if self.dry_run => sink.send_paced(planned(&row, &*self.target)),
                 Ok(row) => {
                     if !queue.send(row) {
                         break; // the workers have stopped
@@ -193,7 +194,14 @@ impl Reader {
         header: &input::Header,
     ) -> Result<Row, validate::Invalid> {
         let generating = self.generator.is_some();
-        match validate::validate(line, record, header, self.default_customer, generating) {
+        match validate::validate(
+            line,
+            record,
+            header,
+            self.default_customer,
+            generating,
+            &*self.target,
+        ) {
             Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
                 Some(first) => Err(validate::Invalid {
                     hash: row.hash,
@@ -219,7 +227,7 @@ impl Reader {
     }
 }
 
-fn planned(row: &Row) -> Record {
+fn planned(row: &Row, target: &dyn crate::targets::Target) -> Record {
     Record {
         line: row.line,
         customer_id: row.customer.to_string(),
@@ -233,7 +241,7 @@ fn planned(row: &Row) -> Record {
         request_id: None,
         correlation_id: None,
         finished_at: std::time::SystemTime::now(),
-        body: Some(row.changes.to_redacted_body()),
+        body: Some(target.shown_body(&row.changes)),
         row_hash: row.hash,
         throttled: 0,
         fields: Vec::new(),

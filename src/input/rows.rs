@@ -14,7 +14,7 @@ use crate::input::csv::{Column, CsvSource, Header, InputError, ReadOptions};
 use crate::core::ids::parse_guid;
 use crate::core::text::shorten;
 use crate::input::passwords;
-use crate::targets::partner_center::body::Changes;
+use crate::targets::{Changes, Field, Target};
 
 /// A row ready to send.
 #[derive(Clone, Debug)]
@@ -60,12 +60,14 @@ fn invisible_name(c: char) -> &'static str {
 
 /// Validates one data record against the header. `default_customer` stands in for a missing customer column.
 /// With `generating`, a password will be generated for the row, so it needs no other change.
+/// `target` says which fields may change and checks their values.
 pub fn validate(
     line: u64,
     record: &ByteRecord,
     header: &Header,
     default_customer: Option<Uuid>,
     generating: bool,
+    target: &dyn Target,
 ) -> Result<Row, Invalid> {
     let cell_text = |col: Column| -> String {
         header
@@ -167,24 +169,22 @@ pub fn validate(
     };
 
     let mut changes = Changes::default();
-    if let Some(v) = cell(Column::UsageLocation) {
-        changes.usage_location = Some(check_country(v).map_err(invalid)?);
-    }
-    changes.display_name = cell(Column::DisplayName)
-        .map(|v| check_length(Column::DisplayName, v, 256))
-        .transpose()
-        .map_err(invalid)?;
-    changes.first_name = cell(Column::FirstName)
-        .map(|v| check_length(Column::FirstName, v, 64))
-        .transpose()
-        .map_err(invalid)?;
-    changes.last_name = cell(Column::LastName)
-        .map(|v| check_length(Column::LastName, v, 64))
-        .transpose()
-        .map_err(invalid)?;
-    if let Some(v) = cell(Column::UserPrincipalName) {
-        changes.user_principal_name = Some(check_upn(v).map_err(invalid)?);
-    }
+    let check = |col: Column, field: Field| -> Result<Option<String>, Invalid> {
+        let Some(v) = cell(col) else { return Ok(None) };
+        if !target.fields().contains(&field) {
+            return Err(invalid(format!(
+                "{} cannot be changed through {}",
+                col.name(),
+                target.name()
+            )));
+        }
+        target.check(field, v).map(Some).map_err(invalid)
+    };
+    changes.usage_location = check(Column::UsageLocation, Field::UsageLocation)?;
+    changes.display_name = check(Column::DisplayName, Field::DisplayName)?;
+    changes.first_name = check(Column::FirstName, Field::FirstName)?;
+    changes.last_name = check(Column::LastName, Field::LastName)?;
+    changes.user_principal_name = check(Column::UserPrincipalName, Field::UserPrincipalName)?;
     if let Some(p) = cell(Column::Password) {
         passwords::check(p).map_err(|reason| invalid(reason.to_string()))?;
         changes.password = Some(SecretString::from(p.to_owned()));
@@ -208,63 +208,6 @@ pub fn validate(
         changes,
         hash,
     })
-}
-
-fn check_country(v: &str) -> Result<String, String> {
-    let upper = v.to_ascii_uppercase();
-    if upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok() {
-        return Ok(upper);
-    }
-    let hint = match upper.as_str() {
-        "UK" => " (the United Kingdom's code is GB)",
-        "EL" => " (Greece's code is GR)",
-        _ => " (such as DE, US, GB)",
-    };
-    Err(format!(
-        "usage_location \"{}\" is not an ISO 3166-1 alpha-2 country code{hint}",
-        shorten(v, 40)
-    ))
-}
-
-fn check_length(col: Column, v: &str, max: usize) -> Result<String, String> {
-    let n = v.chars().count();
-    if n > max {
-        Err(format!(
-            "{} is {n} characters long; the limit is {max}",
-            col.name()
-        ))
-    } else {
-        Ok(v.to_string())
-    }
-}
-
-fn check_upn(v: &str) -> Result<String, String> {
-    let bad = || {
-        format!(
-            "user_principal_name \"{}\" does not look like local@domain with the characters Entra allows (A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @)",
-            shorten(v, 60)
-        )
-    };
-    let (local, domain) = v.split_once('@').ok_or_else(bad)?;
-    let ok = !local.is_empty()
-        && local.chars().count() <= 64
-        && v.chars().count() <= 113
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "'.-_!#^~".contains(c))
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if ok {
-        Ok(v.to_string())
-    } else {
-        Err(bad())
-    }
 }
 
 /// The 64-bit key of a (customer, user) pair, for the duplicate check's first pass.
@@ -371,7 +314,14 @@ mod tests {
             "display_name",
             "upn",
         ]);
-        validate(2, &ByteRecord::from(cells.to_vec()), &h, None, false)
+        validate(
+            2,
+            &ByteRecord::from(cells.to_vec()),
+            &h,
+            None,
+            false,
+            &crate::targets::partner_center::PartnerCenter,
+        )
     }
 
     #[test]
@@ -438,7 +388,15 @@ mod tests {
     fn invalid_utf8_is_a_row_error() {
         let h = hdr(&["customer_id", "user_id", "display_name"]);
         let rec = ByteRecord::from(vec![C.as_bytes(), U.as_bytes(), b"M\xFCller"]);
-        let e = validate(7, &rec, &h, None, false).unwrap_err();
+        let e = validate(
+            7,
+            &rec,
+            &h,
+            None,
+            false,
+            &crate::targets::partner_center::PartnerCenter,
+        )
+        .unwrap_err();
         assert!(e.reason.contains("not valid UTF-8"), "{}", e.reason);
         assert_eq!(e.line, 7);
     }
@@ -452,7 +410,14 @@ mod tests {
             "force_change_password",
         ]);
         let row = |pw: &str, force: &str| {
-            validate(3, &ByteRecord::from(vec![C, U, pw, force]), &h, None, false)
+            validate(
+                3,
+                &ByteRecord::from(vec![C, U, pw, force]),
+                &h,
+                None,
+                false,
+                &crate::targets::partner_center::PartnerCenter,
+            )
         };
         let r = row("Renew456*", "").unwrap();
         assert_eq!(

@@ -162,7 +162,7 @@ fn parse(record: &csv::ByteRecord, fields: usize) -> Result<Earlier, &'static st
     let outcome = Outcome::parse(text("outcome")?).ok_or("outcome")?;
     let status = digits("http_status", true)?;
     let code = text("error_code")?;
-    if !code.is_empty() && code.parse::<i64>().is_err() {
+    if !code.is_empty() && crate::core::text::error_code(code).is_none() {
         return Err("error_code");
     }
     for name in ["attempts", "elapsed_ms", "throttled"] {
@@ -185,7 +185,7 @@ fn parse(record: &csv::ByteRecord, fields: usize) -> Result<Earlier, &'static st
         user_id: text("user_id")?.to_string(),
         outcome: Some(outcome),
         http_status: status.parse().ok(),
-        error_code: code.parse().ok(),
+        error_code: crate::core::text::error_code(code),
         message: text("message")?.to_string(),
         row_hash: Some(row_hash),
     })
@@ -286,7 +286,7 @@ pub struct Earlier {
     pub user_id: String,
     pub outcome: Option<Outcome>,
     pub http_status: Option<u16>,
-    pub error_code: Option<i64>,
+    pub error_code: Option<String>,
     pub message: String,
     pub row_hash: Option<u64>,
 }
@@ -335,3 +335,44 @@ pub const AUDIT_COLUMNS: [&str; 15] = [
     "correlation_id",
     "finished_at",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(code: &str) -> csv::ByteRecord {
+        csv::ByteRecord::from(vec![
+            "2",
+            "c",
+            "u",
+            "failed",
+            "404",
+            code,
+            "m",
+            "1",
+            "5",
+            "",
+            "",
+            "2026-01-01T00:00:00.000Z",
+            "",
+            "00000000000000ab",
+            "0",
+        ])
+    }
+
+    #[test]
+    fn error_codes_are_read_as_text_numbers_as_before() {
+        let code = |c: &str| parse(&record(c), COLUMNS.len()).map(|e| e.error_code);
+        assert_eq!(
+            code("60002"),
+            Ok(Some("60002".into())),
+            "an earlier version's file"
+        );
+        assert_eq!(
+            code("Request_ResourceNotFound"),
+            Ok(Some("Request_ResourceNotFound".into()))
+        );
+        assert_eq!(code(""), Ok(None));
+        assert_eq!(code("=1+1"), Err("error_code"), "a crafted cell is refused");
+    }
+}

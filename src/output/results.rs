@@ -25,7 +25,7 @@ pub struct Record {
     pub user_id: String,
     pub outcome: Outcome,
     pub http_status: Option<u16>,
-    pub error_code: Option<i64>,
+    pub error_code: Option<String>,
     /// Short, single line, no secrets.
     pub message: String,
     pub attempts: u32,
@@ -40,7 +40,7 @@ pub struct Record {
     /// Requests for the row answered 429.
     pub throttled: u32,
     /// An audit (or a skipped unchanged row): each field the row sets, live against desired.
-    pub fields: Vec<crate::targets::partner_center::audit::FieldChange>,
+    pub fields: Vec<crate::targets::FieldChange>,
 }
 
 impl Record {
@@ -75,7 +75,7 @@ impl Record {
             spreadsheet_safe(&self.user_id),
             Cow::Borrowed(self.outcome.as_str()),
             opt(self.http_status.map(|s| s.to_string())),
-            opt(self.error_code.map(|c| c.to_string())),
+            opt(self.error_code.clone()),
             spreadsheet_safe(&self.message),
             Cow::Owned(self.attempts.to_string()),
             Cow::Owned(self.elapsed_ms.to_string()),
@@ -107,7 +107,7 @@ impl Record {
                     Cow::Owned(spreadsheet_safe(d).into_owned())
                 }),
                 opt(self.http_status.map(|s| s.to_string())),
-                opt(self.error_code.map(|c| c.to_string())),
+                opt(self.error_code.clone()),
                 spreadsheet_safe(&self.message),
                 Cow::Owned(self.attempts.to_string()),
                 Cow::Owned(self.elapsed_ms.to_string()),
@@ -457,7 +457,7 @@ mod tests {
         let r = Record {
             outcome: Outcome::Failed,
             http_status: Some(404),
-            error_code: Some(60002),
+            error_code: Some("60002".into()),
             message: "User not found.".into(),
             elapsed_ms: 12,
             finished_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_500),
@@ -494,20 +494,25 @@ mod tests {
 pub struct Tally {
     pub outcomes: BTreeMap<Outcome, u64>,
     /// (HTTP status, Partner Center code) of failed rows -> (count, first message).
-    pub errors: BTreeMap<(Option<u16>, Option<i64>), (u64, String)>,
+    pub errors: BTreeMap<(Option<u16>, Option<String>), (u64, String)>,
     pub recorded: u64,
 }
 
 impl Tally {
     pub fn add(&mut self, r: &Record) {
-        self.add_parts(r.outcome, r.http_status, r.error_code, &r.message);
+        self.add_parts(
+            r.outcome,
+            r.http_status,
+            r.error_code.as_deref(),
+            &r.message,
+        );
     }
 
     pub fn add_parts(
         &mut self,
         outcome: Outcome,
         http_status: Option<u16>,
-        error_code: Option<i64>,
+        error_code: Option<&str>,
         message: &str,
     ) {
         self.recorded += 1;
@@ -515,7 +520,7 @@ impl Tally {
         if outcome == Outcome::Failed {
             let e = self
                 .errors
-                .entry((http_status, error_code))
+                .entry((http_status, error_code.map(str::to_string)))
                 .or_insert_with(|| (0, message.to_string()));
             e.0 += 1;
         }

@@ -277,7 +277,7 @@ pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
         superseded |= spans[i] != 0;
         spans[i] = pack(span);
         if let Some(outcome) = e.outcome {
-            tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
+            tally.add_parts(outcome, e.http_status, e.error_code.as_deref(), &e.message);
         }
     })?;
     if in_order && skipped == 0 {
@@ -327,7 +327,7 @@ pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
         tally = Tally::default();
         read_results(&tmp, max_line, |_, e| {
             if let Some(outcome) = e.outcome {
-                tally.add_parts(outcome, e.http_status, e.error_code, &e.message);
+                tally.add_parts(outcome, e.http_status, e.error_code.as_deref(), &e.message);
             }
         })?;
     }

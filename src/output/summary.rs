@@ -24,9 +24,21 @@ pub mod exit {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ErrorGroup {
     pub http_status: Option<u16>,
-    pub error_code: Option<i64>,
+    /// Written as a JSON number when it is one (Partner Center's, as before), else as a string.
+    #[serde(serialize_with = "code_as_json")]
+    pub error_code: Option<String>,
     pub count: u64,
     pub example: String,
+}
+
+/// An error code in the summary JSON: a number when it is a decimal integer (so a file written
+/// before codes became text reads the same), else a string.
+fn code_as_json<S: serde::Serializer>(code: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match code.as_deref().map(|c| (c, c.parse::<i64>())) {
+        None => s.serialize_none(),
+        Some((_, Ok(n))) => s.serialize_i64(n),
+        Some((c, Err(_))) => s.serialize_str(c),
+    }
 }
 
 /// The end-of-run summary (also written by `--summary-json`).
@@ -99,7 +111,7 @@ impl Summary {
             .iter()
             .map(|((status, code), (count, example))| ErrorGroup {
                 http_status: *status,
-                error_code: *code,
+                error_code: code.clone(),
                 count: *count,
                 example: example.clone(),
             })
@@ -300,6 +312,7 @@ impl Summary {
                     .map_or_else(|| "no response".to_string(), |s| format!("HTTP {s}"));
                 let code = e
                     .error_code
+                    .as_ref()
                     .map(|c| format!(", code {c}"))
                     .unwrap_or_default();
                 let _ = writeln!(out, "    {:>6} × {status}{code}: {}", e.count, e.example);
@@ -420,5 +433,22 @@ mod tests {
             s.to_text(),
             "no data rows in users.csv: nothing to do (no results file written)\n"
         );
+    }
+
+    #[test]
+    fn error_codes_in_the_json_are_numbers_when_they_are_numbers() {
+        let group = |code: Option<&str>| ErrorGroup {
+            http_status: Some(404),
+            error_code: code.map(str::to_string),
+            count: 1,
+            example: String::new(),
+        };
+        let json = |code| serde_json::to_value(group(code)).unwrap()["error_code"].clone();
+        assert_eq!(json(Some("60002")), serde_json::json!(60002));
+        assert_eq!(
+            json(Some("Request_ResourceNotFound")),
+            serde_json::json!("Request_ResourceNotFound")
+        );
+        assert_eq!(json(None), serde_json::Value::Null);
     }
 }

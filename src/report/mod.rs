@@ -2,6 +2,7 @@
 
 pub mod markdown;
 
+use crate::targets::Target;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -47,38 +48,18 @@ pub enum Kind {
     Audit,
 }
 
-/// Plain-English meaning of a group of problem rows: by outcome, then by Partner Center error
-/// code, then by HTTP status.
-pub fn explain(outcome: Outcome, code: Option<i64>, status: Option<u16>) -> &'static str {
+/// Plain-English meaning of a group of problem rows: by outcome, then by the target's
+/// explanation of the error code or HTTP status.
+pub fn explain(
+    outcome: Outcome,
+    code: Option<&str>,
+    status: Option<u16>,
+    target: &dyn Target,
+) -> &'static str {
     match outcome {
-        Outcome::Invalid => return "The row failed validation and was not sent: each line's message says why.",
-        Outcome::Interrupted => return "The run was stopped while the request was in flight: it may or may not have been applied; a resume sends it again.",
-        _ => {}
-    }
-    match (code, status) {
-        (Some(60002), _) => "User not found: no user with this object id in the customer's tenant.",
-        (Some(60003), _) => "Customer tenant not found: check the customer id.",
-        (Some(20002), _) => {
-            "No relationship: the partner has no reseller or admin relationship with this customer."
-        }
-        (Some(3000), _) => {
-            "Invalid property: a value was refused (a country code, a name, a password rule)."
-        }
-        (Some(800002), _) => {
-            "Invalid request input: the request or one of its values was malformed."
-        }
-        (Some(400), _) | (_, Some(401)) => {
-            "Access denied: the access token is missing, invalid or expired."
-        }
-        (Some(900308), _) => {
-            "Insufficient privileges: the signed-in user lacks the admin role this needs."
-        }
-        (Some(900309), _) => "Blocked by conditional access policies of the tenant.",
-        (Some(900329), _) => "App-only authentication is not supported: use an App+User token.",
-        (_, Some(429)) => "Throttled: the API's rate limit was exceeded until the end.",
-        (_, Some(500..=599)) => "A server error at Partner Center that retries did not get past.",
-        (_, None) => "No response: timeouts or dropped connections until the attempts ran out.",
-        _ => "",
+        Outcome::Invalid => "The row failed validation and was not sent: each line's message says why.",
+        Outcome::Interrupted => "The run was stopped while the request was in flight: it may or may not have been applied; a resume sends it again.",
+        _ => target.explain(code, status),
     }
 }
 
@@ -165,7 +146,8 @@ struct Accumulator {
 const LATENCY_BUCKETS: [u64; 8] = [100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000];
 
 /// Reads a results or audit file (streaming) into what the report shows.
-pub fn load(path: &Path) -> Result<ReportData, RenderError> {
+/// `target` explains the error codes.
+pub fn load(path: &Path, target: &dyn Target) -> Result<ReportData, RenderError> {
     let read_err = |message: String| RenderError::Read {
         path: path.to_owned(),
         message,
@@ -291,7 +273,7 @@ pub fn load(path: &Path) -> Result<ReportData, RenderError> {
             }
         }
     }
-    Ok(finish(kind, path, acc))
+    Ok(finish(kind, path, acc, target))
 }
 
 /// A count from a (possibly crafted) cell: digits beyond `max` give `max`, anything else 0.
@@ -302,7 +284,7 @@ fn clamped(text: &str, max: u64) -> u64 {
     text.parse::<u64>().map_or(max, |v| v.min(max))
 }
 
-fn finish(kind: Kind, path: &Path, mut acc: Accumulator) -> ReportData {
+fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) -> ReportData {
     let meta = Meta::read(path);
     let input = meta
         .as_ref()
@@ -355,8 +337,9 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator) -> ReportData {
             outcome: Outcome::ALL[outcome].as_str().to_string(),
             explanation: explain(
                 Outcome::ALL[outcome],
-                code.parse().ok(),
+                crate::core::text::error_code(&code).as_deref(),
                 status.parse().ok(),
+                target,
             ),
             http_status: status,
             error_code: code,
@@ -585,7 +568,9 @@ pub fn write_reports(
     markdown_out: Option<&Path>,
 ) -> Result<Option<String>, RenderError> {
     crate::output::paths::check_report(results, html_out, markdown_out)?;
-    let data = load(results)?;
+    // Partner Center is the only target yet; when there are more, the results file or a
+    // setting names the one that wrote it.
+    let data = load(results, &*crate::targets::default_target())?;
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|source| RenderError::Write {
             path: path.to_owned(),

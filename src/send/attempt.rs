@@ -35,8 +35,8 @@ pub struct Response {
     pub status: u16,
     /// The wait the server asked for (`Retry-After`), if any.
     pub retry_after: Option<Duration>,
-    /// Partner Center's numeric error `code`, when the body had one.
-    pub error_code: Option<i64>,
+    /// The target's error code (Partner Center's numbers as text, Graph's names), when the body had one.
+    pub error_code: Option<String>,
     /// A short, single-line, secret-free message (empty on success).
     pub message: String,
     /// The user's fields, for a successful GET (never kept for a PATCH: it may echo a password).

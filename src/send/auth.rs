@@ -367,7 +367,7 @@ fn refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::credentials::DEFAULT_SCOPE;
+    use crate::targets::partner_center::SCOPE as DEFAULT_SCOPE;
 
     #[test]
     fn atomic_write_replaces_the_file_with_a_private_one() {

@@ -1,15 +1,20 @@
-//! Sends one request attempt to Partner Center and reads what came back (status, Retry-After, the error code and a short message), never keeping a response body.
+//! Sends one attempt of a request the target described (its path under the base URL, its
+//! headers and body) and reads what came back: status, Retry-After, rate-limit headers, and
+//! the target's reading of an error body (code and a short message). A success body is kept
+//! only when asked (a user read back); a PATCH's, which echoes a password, never.
 
 use std::time::{Duration, SystemTime};
+
+use std::sync::Arc;
 
 use http::header::{
     HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
 use http::{Method, Uri};
-use uuid::Uuid;
 
 use crate::send::attempt::{Attempt, Response};
 use crate::send::retry;
+use crate::targets::{Answer, Target};
 
 /// Error bodies are read up to this size; anything longer is cut (a proxy's HTML page, say).
 pub const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -18,25 +23,18 @@ const MAX_DRAIN: usize = 1024 * 1024;
 /// Longest message kept from an error body.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-const MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
-const MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const AGENT: HeaderValue =
     HeaderValue::from_static(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")));
-
-/// A GUID as a header value, without going through a `String`.
-fn guid_header(id: Uuid) -> HeaderValue {
-    let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
-        .expect("a GUID is a valid header value")
-}
 
 /// The API client, built once per run and shared by all workers.
 pub struct Client {
     /// The run's one HTTP client (`crate::send::http_client::client`), shared with the token provider.
     http: reqwest::Client,
-    /// `{base}/v1/customers`, normalised by the URL parser once: each request's URL extends it.
-    customers_url: reqwest::Url,
+    /// The base URL without a trailing slash: each request's path extends it.
+    base: String,
+    /// The API: it describes the requests and reads the error bodies.
+    target: Arc<dyn Target>,
     /// The limit on one attempt, from sending to the end of the answer's body.
     timeout: Duration,
 }
@@ -44,7 +42,8 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("customers_url", &self.customers_url.as_str())
+            .field("base", &self.base)
+            .field("target", &self.target.name())
             .finish_non_exhaustive()
     }
 }
@@ -57,95 +56,48 @@ pub enum ClientError {
 }
 
 impl Client {
-    /// The API client for `base_url` over `http` (see `crate::send::http_client::client`); `timeout` bounds
-    /// each attempt.
+    /// The API client for `base_url` over `http` (see `crate::send::http_client::client`);
+    /// `timeout` bounds each attempt.
     pub fn new(
         http: reqwest::Client,
         base_url: &reqwest::Url,
         timeout: Duration,
+        target: Arc<dyn Target>,
     ) -> Result<Client, ClientError> {
-        let mut customers_url = base_url.clone();
-        customers_url
-            .path_segments_mut()
-            .map_err(|()| ClientError::Build(format!("{base_url} cannot be a base URL")))?
-            .pop_if_empty()
-            .extend(["v1", "customers"]);
-        // A user's URL is this plus GUIDs: check once that it is a URI.
-        Uri::try_from(format!("{customers_url}/{0}/users/{0}", Uuid::nil()))
-            .map_err(|e| ClientError::Build(format!("{base_url}: {e}")))?;
+        if base_url.cannot_be_a_base() {
+            return Err(ClientError::Build(format!(
+                "{base_url} cannot be a base URL"
+            )));
+        }
         Ok(Client {
             http,
-            customers_url,
+            base: base_url.as_str().trim_end_matches('/').to_string(),
+            target,
             timeout,
         })
     }
 
-    /// The URL of one user: the base's path (already encoded by the URL parser) and two GUIDs,
-    /// which need no encoding.
-    pub fn user_url(&self, customer: Uuid, user: Uuid) -> reqwest::Url {
-        const GUID: usize = uuid::fmt::Hyphenated::LENGTH;
-        let mut url = self.customers_url.clone();
-        url.path_segments_mut()
-            .expect("checked in Client::new")
-            .push(customer.hyphenated().encode_lower(&mut [0; GUID]))
-            .push("users")
-            .push(user.hyphenated().encode_lower(&mut [0; GUID]));
-        url
-    }
-
-    /// One PATCH attempt. `auth` is the `Authorization` header value; `secrets` are strings that
-    /// must never reach a message (a row's password).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn patch(
+    /// One attempt of a request the target described, with the headers every request carries.
+    /// `auth` is the `Authorization` value; `secrets` never reach a message (a row's password);
+    /// `read` keeps the user a successful answer holds.
+    pub async fn send_request(
         &self,
         auth: HeaderValue,
-        customer: Uuid,
-        user: Uuid,
-        body: Vec<u8>,
-        request_id: Uuid,
-        correlation_id: Uuid,
+        described: crate::targets::Request,
         secrets: &[&str],
+        read: bool,
     ) -> Attempt {
-        let ids = (request_id, correlation_id);
-        let mut request = self.request(Method::PATCH, customer, user, auth, ids);
-        request.headers_mut().insert(CONTENT_TYPE, JSON);
-        *request.body_mut() = Some(reqwest::Body::from(body));
-        self.send(request, secrets, false).await
-    }
-
-    /// One GET attempt: on success the response carries the user's fields.
-    pub async fn get_user(
-        &self,
-        auth: HeaderValue,
-        customer: Uuid,
-        user: Uuid,
-        request_id: Uuid,
-        correlation_id: Uuid,
-    ) -> Attempt {
-        let ids = (request_id, correlation_id);
-        let request = self.request(Method::GET, customer, user, auth, ids);
-        self.send(request, &[], true).await
-    }
-
-    /// A request to one user with the headers every request carries; `ids` are its
-    /// `MS-RequestId` and `MS-CorrelationId`.
-    fn request(
-        &self,
-        method: Method,
-        customer: Uuid,
-        user: Uuid,
-        mut auth: HeaderValue,
-        ids: (Uuid, Uuid),
-    ) -> reqwest::Request {
-        let mut request = reqwest::Request::new(method, self.user_url(customer, user));
+        let mut request = match target_request(&self.base, described) {
+            Ok(request) => request,
+            Err(e) => return Attempt::Connection(sanitize(&e, secrets)),
+        };
+        let mut auth = auth;
         auth.set_sensitive(true);
         let headers = request.headers_mut();
         headers.insert(ACCEPT, JSON);
         headers.insert(USER_AGENT, AGENT);
         headers.insert(AUTHORIZATION, auth);
-        headers.insert(MS_REQUEST_ID, guid_header(ids.0));
-        headers.insert(MS_CORRELATION_ID, guid_header(ids.1));
-        request
+        self.send(request, secrets, read).await
     }
 
     async fn send(&self, request: reqwest::Request, secrets: &[&str], keep_user: bool) -> Attempt {
@@ -154,7 +106,8 @@ impl Client {
         let attempt = async {
             match self.http.execute(request).await {
                 Ok(response) => {
-                    Attempt::Response(read_response(response, secrets, keep_user).await)
+                    let target = &*self.target;
+                    Attempt::Response(read_response(response, secrets, keep_user, target).await)
                 }
                 Err(e) => match crate::send::http_client::failure(&e) {
                     crate::send::http_client::Failure::Timeout => Attempt::Timeout,
@@ -175,6 +128,7 @@ async fn read_response(
     mut response: reqwest::Response,
     secrets: &[&str],
     keep_user: bool,
+    target: &dyn Target,
 ) -> Response {
     let status = response.status();
     let headers = response.headers();
@@ -223,7 +177,11 @@ async fn read_response(
             .await;
     let (error_code, message) = match redirect {
         Some(message) => (None, message),
-        None => describe_error(status.as_u16(), &body, is_json),
+        None => target.read_error(&Answer {
+            status: status.as_u16(),
+            body: &body,
+            is_json,
+        }),
     };
     Response {
         status: status.as_u16(),
@@ -257,38 +215,30 @@ pub fn location_host(headers: &http::HeaderMap) -> String {
     }
 }
 
-/// Partner Center's error code and a message from an error body of any shape.
-pub fn describe_error(status: u16, body: &[u8], is_json: bool) -> (Option<i64>, String) {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("error");
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return (None, format!("{reason} (empty body)"));
-    }
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
-        let code = value.get("code").and_then(|c| match c {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
-        let text = ["description", "message", "error_description", "error"]
-            .iter()
-            .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
-            .map(str::to_owned);
-        return (code, text.unwrap_or_else(|| reason.to_string()));
-    }
-    let kind = if is_json {
-        "unreadable JSON"
-    } else {
-        "a non-JSON body"
+/// The HTTP request for a target's description, its path appended to `base`.
+fn target_request(
+    base: &str,
+    described: crate::targets::Request,
+) -> Result<reqwest::Request, String> {
+    use crate::targets::Method as M;
+    let url = reqwest::Url::parse(&format!("{base}{}", described.path_and_query))
+        .map_err(|e| format!("cannot build the request's URL: {e}"))?;
+    let method = match described.method {
+        M::Get => Method::GET,
+        M::Patch => Method::PATCH,
+        M::Post => Method::POST,
     };
-    let looks_html = if body.iter().take(512).any(|b| *b == b'<') {
-        " (HTML, from a proxy or gateway?)"
-    } else {
-        ""
-    };
-    (None, format!("{reason} with {kind}{looks_html}"))
+    let mut request = reqwest::Request::new(method, url);
+    for (name, value) in described.headers {
+        let bad = |e: &dyn std::fmt::Display| format!("header {name}: {e}");
+        let value = HeaderValue::try_from(value).map_err(|e| bad(&e))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+        request.headers_mut().insert(name, value);
+    }
+    if !described.body.is_empty() {
+        *request.body_mut() = Some(reqwest::Body::from(described.body));
+    }
+    Ok(request)
 }
 
 /// One line, at most 200 characters, through the redaction point (the run's secrets and
@@ -306,59 +256,49 @@ pub fn sanitize(message: &str, secrets: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::core::ids::new_id;
+    use crate::targets::{default_target, Changes, Ids, Op, RowRef};
 
-    fn test_http() -> reqwest::Client {
-        crate::send::http_client::client(&crate::send::http_client::HttpSettings {
+    fn client(base: &str) -> Client {
+        let http = crate::send::http_client::client(&crate::send::http_client::HttpSettings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
             pool_size: 1,
             ca: None,
         })
-        .unwrap()
+        .unwrap();
+        let base = reqwest::Url::parse(base).unwrap();
+        Client::new(http, &base, Duration::from_secs(5), default_target()).unwrap()
+    }
+
+    fn described(op: Op) -> crate::targets::Request {
+        let changes = Changes::default();
+        let row = RowRef {
+            customer: new_id(),
+            user: new_id(),
+            changes: &changes,
+        };
+        let ids = Ids {
+            request: new_id(),
+            correlation: new_id(),
+        };
+        default_target().request(op, &[row], ids)
     }
 
     #[test]
-    fn ids_are_random_version_4_guids() {
-        let (a, b) = (new_id(), new_id());
-        assert_ne!(a, b);
-        for id in [a, b] {
-            assert_eq!(id.get_version(), Some(uuid::Version::Random));
-            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
-        }
-        assert_eq!(guid_header(a).to_str().unwrap(), a.to_string());
-    }
-
-    #[test]
-    fn user_urls_extend_the_base_path() {
-        let (customer, user) = (new_id(), new_id());
-        for (base, expected) in [
-            (
-                "http://127.0.0.1:8400",
-                "http://127.0.0.1:8400/v1/customers",
-            ),
-            (
-                "http://127.0.0.1:8400/",
-                "http://127.0.0.1:8400/v1/customers",
-            ),
-            (
-                "https://proxy.example/pc/",
-                "https://proxy.example/pc/v1/customers",
-            ),
-            (
-                "https://proxy.example/pc",
-                "https://proxy.example/pc/v1/customers",
-            ),
+    fn target_requests_extend_the_base_path() {
+        for base in [
+            "http://127.0.0.1:8400",
+            "http://127.0.0.1:8400/",
+            "https://proxy.example/pc/",
+            "https://proxy.example/pc",
         ] {
-            let client = Client::new(
-                test_http(),
-                &reqwest::Url::parse(base).unwrap(),
-                Duration::from_secs(1),
-            )
-            .unwrap();
-            assert_eq!(
-                client.user_url(customer, user).to_string(),
-                format!("{expected}/{customer}/users/{user}")
-            );
+            let c = client(base);
+            let d = described(Op::Read);
+            let path = d.path_and_query.clone();
+            let built = target_request(&c.base, d).unwrap();
+            let expected = format!("{}{path}", base.trim_end_matches('/'));
+            assert_eq!(built.url().as_str(), expected);
+            assert!(path.starts_with("/v1/customers/"), "{path}");
         }
     }
 
@@ -370,49 +310,19 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let client = Client::new(test_http(), &base, Duration::from_secs(5)).unwrap();
-        let attempt = client
-            .patch(
+        let c = client(&format!("http://127.0.0.1:{port}"));
+        let attempt = c
+            .send_request(
                 HeaderValue::from_static("Bearer t"),
-                new_id(),
-                new_id(),
-                b"{}".to_vec(),
-                new_id(),
-                new_id(),
+                described(Op::Write),
                 &[],
+                false,
             )
             .await;
         match attempt {
             Attempt::Connection(m) => assert!(m.starts_with("cannot connect: "), "{m}"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn error_bodies_of_every_shape() {
-        let pc =
-            br#"{"code":60002,"description":"User not found.","data":[],"source":"PartnerFD"}"#;
-        assert_eq!(
-            describe_error(404, pc, true),
-            (Some(60002), "User not found.".to_string())
-        );
-        let throttle =
-            br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 57 seconds."}"#;
-        assert_eq!(
-            describe_error(429, throttle, true),
-            (
-                None,
-                "Rate limit is exceeded. Try again in 57 seconds.".to_string()
-            )
-        );
-        let (code, msg) = describe_error(502, b"<html><body>Bad gateway</body></html>", false);
-        assert_eq!(code, None);
-        assert!(msg.contains("HTML"), "{msg}");
-        assert_eq!(
-            describe_error(503, b"", true).1,
-            "Service Unavailable (empty body)"
-        );
     }
 
     #[test]

@@ -19,10 +19,13 @@ use crate::send::auth::TokenProvider;
 use crate::send::http::Client;
 use crate::send::pacer::Pacer;
 use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
+use crate::targets::{Ids, Op, RowRef};
 
 /// What every worker shares.
 pub struct Context {
     pub operation: Operation,
+    /// The API: how a live user compares with a row.
+    pub target: Arc<dyn crate::targets::Target>,
     pub client: Client,
     pub tokens: Arc<TokenProvider>,
     pub pacer: Pacer,
@@ -69,12 +72,6 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Method {
-    Get,
-    Patch,
-}
-
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
     let correlation_id = crate::core::ids::new_id();
@@ -91,13 +88,12 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
     };
     let mut read_attempts = (0, 0);
     if reads {
-        let read = exchange(ctx, &row, Method::Get, correlation_id, &first_sent).await;
+        let read = exchange(ctx, &row, Op::Read, correlation_id, &first_sent).await;
         let live = match (&read.ending, &read.last) {
             (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
             _ => None,
         };
-        let fields =
-            live.map(|live| crate::targets::partner_center::audit::compare(&row.changes, live));
+        let fields = live.map(|live| ctx.target.compare(&row.changes, live));
         let unchanged = fields
             .as_ref()
             .is_some_and(|f| f.iter().all(|c| !c.changes));
@@ -118,7 +114,7 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             (_, Some(_)) => read_attempts = (read.attempts, read.throttled),
         }
     }
-    let mut driven = exchange(ctx, &row, Method::Patch, correlation_id, &first_sent).await;
+    let mut driven = exchange(ctx, &row, Op::Write, correlation_id, &first_sent).await;
     driven.attempts += read_attempts.0;
     driven.throttled += read_attempts.1;
     let record = outcome_record(&row, &driven, correlation_id, elapsed())?;
@@ -148,11 +144,10 @@ fn audit_outcome(read: &Driven, record: &Record, unchanged: bool) -> Outcome {
 async fn exchange(
     ctx: &Context,
     row: &Row,
-    method: Method,
+    op: Op,
     correlation_id: Uuid,
     first_sent: &OnceLock<std::time::Instant>,
 ) -> Driven {
-    let body = row.changes.to_body();
     let secrets: Vec<&str> = row
         .changes
         .password
@@ -161,8 +156,8 @@ async fn exchange(
         .collect();
     let (line, customer, user) = (row.line, row.customer, row.user);
     let generation = AtomicU64::new(0);
+    let target = &*ctx.target;
     let mut send = |request_id: Uuid| {
-        let body = body.clone();
         let (secrets, generation) = (&secrets, &generation);
         async move {
             let auth = match ctx.tokens.header().await {
@@ -174,28 +169,20 @@ async fn exchange(
             };
             generation.store(auth.generation, Ordering::Relaxed);
             first_sent.get_or_init(std::time::Instant::now);
-            tracing::trace!(line, ?method, %request_id, %correlation_id, "sending");
-            let (value, client) = (auth.value, &ctx.client);
-            let attempt = match method {
-                Method::Patch => {
-                    client
-                        .patch(
-                            value,
-                            customer,
-                            user,
-                            body,
-                            request_id,
-                            correlation_id,
-                            secrets,
-                        )
-                        .await
-                }
-                Method::Get => {
-                    client
-                        .get_user(value, customer, user, request_id, correlation_id)
-                        .await
-                }
+            tracing::trace!(line, ?op, %request_id, %correlation_id, "sending");
+            let ids = Ids {
+                request: request_id,
+                correlation: correlation_id,
             };
+            let rows = [RowRef {
+                customer,
+                user,
+                changes: &row.changes,
+            }];
+            let request = target.request(op, &rows, ids);
+            let attempt = (ctx.client)
+                .send_request(auth.value, request, secrets, op == Op::Read)
+                .await;
             if let Some(reason) = ctx.reach.observe(&attempt) {
                 ctx.stop.stop(reason);
             }
@@ -261,7 +248,7 @@ fn outcome_record(
     elapsed: Duration,
 ) -> Option<Record> {
     let (http_status, error_code, last_message) = match &driven.last {
-        Some(Attempt::Response(r)) => (Some(r.status), r.error_code, r.message.clone()),
+        Some(Attempt::Response(r)) => (Some(r.status), r.error_code.clone(), r.message.clone()),
         Some(Attempt::Timeout) => (None, None, "timed out waiting for a response".into()),
         Some(Attempt::Connection(m)) => (None, None, m.clone()),
         None => (None, None, String::new()),

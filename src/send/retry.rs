@@ -137,13 +137,15 @@ pub struct Driven {
 pub struct Policy {
     pub max_attempts: u32,
     pub backoff: Backoff,
+    /// When a retry gets a new request id (the target's rule).
+    pub ids: crate::targets::IdRule,
 }
 
 /// Sends a row's attempts until one is final, the attempts run out, or the run stops.
 ///
 /// `send` makes one attempt with the given MS-RequestId, or returns None when it could not
-/// send (the run is stopping). The id is kept when no response arrived (timeout, dropped
-/// connection) and renewed after any response. Each attempt waits for the pacer (rate limit
+/// send (the run is stopping). The policy's id rule says when the id is renewed (Partner
+/// Center: kept when no response arrived, renewed after any response). Each attempt waits for the pacer (rate limit
 /// and shared 429 pause); a 429 pauses the whole pool.
 pub async fn drive<F, Fut>(
     policy: &Policy,
@@ -219,7 +221,7 @@ where
             // Everyone waits, not only this row: the API is throttling the partner.
             pacer.pause_for(wait);
         }
-        if got_response {
+        if policy.ids.renews(got_response) {
             driven.request_id = crate::core::ids::new_id();
         }
         tokio::select! {
@@ -341,6 +343,7 @@ mod tests {
                 base: Duration::from_millis(500),
                 cap: Duration::from_secs(60),
             },
+            ids: crate::targets::IdRule::RenewAfterAnswer,
         };
         let pacer = Pacer::new(None);
         let stop = Stop::default();
@@ -432,6 +435,7 @@ mod tests {
                 base: Duration::from_millis(500),
                 cap: Duration::from_secs(60),
             },
+            ids: crate::targets::IdRule::RenewAfterAnswer,
         };
         let start = Instant::now();
         let throttled_row = drive(&policy, &pacer, &stop, None, |_| async {
@@ -466,6 +470,7 @@ mod tests {
                 base: Duration::from_secs(30),
                 cap: Duration::from_secs(60),
             },
+            ids: crate::targets::IdRule::RenewAfterAnswer,
         };
         let row = drive(&policy, &pacer, &stop, None, |_| async {
             Some(answer(503, Some(30)))

@@ -18,10 +18,6 @@ pub const REFRESH_TOKEN_ENV: &str = "BULKPATCH_REFRESH_TOKEN";
 /// The environment variable holding the client secret (instead of `client_secret_file`).
 pub const CLIENT_SECRET_ENV: &str = "BULKPATCH_CLIENT_SECRET";
 
-/// Default scope of the Partner Center App+User flow.
-pub const DEFAULT_SCOPE: &str =
-    "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
-
 /// Default token endpoint; `{tenant}` is replaced.
 pub const DEFAULT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
 

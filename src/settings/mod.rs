@@ -110,6 +110,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Root certificates trusted besides the operating system's (`--ca-file`), already read.
     pub ca_file: Option<ca::CaFile>,
+    /// The API the run updates users through (Partner Center, the only one yet).
+    pub target: std::sync::Arc<dyn crate::targets::Target>,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     pub customer_id: Option<Uuid>,
@@ -157,6 +159,7 @@ impl Settings {
             concurrency: v.concurrency,
             max_attempts: v.max_attempts,
             ca_file: v.ca_file,
+            target: crate::targets::default_target(),
             timeout: v.timeout,
             connect_timeout: v.connect_timeout,
             backoff_base: v.backoff_base,
@@ -215,7 +218,8 @@ impl Settings {
         }
         // A dry run sends nothing and needs no credentials; nor does compacting.
         if !s.dry_run && !s.compact_only {
-            s.credentials = Some(resolve_credentials(&args, &file, &file_name)?);
+            let scope = s.target.oauth_scope();
+            s.credentials = Some(resolve_credentials(&args, &file, &file_name, scope)?);
         }
         Ok(s)
     }
@@ -278,6 +282,7 @@ fn resolve_credentials(
     args: &RunArgs,
     file: &FileConfig,
     file_name: &str,
+    default_scope: &str,
 ) -> Result<credentials::Credentials, ConfigError> {
     if let Some(path) = &args.options.token_file {
         return Ok(credentials::Credentials::Fixed(
@@ -341,7 +346,7 @@ fn resolve_credentials(
                 client_secret,
                 refresh_token,
                 refresh_token_file,
-                scope: a.scope.clone().unwrap_or_else(|| credentials::DEFAULT_SCOPE.into()),
+                scope: a.scope.clone().unwrap_or_else(|| default_scope.into()),
             }))
         }
     }

@@ -1,3 +1,245 @@
-//! Everything specific to one API. Uses only `core`.
+//! Everything specific to one API, behind the [`Target`] trait the pipeline uses: the base URL,
+//! each request's method, path, headers and body, the MS-RequestId rule, the fields a row may
+//! change and their validation, the error body and its codes, the explanations in reports,
+//! audit reads and the OAuth scope. Adding an API means adding one module and one line in
+//! [`TARGETS`]. Uses only `core`.
 
+pub mod changes;
 pub mod partner_center;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use crate::targets::changes::{Changes, FieldChange};
+
+/// Every target, by the name a setting would choose it by: one line per target.
+pub const TARGETS: &[(&str, MakeTarget)] =
+    &[("partner-center", || Arc::new(partner_center::PartnerCenter))];
+
+/// Makes a target.
+pub type MakeTarget = fn() -> Arc<dyn Target>;
+
+/// The target a run uses when none is named.
+pub fn default_target() -> Arc<dyn Target> {
+    (TARGETS[0].1)()
+}
+
+/// The target named `name`, if there is one.
+pub fn choose(name: &str) -> Option<Arc<dyn Target>> {
+    TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, make)| make())
+}
+
+/// A field a row may change: the CSV's columns after the ids. A target says which it supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    UsageLocation,
+    DisplayName,
+    FirstName,
+    LastName,
+    UserPrincipalName,
+    Password,
+}
+
+impl Field {
+    /// The CSV column naming this field.
+    pub fn column(self) -> &'static str {
+        match self {
+            Field::UsageLocation => "usage_location",
+            Field::DisplayName => "display_name",
+            Field::FirstName => "first_name",
+            Field::LastName => "last_name",
+            Field::UserPrincipalName => "user_principal_name",
+            Field::Password => "password",
+        }
+    }
+}
+
+/// What a request does to the rows it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Read the users' current fields (audits, `--skip-unchanged`).
+    Read,
+    /// Apply the rows' changes.
+    Write,
+}
+
+/// One row as a request sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct RowRef<'a> {
+    pub customer: Uuid,
+    pub user: Uuid,
+    pub changes: &'a Changes,
+}
+
+/// The ids a request carries: one per attempt (renewed by [`Target::renews_request_id`]) and one
+/// for the row's whole life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ids {
+    pub request: Uuid,
+    pub correlation: Uuid,
+}
+
+/// When a retry gets a new request id (an idempotency key such as `MS-RequestId`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdRule {
+    /// Kept when no answer arrived (the server may have the request already), renewed after any
+    /// answer: Partner Center.
+    RenewAfterAnswer,
+    /// A new id for every attempt.
+    RenewAlways,
+}
+
+impl IdRule {
+    /// Whether the next attempt needs a new id; `got_response` says whether the last one got an answer.
+    pub fn renews(self, got_response: bool) -> bool {
+        match self {
+            IdRule::RenewAfterAnswer => got_response,
+            IdRule::RenewAlways => true,
+        }
+    }
+}
+
+/// An HTTP method a target uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Patch,
+    Post,
+}
+
+/// A request as a target describes it; the transport adds the base URL, `Authorization`,
+/// `Accept`, `User-Agent` and sends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    /// Appended to the base URL's path: `/v1/customers/{c}/users/{u}`.
+    pub path_and_query: String,
+    /// The target's own headers (names in lower case), `content-type` included when there is a body.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body to send; holds secrets in clear (a password): send it, never show it.
+    pub body: Vec<u8>,
+}
+
+/// What came back for a request, as the transport read it.
+#[derive(Clone, Debug)]
+pub struct Answer<'a> {
+    pub status: u16,
+    pub body: &'a [u8],
+    /// Whether the `Content-Type` said JSON (or said nothing).
+    pub is_json: bool,
+}
+
+/// One row's share of an answer: its status, error code and message (empty on success), and the
+/// user's fields for a read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowAnswer {
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub message: String,
+    pub user: Option<Map<String, Value>>,
+}
+
+/// One API the tool can update users through.
+///
+/// A trait object (`Arc<dyn Target>`) rather than an enum: a new target is then one module and
+/// one line in [`TARGETS`], and no `match` elsewhere grows an arm. The per-request cost of the
+/// dynamic call is nothing next to a network round trip.
+pub trait Target: Send + Sync + Debug {
+    /// The name a setting chooses it by.
+    fn name(&self) -> &'static str;
+    /// The API's base URL when `--base-url` is not given.
+    fn default_base_url(&self) -> &'static str;
+    /// The scope to ask the token endpoint for.
+    fn oauth_scope(&self) -> &'static str;
+
+    /// The fields a row may change through this API.
+    fn fields(&self) -> &'static [Field];
+    /// Checks a (trimmed, non-empty) cell for `field`: the value to send, or why it is refused.
+    fn check(&self, field: Field, value: &str) -> Result<String, String>;
+
+    /// How many rows one request may carry (1: one request per row; Graph `$batch` takes 20).
+    fn batch_size(&self) -> usize {
+        1
+    }
+    /// The request for `rows` (at most [`Target::batch_size`] of them).
+    fn request(&self, op: Op, rows: &[RowRef<'_>], ids: Ids) -> Request;
+    /// The body of a write as it may be shown (dry-run plans): secrets replaced.
+    fn shown_body(&self, changes: &Changes) -> String;
+    /// When a retry gets a new request id.
+    fn request_ids(&self) -> IdRule;
+
+    /// The error code and a message from an error body of any shape (a proxy's HTML too).
+    fn read_error(&self, answer: &Answer<'_>) -> (Option<String>, String);
+    /// One result per row of the request, in order. The default suits one row per request:
+    /// the answer's status, its error for a failure, its user object for a successful read.
+    fn split(&self, op: Op, answer: &Answer<'_>, rows: usize) -> Vec<RowAnswer> {
+        let one = if (200..300).contains(&answer.status) {
+            let user = (op == Op::Read).then(|| read_user(answer.body)).flatten();
+            let message = match (op, &user) {
+                (Op::Read, None) => "the answer was not a user object".to_string(),
+                _ => String::new(),
+            };
+            RowAnswer {
+                status: answer.status,
+                error_code: None,
+                message,
+                user,
+            }
+        } else {
+            let (error_code, message) = self.read_error(answer);
+            RowAnswer {
+                status: answer.status,
+                error_code,
+                message,
+                user: None,
+            }
+        };
+        vec![one; rows]
+    }
+    /// Compares a row's desired values with the user's live fields (from a read).
+    fn compare(&self, changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange>;
+    /// What an error code (or, without one, an HTTP status) means, for reports; empty when unknown.
+    fn explain(&self, code: Option<&str>, status: Option<u16>) -> &'static str;
+}
+
+/// A JSON object from a body, without any password profile it may echo.
+pub fn read_user(body: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(body).ok()? {
+        Value::Object(mut m) => {
+            m.remove("passwordProfile");
+            Some(m)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rules() {
+        assert!(IdRule::RenewAfterAnswer.renews(true));
+        assert!(!IdRule::RenewAfterAnswer.renews(false));
+        assert!(IdRule::RenewAlways.renews(false));
+        assert_eq!(
+            TARGETS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            ["partner-center"]
+        );
+        assert_eq!(default_target().name(), TARGETS[0].0);
+    }
+
+    #[test]
+    fn users_read_back_lose_their_password_profile() {
+        let user = read_user(br#"{"id":"1","passwordProfile":{"password":"p"}}"#).unwrap();
+        assert_eq!(user.keys().collect::<Vec<_>>(), ["id"]);
+        assert_eq!(read_user(b"[1]"), None);
+        assert_eq!(read_user(b"<html>"), None);
+    }
+}

@@ -22,3 +22,4 @@ mod support;
 mod throttling;
 mod tls_and_proxies;
 mod torn_records;
+mod toy_target;

@@ -17,7 +17,14 @@ fn read_all(path: &Path, options: &ReadOptions) -> Option<usize> {
     let mut seen = 0;
     while let Ok(Some(line)) = source.next_record(&mut record) {
         seen += 1;
-        if let Ok(row) = validate::validate(line, &record, &source.header, None, false) {
+        if let Ok(row) = validate::validate(
+            line,
+            &record,
+            &source.header,
+            None,
+            false,
+            &*bulkpatch::targets::default_target(),
+        ) {
             if duplicates.check(line, row.customer, row.user).is_none() {
                 valid += 1;
             }
@@ -105,7 +112,7 @@ proptest! {
         let mut record = csv::ByteRecord::new();
         let line = source.next_record(&mut record).unwrap().unwrap();
         prop_assert_eq!(line, 2);
-        let row = validate::validate(line, &record, &source.header, None, false)
+        let row = validate::validate(line, &record, &source.header, None, false, &*bulkpatch::targets::default_target())
             .map_err(|e| TestCaseError::fail(e.reason))?;
         prop_assert_eq!(row.customer, customer);
         prop_assert_eq!(row.user, user);

@@ -1,21 +1,8 @@
-//! Compares a row's desired values with the user's live values (from a GET): which fields would change, from what to what.
+//! Partner Center's audit reads: compares a row's desired values with the user's live values (from a GET): which fields would change, from what to what.
 
 use serde_json::{Map, Value};
 
-use crate::targets::partner_center::body::Changes;
-
-/// One field of a row, live against desired.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldChange {
-    /// The API's name of the field (`usageLocation`, ...).
-    pub field: &'static str,
-    /// The live value; None when the user has none, or it cannot be read (a password).
-    pub current: Option<String>,
-    /// The desired value; None for a password, which is never shown.
-    pub desired: Option<String>,
-    /// Whether sending the row would change this field.
-    pub changes: bool,
-}
+use crate::targets::{Changes, FieldChange};
 
 /// Every field the row sets, compared with the live user. A password always counts as a change:
 /// it cannot be read back.

@@ -1,22 +1,10 @@
 //! The PATCH body of a user update: the fields a row changes, as Partner Center takes them
-//! (camelCase, `passwordProfile`, `attributes.objectType`). Uses nothing else of the crate.
+//! (camelCase, `passwordProfile`, `attributes.objectType`). Uses only `targets`.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
-/// The fields a row changes; `None` means "leave unchanged" and is not sent.
-#[derive(Clone, Debug, Default)]
-pub struct Changes {
-    pub usage_location: Option<String>,
-    pub display_name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub user_principal_name: Option<String>,
-    /// A new password (a secret: `Debug` shows it redacted).
-    pub password: Option<SecretString>,
-    /// Sent with the password as `forceChangePassword`.
-    pub force_change_password: bool,
-}
+use crate::targets::Changes;
 
 /// Shown in place of a password wherever a body is displayed.
 pub const REDACTED: &str = "<redacted>";
@@ -80,14 +68,5 @@ impl Changes {
     /// The body as it may be shown (dry-run plans): the password replaced by `<redacted>`.
     pub fn to_redacted_body(&self) -> String {
         String::from_utf8(self.body(true)).expect("JSON is UTF-8")
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.usage_location.is_none()
-            && self.display_name.is_none()
-            && self.first_name.is_none()
-            && self.last_name.is_none()
-            && self.user_principal_name.is_none()
-            && self.password.is_none()
     }
 }
