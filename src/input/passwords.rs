@@ -1,4 +1,5 @@
-//! Owns passwords: Entra's password rules, generation from the OS CSPRNG, and the secrets file (mode 0600) each generated password is written to before its request is sent.
+//! Passwords: Entra's password rules a supplied one is checked against, and generation from
+//! the OS CSPRNG. (The secrets file they are written to is `output::secrets`.) Uses `core`.
 
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;

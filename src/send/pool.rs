@@ -1,4 +1,6 @@
-//! Runs the requests: the pacer (governor rate limiter plus the pool-wide 429 pause), the run's stop control, and the worker tasks that take each row to its outcome.
+//! The worker pool: tasks that take each row from the queue through the pacer, the target's
+//! request, retries and the token provider to its record in the results. Uses `core`,
+//! `targets`, `input`, `output` and the rest of `send`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
