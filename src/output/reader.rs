@@ -1,7 +1,10 @@
-//! Owns reading a results file back record by record, as a resume, a compaction and the
-//! writer's append see it: a torn record (the process killed mid-write, the disk full) is
-//! dropped with a warning and never swallows the records after it, and a crafted value is
-//! refused with the file, line and column. Uses `csv` and the results file's `COLUMNS`.
+//! Owns the results and audit files' schema (`COLUMNS`, `AUDIT_COLUMNS`) and reading them
+//! back, for every reader: a resume, a compaction, the secrets hand-over and the writer's
+//! append (`read`: typed, strictly checked records), the reports (`RowReader`: every column
+//! as text) and the audit compaction (`Scanner`). All share one framing: a torn record (the
+//! process killed mid-write, the disk full) is dropped with a warning and never swallows the
+//! records after it; `read` refuses a crafted value with the file, line and column.
+//! Uses `csv` and `core`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -565,6 +568,39 @@ mod tests {
             "00000000000000ab",
             "0",
         ])
+    }
+
+    #[test]
+    fn an_audit_file_is_read_with_every_column_and_a_torn_record_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.csv");
+        let line = |n: u64, field: &str, current: &str| {
+            format!("{n},c,u,would_change,{field},{current},DE,,,,1,5,,,2026-01-01T00:00:00.000Z\n")
+        };
+        let mut text = AUDIT_COLUMNS.join(",") + "\n";
+        text += &line(2, "usageLocation", "US");
+        text += "3,c,u,would_change,usageLocation,\"cut short\n";
+        text += &line(3, "displayName", "\"a, \"\"b\"\"\"");
+        text += line(4, "usageLocation", "FR").trim_end();
+        std::fs::write(&path, text).unwrap();
+        let rows = RowReader::open(&path).unwrap();
+        assert_eq!(rows.header().layout, Layout::Audit);
+        let (field, current) = (rows.header().at("field"), rows.header().at("current"));
+        let mut seen = Vec::new();
+        let pass = rows
+            .for_each(|r| seen.push((r.cell(field).to_string(), r.cell(current).to_string())))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("usageLocation".to_string(), "US".to_string()),
+                ("displayName".to_string(), "a, \"b\"".to_string())
+            ]
+        );
+        assert_eq!(
+            pass.skipped, 2,
+            "the torn middle record and the torn last one"
+        );
     }
 
     #[test]
