@@ -87,7 +87,25 @@ pub fn validate(
         user: cell_text(Column::UserId),
         reason,
     };
+    check_shape(line, record, header).map_err(invalid)?;
+    let cells = clean_cells(record, header).map_err(invalid)?;
+    let (customer, user) = ids(&cells, header, default_customer).map_err(invalid)?;
+    let changes = changes(&cells, generating, target).map_err(invalid)?;
+    Ok(Row {
+        line,
+        customer,
+        user,
+        changes,
+        hash,
+    })
+}
 
+/// Each known column's cell, trimmed (`None` when empty or when the header has no such column).
+type Cells<'r> = [Option<&'r str>; Column::COUNT];
+
+/// The record's shape against the header: one line, the header's number of fields (extra
+/// empty ones allowed) and no value under an unnamed column; else the reason.
+fn check_shape(line: u64, record: &ByteRecord, header: &Header) -> Result<(), String> {
     // A quoted value spanning lines: legitimate CSV, but no field takes a line break, and an
     // unbalanced quote produces exactly this by joining the lines up to the next quote.
     let breaks = record.iter().flatten().filter(|b| **b == b'\n').count() as u64;
@@ -98,87 +116,104 @@ pub fn validate(
         .is_some_and(|f| f.ends_with(b"\n"));
     let breaks = breaks - u64::from(trailing);
     if breaks > 0 {
-        return Err(invalid(format!(
+        return Err(format!(
             "lines {line}-{} were read as one row: a quoted value spans lines (an unbalanced quote?); nothing in them was sent",
             line + breaks
-        )));
+        ));
     }
     let blank = |f: &[u8]| f.iter().all(u8::is_ascii_whitespace);
     // Extra fields are accepted when empty (trailing delimiters).
     let extra_filled = record.iter().skip(header.width).any(|f| !blank(f));
     if record.len() < header.width || extra_filled {
-        return Err(invalid(format!(
+        return Err(format!(
             "expected {} fields as in the header, found {}",
             header.width,
             record.len()
-        )));
+        ));
     }
     if let Some(i) = header
         .unnamed
         .iter()
         .find(|i| record.get(**i).is_some_and(|f| !blank(f)))
     {
-        return Err(invalid(format!(
+        return Err(format!(
             "column {} has a value but no name in the header: name the column, or remove the value",
             i + 1
-        )));
+        ));
     }
-    let mut cells: [Option<&str>; Column::COUNT] = [None; Column::COUNT];
+    Ok(())
+}
+
+/// The known columns' cells as trimmed text; the reason when one is not UTF-8 or holds an
+/// invisible or control character.
+fn clean_cells<'r>(record: &'r ByteRecord, header: &Header) -> Result<Cells<'r>, String> {
+    let mut cells: Cells<'r> = [None; Column::COUNT];
     for col in Column::ALL {
         if let Some(i) = header.position(col) {
             let raw = record.get(i).unwrap_or_default();
             let text = std::str::from_utf8(raw).map_err(|e| {
-                invalid(format!(
+                format!(
                     "{} is not valid UTF-8 (byte {} of the cell): save the file as UTF-8",
                     col.name(),
                     e.valid_up_to() + 1
-                ))
+                )
             })?;
             let text = text.trim();
             if let Some(c) = text.chars().find(|c| is_invisible(*c)) {
-                return Err(invalid(format!(
+                return Err(format!(
                     "{} contains an invisible character (U+{:04X}{}): retype the value",
                     col.name(),
                     c as u32,
                     invisible_name(c)
-                )));
+                ));
             }
             if text.chars().any(char::is_control) {
-                return Err(invalid(format!(
-                    "{} contains a control character",
-                    col.name()
-                )));
+                return Err(format!("{} contains a control character", col.name()));
             }
             cells[col as usize] = (!text.is_empty()).then_some(text);
         }
     }
-    let cell = |col: Column| cells[col as usize];
+    Ok(cells)
+}
 
+/// The row's customer (its cell, or `default_customer` without the column) and user.
+fn ids(
+    cells: &Cells<'_>,
+    header: &Header,
+    default_customer: Option<Uuid>,
+) -> Result<(Uuid, Uuid), String> {
+    let cell = |col: Column| cells[col as usize];
     let customer = match (
         cell(Column::CustomerId),
         header.position(Column::CustomerId),
     ) {
-        (Some(t), _) => parse_guid(t).map_err(|e| invalid(format!("customer_id {e}")))?,
-        (None, Some(_)) => return Err(invalid("customer_id is empty".into())),
+        (Some(t), _) => parse_guid(t).map_err(|e| format!("customer_id {e}"))?,
+        (None, Some(_)) => return Err("customer_id is empty".into()),
         (None, None) => default_customer
-            .ok_or_else(|| invalid("no customer_id column and no --customer-id".into()))?,
+            .ok_or_else(|| "no customer_id column and no --customer-id".to_string())?,
     };
     let user = match cell(Column::UserId) {
-        Some(t) => parse_guid(t).map_err(|e| invalid(format!("user_id {e}")))?,
-        None => return Err(invalid("user_id is empty".into())),
+        Some(t) => parse_guid(t).map_err(|e| format!("user_id {e}"))?,
+        None => return Err("user_id is empty".into()),
     };
+    Ok((customer, user))
+}
 
+/// The changes the row asks for, each checked by `target`; with `generating`, a row may ask
+/// for none (a password is generated for it).
+fn changes(cells: &Cells<'_>, generating: bool, target: &dyn Target) -> Result<Changes, String> {
+    let cell = |col: Column| cells[col as usize];
     let mut changes = Changes::default();
-    let check = |col: Column, field: Field| -> Result<Option<String>, Invalid> {
+    let check = |col: Column, field: Field| -> Result<Option<String>, String> {
         let Some(v) = cell(col) else { return Ok(None) };
         if !target.fields().contains(&field) {
-            return Err(invalid(format!(
+            return Err(format!(
                 "{} cannot be changed through {}",
                 col.name(),
                 target.name()
-            )));
+            ));
         }
-        target.check(field, v).map(Some).map_err(invalid)
+        target.check(field, v).map(Some)
     };
     changes.usage_location = check(Column::UsageLocation, Field::UsageLocation)?;
     changes.display_name = check(Column::DisplayName, Field::DisplayName)?;
@@ -186,28 +221,18 @@ pub fn validate(
     changes.last_name = check(Column::LastName, Field::LastName)?;
     changes.user_principal_name = check(Column::UserPrincipalName, Field::UserPrincipalName)?;
     if let Some(p) = cell(Column::Password) {
-        passwords::check(p).map_err(|reason| invalid(reason.to_string()))?;
+        passwords::check(p).map_err(|reason| reason.to_string())?;
         changes.password = Some(SecretString::from(p.to_owned()));
     }
     changes.force_change_password =
-        passwords::parse_force_change(cell(Column::ForceChangePassword)).map_err(invalid)?;
+        passwords::parse_force_change(cell(Column::ForceChangePassword))?;
     if cell(Column::ForceChangePassword).is_some() && changes.password.is_none() && !generating {
-        return Err(invalid(
-            "force_change_password is set but there is no password to go with it".into(),
-        ));
+        return Err("force_change_password is set but there is no password to go with it".into());
     }
     if changes.is_empty() && !generating {
-        return Err(invalid(
-            "nothing to change: every update column of this row is empty".into(),
-        ));
+        return Err("nothing to change: every update column of this row is empty".into());
     }
-    Ok(Row {
-        line,
-        customer,
-        user,
-        changes,
-        hash,
-    })
+    Ok(changes)
 }
 
 /// The 64-bit key of a (customer, user) pair, for the duplicate check's first pass.

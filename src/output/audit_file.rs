@@ -1,10 +1,13 @@
 //! Puts an audit file in line order at the end of an audit, as `resume::compact` does a
 //! run's results file: the records of one row (one per field) stay together, in field order.
-//! Uses only `std` and `csv`; the file is replaced atomically (a temp file, synced, renamed).
+//! Uses `output::reader`'s scanner to find the records; the file is replaced atomically (a
+//! temp file, synced, renamed).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+
+use crate::output::reader::{ResumeError, Scanner, Span};
 
 /// One row's records: its line and where they sit in the file.
 #[derive(Clone, Copy, Debug)]
@@ -38,27 +41,14 @@ pub fn compact(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Pass 1: the rows' blocks in file order (consecutive records with the same line are a block).
+/// Pass 1: the rows' blocks in file order (consecutive records with the same line are a block),
+/// framed by `output::reader`'s scanner, as every reader of these files is.
 fn blocks(path: &Path) -> std::io::Result<Vec<Block>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(64 * 1024, File::open(path)?));
     let mut record = csv::ByteRecord::new();
+    let mut scan = Scanner::open(path, &mut record).map_err(io_error)?;
     let mut blocks: Vec<Block> = Vec::new();
-    let mut header = true;
-    loop {
-        let start = reader.position().byte();
-        if !reader
-            .read_byte_record(&mut record)
-            .map_err(std::io::Error::other)?
-        {
-            break;
-        }
-        let end = reader.position().byte();
-        if std::mem::take(&mut header) {
-            continue;
-        }
+    while let Some(found) = scan.next(&mut record).map_err(io_error)? {
+        let Span { start, len } = found.span;
         let line = std::str::from_utf8(record.get(0).unwrap_or_default())
             .ok()
             .and_then(|l| l.parse::<u64>().ok())
@@ -66,15 +56,19 @@ fn blocks(path: &Path) -> std::io::Result<Vec<Block>> {
                 std::io::Error::other(format!("a record at byte {start} has no line number"))
             })?;
         match blocks.last_mut() {
-            Some(b) if b.line == line && b.start + b.len == start => b.len = end - b.start,
-            _ => blocks.push(Block {
-                line,
-                start,
-                len: end - start,
-            }),
+            Some(b) if b.line == line && b.start + b.len == start => b.len = start + len - b.start,
+            _ => blocks.push(Block { line, start, len }),
         }
     }
     Ok(blocks)
+}
+
+/// The reader's error as the I/O error it is (its message names the file).
+fn io_error(e: ResumeError) -> std::io::Error {
+    match e {
+        ResumeError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    }
 }
 
 /// Pass 2: the header, then each block in the given order, into `tmp` (synced).

@@ -1,7 +1,10 @@
-//! Owns reading a results file back record by record, as a resume, a compaction and the
-//! writer's append see it: a torn record (the process killed mid-write, the disk full) is
-//! dropped with a warning and never swallows the records after it, and a crafted value is
-//! refused with the file, line and column. Uses `csv` and the results file's `COLUMNS`.
+//! Owns the results and audit files' schema (`COLUMNS`, `AUDIT_COLUMNS`) and reading them
+//! back, for every reader: a resume, a compaction, the secrets hand-over and the writer's
+//! append (`read`: typed, strictly checked records), the reports (`RowReader`: every column
+//! as text) and the audit compaction (`Scanner`). All share one framing: a torn record (the
+//! process killed mid-write, the disk full) is dropped with a warning and never swallows the
+//! records after it; `read` refuses a crafted value with the file, line and column.
+//! Uses `csv` and `core`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -30,6 +33,121 @@ fn csv_io(path: &Path) -> impl Fn(csv::Error) -> ResumeError + '_ {
     move |e| io(path)(std::io::Error::other(e.to_string()))
 }
 
+/// An open results or audit file read record by record: the framing every reader shares.
+///
+/// It knows where each record starts and ends, which record is torn at the file's end (no
+/// line end after it) and how to start again after a malformed record, so a quoted field cut
+/// short does not run on through every later record. What a well-formed record holds is the
+/// caller's check.
+pub(crate) struct Scanner<'p> {
+    path: &'p Path,
+    reader: csv::Reader<BufReader<File>>,
+    /// A second handle on the file, to find where a malformed record's second line starts.
+    lines: BufReader<File>,
+    len: u64,
+    ends_cleanly: bool,
+    pass: Pass,
+}
+
+/// One record the scanner read: where it sits and whether it was torn at the file's end.
+pub(crate) struct Found {
+    start: csv::Position,
+    end: u64,
+    /// The record's place in the file.
+    pub span: Span,
+    /// The record ends the file without a line end: the writer was stopped inside it.
+    pub torn: bool,
+}
+
+impl Found {
+    /// The results file's line where the record starts (the header is line 1).
+    pub fn line(&self) -> u64 {
+        self.start.line()
+    }
+}
+
+impl<'p> Scanner<'p> {
+    /// Opens `path` and reads its first record, the header, into `header` (empty when the
+    /// file is).
+    pub fn open(path: &'p Path, header: &mut csv::ByteRecord) -> Result<Self, ResumeError> {
+        let file = File::open(path).map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len();
+        let ends_cleanly = last_byte(path).map_err(io(path))? == Some(b'\n');
+        let lines = BufReader::new(File::open(path).map_err(io(path))?);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(BufReader::with_capacity(64 * 1024, file));
+        if !reader.read_byte_record(header).map_err(csv_io(path))? {
+            header.clear();
+        }
+        let pass = Pass {
+            skipped: 0,
+            complete_len: reader.position().byte(),
+        };
+        Ok(Scanner {
+            path,
+            reader,
+            lines,
+            len,
+            ends_cleanly,
+            pass,
+        })
+    }
+
+    /// The next record into `record`, or `None` at the file's end.
+    pub fn next(&mut self, record: &mut csv::ByteRecord) -> Result<Option<Found>, ResumeError> {
+        let start = self.reader.position().clone();
+        if !self
+            .reader
+            .read_byte_record(record)
+            .map_err(csv_io(self.path))?
+        {
+            return Ok(None);
+        }
+        let end = self.reader.position().byte();
+        Ok(Some(Found {
+            span: Span {
+                start: start.byte(),
+                len: end - start.byte(),
+            },
+            torn: end >= self.len && !self.ends_cleanly,
+            start,
+            end,
+        }))
+    }
+
+    /// Counts `found` as well-formed: an append may start after it.
+    pub fn keep(&mut self, found: &Found) {
+        self.pass.complete_len = found.end;
+    }
+
+    /// Leaves `found` out as torn or malformed and starts again on its second line, if it has
+    /// one, so the records after it are kept.
+    pub fn skip(&mut self, found: &Found) -> Result<(), ResumeError> {
+        self.pass.skipped += 1;
+        let next = next_line(&mut self.lines, found.start.byte()).map_err(io(self.path))?;
+        if next < found.end {
+            let mut at = csv::Position::new();
+            at.set_byte(next).set_line(found.start.line() + 1);
+            self.reader.seek(at).map_err(csv_io(self.path))?;
+        }
+        Ok(())
+    }
+
+    /// What the pass found; with records left out, a warning that says what that means.
+    pub fn finish(self, meaning: &str) -> Pass {
+        if self.pass.skipped > 0 {
+            tracing::warn!(
+                file = %self.path.display(),
+                records = self.pass.skipped,
+                "left out torn or malformed records (a run killed mid-write leaves one): {meaning}"
+            );
+        }
+        self.pass
+    }
+}
+
 /// Reads `path`'s records in file order, calling `each(span, record)` for each well-formed one.
 ///
 /// A record is well-formed when it has the header's number of fields, ends with a line end and
@@ -43,69 +161,172 @@ pub fn read(
     max_line: u64,
     mut each: impl FnMut(Span, Earlier),
 ) -> Result<Pass, ResumeError> {
-    let file = File::open(path).map_err(io(path))?;
-    let len = file.metadata().map_err(io(path))?.len();
-    let ends_cleanly = last_byte(path).map_err(io(path))? == Some(b'\n');
-    let mut lines = BufReader::new(File::open(path).map_err(io(path))?);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(64 * 1024, file));
     let mut record = csv::ByteRecord::new();
-    let header_ok = reader.read_byte_record(&mut record).map_err(csv_io(path))?
-        && record
-            .iter()
-            .take(COLUMNS.len())
-            .eq(COLUMNS.iter().map(|c| c.as_bytes()));
+    let mut scan = Scanner::open(path, &mut record)?;
+    let header_ok = record
+        .iter()
+        .take(COLUMNS.len())
+        .eq(COLUMNS.iter().map(|c| c.as_bytes()));
     if !header_ok || record.len() < COLUMNS.len() {
         return Err(ResumeError::NotResults {
             path: path.to_owned(),
         });
     }
     let fields = record.len();
-    let mut pass = Pass {
-        skipped: 0,
-        complete_len: reader.position().byte(),
-    };
-    loop {
-        let start = reader.position().clone();
-        if !reader.read_byte_record(&mut record).map_err(csv_io(path))? {
-            break;
-        }
-        let end = reader.position().byte();
-        let span = Span {
-            start: start.byte(),
-            len: end - start.byte(),
-        };
-        let torn_at_end = end >= len && !ends_cleanly;
+    while let Some(found) = scan.next(&mut record)? {
         let parsed = match parse(&record, fields) {
-            Ok(e) if !torn_at_end => e,
+            Ok(e) if !found.torn => e,
             _ => {
-                pass.skipped += 1;
-                // Start again on the record's second line, if it has one.
-                let next = next_line(&mut lines, start.byte()).map_err(io(path))?;
-                if next < end {
-                    let mut at = csv::Position::new();
-                    at.set_byte(next).set_line(start.line() + 1);
-                    reader.seek(at).map_err(csv_io(path))?;
-                }
+                scan.skip(&found)?;
                 continue;
             }
         };
         if parsed.line > max_line {
-            return Err(crafted(path, start.line(), "line", parsed.line, max_line));
+            return Err(crafted(path, found.line(), "line", parsed.line, max_line));
         }
-        pass.complete_len = end;
-        each(span, parsed);
+        scan.keep(&found);
+        each(found.span, parsed);
     }
-    if pass.skipped > 0 {
-        tracing::warn!(
-            file = %path.display(),
-            records = pass.skipped,
-            "left out torn or malformed records (a run killed mid-write leaves one): their rows count as not done"
-        );
+    Ok(scan.finish("their rows count as not done"))
+}
+
+/// Which file a header says a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A run's results file: `COLUMNS` (an older version's file may lack the last two).
+    Results,
+    /// An audit file: `AUDIT_COLUMNS`, one line per field a row sets.
+    Audit,
+}
+
+/// The columns a results file of an older version starts with (before `row_hash`).
+const OLDEST_COLUMNS: usize = 13;
+
+/// A file's header: its layout and its column names.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub layout: Layout,
+    names: Vec<String>,
+}
+
+impl Header {
+    /// The layout whose columns `record` starts with, or `None` for another file.
+    fn of(record: &csv::ByteRecord) -> Option<Header> {
+        let starts_with = |cols: &[&str]| {
+            record.len() >= cols.len() && record.iter().zip(cols).all(|(a, b)| a == b.as_bytes())
+        };
+        let layout = if starts_with(&AUDIT_COLUMNS) {
+            Layout::Audit
+        } else if starts_with(&COLUMNS[..OLDEST_COLUMNS]) {
+            Layout::Results
+        } else {
+            return None;
+        };
+        let names = record
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned());
+        Some(Header {
+            layout,
+            names: names.collect(),
+        })
     }
-    Ok(pass)
+
+    /// Where the column `name` is, if the file has it.
+    pub fn at(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// Every column of one well-formed record of a results or audit file, as text.
+pub struct Row<'a> {
+    record: &'a csv::StringRecord,
+    /// The record's outcome (a record without a known one is not well-formed).
+    pub outcome: Outcome,
+}
+
+impl<'a> Row<'a> {
+    /// The cell at `at` (a position from `Header::at`), empty when the file has no such column.
+    pub fn cell(&self, at: Option<usize>) -> &'a str {
+        at.and_then(|i| self.record.get(i)).unwrap_or("")
+    }
+
+    /// A count from the (possibly crafted) cell at `at`: digits beyond `max` give `max`,
+    /// anything else 0, so sums saturate and never overflow.
+    pub fn count(&self, at: Option<usize>, max: u64) -> u64 {
+        let text = self.cell(at);
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return 0;
+        }
+        text.parse::<u64>().map_or(max, |v| v.min(max))
+    }
+
+    /// The time in the cell at `at`, when it holds one.
+    pub fn time(&self, at: Option<usize>) -> Option<std::time::SystemTime> {
+        humantime::parse_rfc3339(self.cell(at)).ok()
+    }
+}
+
+/// Reads every column of a results or audit file's records, for a report: the same framing as
+/// `read` (a torn last record and a malformed one are left out, and reading starts again on a
+/// malformed record's second line), with each record's cells as text. A record is well-formed
+/// when it has the header's number of fields, is UTF-8 and has a known outcome; the other
+/// cells are shown as written (escaped by the report), so they are not checked here.
+pub struct RowReader<'p> {
+    scan: Scanner<'p>,
+    header: Header,
+}
+
+impl<'p> RowReader<'p> {
+    /// Opens `path`; `NotResults` when its header is neither a results file's nor an audit file's.
+    pub fn open(path: &'p Path) -> Result<Self, ResumeError> {
+        let mut record = csv::ByteRecord::new();
+        let scan = Scanner::open(path, &mut record)?;
+        let header = Header::of(&record).ok_or_else(|| ResumeError::NotResults {
+            path: path.to_owned(),
+        })?;
+        Ok(RowReader { scan, header })
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Calls `each` for every well-formed record, in file order.
+    pub fn for_each(mut self, mut each: impl FnMut(Row<'_>)) -> Result<Pass, ResumeError> {
+        let fields = self.header.names.len();
+        let outcome_at = self.header.at("outcome");
+        let mut record = csv::ByteRecord::new();
+        while let Some(found) = self.scan.next(&mut record)? {
+            let text = match csv::StringRecord::from_byte_record(std::mem::take(&mut record)) {
+                Ok(text) => text,
+                Err(e) => {
+                    record = e.into_byte_record();
+                    self.scan.skip(&found)?;
+                    continue;
+                }
+            };
+            let outcome = (!found.torn && text.len() == fields)
+                .then(|| {
+                    outcome_at
+                        .and_then(|i| text.get(i))
+                        .and_then(Outcome::parse)
+                })
+                .flatten();
+            match outcome {
+                Some(outcome) => {
+                    self.scan.keep(&found);
+                    each(Row {
+                        record: &text,
+                        outcome,
+                    });
+                }
+                None => self.scan.skip(&found)?,
+            }
+            record = text.into_byte_record();
+        }
+        Ok(self.scan.finish("the report does not count them"))
+    }
 }
 
 fn crafted(path: &Path, at: u64, column: &'static str, value: u64, max: u64) -> ResumeError {
@@ -241,17 +462,6 @@ fn last_line_end(path: &Path) -> std::io::Result<u64> {
         .map_or(0, |i| i as u64 + 1))
 }
 
-/// Where a torn last record starts, for readers that stream a file with `csv` themselves: the
-/// byte after the last line end when the file does not end with one, else the file's length.
-/// A record that ends past it was torn.
-pub fn torn_tail_start(path: &Path) -> std::io::Result<u64> {
-    let len = std::fs::metadata(path)?.len();
-    if last_byte(path)? == Some(b'\n') || len == 0 {
-        return Ok(len);
-    }
-    last_line_end(path)
-}
-
 /// A fatal problem with resuming or locking.
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
@@ -358,6 +568,39 @@ mod tests {
             "00000000000000ab",
             "0",
         ])
+    }
+
+    #[test]
+    fn an_audit_file_is_read_with_every_column_and_a_torn_record_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.csv");
+        let line = |n: u64, field: &str, current: &str| {
+            format!("{n},c,u,would_change,{field},{current},DE,,,,1,5,,,2026-01-01T00:00:00.000Z\n")
+        };
+        let mut text = AUDIT_COLUMNS.join(",") + "\n";
+        text += &line(2, "usageLocation", "US");
+        text += "3,c,u,would_change,usageLocation,\"cut short\n";
+        text += &line(3, "displayName", "\"a, \"\"b\"\"\"");
+        text += line(4, "usageLocation", "FR").trim_end();
+        std::fs::write(&path, text).unwrap();
+        let rows = RowReader::open(&path).unwrap();
+        assert_eq!(rows.header().layout, Layout::Audit);
+        let (field, current) = (rows.header().at("field"), rows.header().at("current"));
+        let mut seen = Vec::new();
+        let pass = rows
+            .for_each(|r| seen.push((r.cell(field).to_string(), r.cell(current).to_string())))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("usageLocation".to_string(), "US".to_string()),
+                ("displayName".to_string(), "a, \"b\"".to_string())
+            ]
+        );
+        assert_eq!(
+            pass.skipped, 2,
+            "the torn middle record and the torn last one"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use charts_rs::{BarChart, Series};
 use serde::Serialize;
 
-use crate::output::reader::{AUDIT_COLUMNS, COLUMNS};
+use crate::output::reader::{Header, Layout, ResumeError, Row, RowReader};
 
 use crate::core::run_state::Outcome;
 use crate::output::resume::Meta;
@@ -128,6 +128,7 @@ pub struct ReportData {
     pub latency_chart: String,
 }
 
+/// What a report counts while it reads a file, record by record.
 #[derive(Default)]
 struct Accumulator {
     outcomes: BTreeMap<usize, u64>,
@@ -140,150 +141,169 @@ struct Accumulator {
     attempts: u64,
     throttled: u64,
     rows: u64,
+    /// The line of the record before: an audit row spans one record per field.
+    last_line: String,
 }
 
 /// Upper bounds (ms) of the latency histogram's buckets; the last bucket is everything above.
 const LATENCY_BUCKETS: [u64; 8] = [100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000];
 
-/// Reads a results or audit file (streaming) into what the report shows.
-/// `target` explains the error codes.
-pub fn load(path: &Path, target: &dyn Target) -> Result<ReportData, RenderError> {
-    let read_err = |message: String| RenderError::Read {
-        path: path.to_owned(),
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| read_err(e.to_string()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| read_err(e.to_string()))?
-        .iter()
-        .map(String::from)
-        .collect();
-    let starts_with =
-        |cols: &[&str]| header.len() >= cols.len() && header.iter().zip(cols).all(|(a, b)| a == b);
-    let kind = if starts_with(&AUDIT_COLUMNS) {
-        Kind::Audit
-    } else if starts_with(&COLUMNS[..13]) {
-        Kind::Run
-    } else {
-        return Err(RenderError::NotAResultsFile {
-            path: path.to_owned(),
-        });
-    };
-    let at = |name: &str| header.iter().position(|h| h == name);
-    let col = |record: &csv::StringRecord, i: Option<usize>| -> String {
-        i.and_then(|i| record.get(i)).unwrap_or("").to_string()
-    };
-    let (line_at, customer_at, user_at, outcome_at) =
-        (at("line"), at("customer_id"), at("user_id"), at("outcome"));
-    let (status_at, code_at, message_at) = (at("http_status"), at("error_code"), at("message"));
-    let (attempts_at, elapsed_at, finished_at, throttled_at) = (
-        at("attempts"),
-        at("elapsed_ms"),
-        at("finished_at"),
-        at("throttled"),
-    );
-    let (field_at, current_at, desired_at) = (at("field"), at("current"), at("desired"));
+/// Where the columns a report shows are in the file (`None` when it has no such column).
+struct Columns {
+    line: Option<usize>,
+    customer: Option<usize>,
+    user: Option<usize>,
+    status: Option<usize>,
+    code: Option<usize>,
+    message: Option<usize>,
+    attempts: Option<usize>,
+    elapsed: Option<usize>,
+    finished: Option<usize>,
+    throttled: Option<usize>,
+    field: Option<usize>,
+    current: Option<usize>,
+    desired: Option<usize>,
+}
 
-    let mut acc = Accumulator::default();
-    let mut last_line = String::new();
-    let mut record = csv::StringRecord::new();
-    // A last record without its line end was torn (the run was killed mid-write): not counted.
-    let torn_from =
-        crate::output::reader::torn_tail_start(path).map_err(|e| read_err(e.to_string()))?;
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) if reader.position().byte() > torn_from => break,
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(_) => continue,
-        }
-        let Some(outcome) = Outcome::parse(&col(&record, outcome_at)) else {
-            continue;
-        };
-        let line = col(&record, line_at);
-        // An audit row spans one line per field; count the row once.
-        let new_row = kind == Kind::Run || line != last_line;
-        if kind == Kind::Audit {
-            let field = col(&record, field_at);
-            if !field.is_empty() {
-                let (current, desired) = (col(&record, current_at), col(&record, desired_at));
-                match outcome {
-                    Outcome::Unchanged => {
-                        *acc.already.entry((field, desired)).or_default() += 1;
-                    }
-                    _ => {
-                        let key = (field, current, desired);
-                        if acc.transitions.len() < MAX_TRANSITIONS
-                            || acc.transitions.contains_key(&key)
-                        {
-                            *acc.transitions.entry(key).or_default() += 1;
-                        } else {
-                            *acc.other_transitions.entry(key.0).or_default() += 1;
-                        }
-                    }
-                }
-            }
-        }
-        if !new_row {
-            continue;
-        }
-        last_line = line.clone();
-        acc.rows += 1;
-        *acc.outcomes.entry(outcome.index()).or_default() += 1;
-        // Crafted values saturate: a sum never overflows.
-        acc.attempts = acc
-            .attempts
-            .saturating_add(clamped(&col(&record, attempts_at), u64::MAX));
-        let throttled = clamped(&col(&record, throttled_at), u32::MAX.into()) as u32;
-        acc.throttled = acc.throttled.saturating_add(u64::from(throttled));
-        if let Ok(at) = humantime::parse_rfc3339(&col(&record, finished_at)) {
-            if outcome != Outcome::Invalid && outcome != Outcome::Planned {
-                let ms = at
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                acc.finished.push((ms, throttled));
-                let elapsed = clamped(&col(&record, elapsed_at), u64::MAX);
-                let bucket = LATENCY_BUCKETS
-                    .iter()
-                    .position(|b| elapsed < *b)
-                    .unwrap_or(LATENCY_BUCKETS.len());
-                acc.latencies[bucket] += 1;
-            }
-        }
-        if outcome.is_problem() {
-            let key = (
-                outcome.index(),
-                col(&record, status_at),
-                col(&record, code_at),
-            );
-            let group = acc.groups.entry(key).or_default();
-            group.0 += 1;
-            if group.1.len() < EXAMPLES_PER_GROUP {
-                group.1.push(Example {
-                    line,
-                    customer_id: col(&record, customer_at),
-                    user_id: col(&record, user_at),
-                    // Redacted again: the file may come from an older version or be edited.
-                    message: crate::core::redact::redact(&col(&record, message_at)).into_owned(),
-                });
-            }
+impl Columns {
+    fn of(header: &Header) -> Columns {
+        Columns {
+            line: header.at("line"),
+            customer: header.at("customer_id"),
+            user: header.at("user_id"),
+            status: header.at("http_status"),
+            code: header.at("error_code"),
+            message: header.at("message"),
+            attempts: header.at("attempts"),
+            elapsed: header.at("elapsed_ms"),
+            finished: header.at("finished_at"),
+            throttled: header.at("throttled"),
+            field: header.at("field"),
+            current: header.at("current"),
+            desired: header.at("desired"),
         }
     }
+}
+
+/// Reads a results or audit file (streaming, through `output::reader`: a torn or malformed
+/// record is left out as a resume leaves it out) into what the report shows.
+/// `target` explains the error codes.
+pub fn load(path: &Path, target: &dyn Target) -> Result<ReportData, RenderError> {
+    let fail = |e: ResumeError| match e {
+        ResumeError::NotResults { .. } => RenderError::NotAResultsFile {
+            path: path.to_owned(),
+        },
+        ResumeError::Io { source, .. } => RenderError::Read {
+            path: path.to_owned(),
+            message: source.to_string(),
+        },
+        other => RenderError::Read {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    let rows = RowReader::open(path).map_err(fail)?;
+    let kind = match rows.header().layout {
+        Layout::Results => Kind::Run,
+        Layout::Audit => Kind::Audit,
+    };
+    let columns = Columns::of(rows.header());
+    let mut acc = Accumulator::default();
+    rows.for_each(|row| acc.add(kind, &columns, &row))
+        .map_err(fail)?;
     Ok(finish(kind, path, acc, target))
 }
 
-/// A count from a (possibly crafted) cell: digits beyond `max` give `max`, anything else 0.
-fn clamped(text: &str, max: u64) -> u64 {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return 0;
+impl Accumulator {
+    /// Counts one record: an audit's field change, and the row once (an audit row spans one
+    /// record per field).
+    fn add(&mut self, kind: Kind, cols: &Columns, row: &Row<'_>) {
+        let line = row.cell(cols.line).to_string();
+        if kind == Kind::Audit {
+            self.add_change(cols, row);
+        }
+        if kind == Kind::Audit && line == self.last_line {
+            return;
+        }
+        self.last_line = line.clone();
+        self.rows += 1;
+        *self.outcomes.entry(row.outcome.index()).or_default() += 1;
+        // Crafted values saturate: a sum never overflows.
+        self.attempts = self
+            .attempts
+            .saturating_add(row.count(cols.attempts, u64::MAX));
+        let throttled = row.count(cols.throttled, u32::MAX.into()) as u32;
+        self.throttled = self.throttled.saturating_add(u64::from(throttled));
+        self.add_timing(cols, row, throttled);
+        if row.outcome.is_problem() {
+            self.add_problem(cols, row, line);
+        }
     }
-    text.parse::<u64>().map_or(max, |v| v.min(max))
+
+    /// An audit record's field: a change (current to desired) or a value already as desired.
+    fn add_change(&mut self, cols: &Columns, row: &Row<'_>) {
+        let field = row.cell(cols.field).to_string();
+        if field.is_empty() {
+            return;
+        }
+        let (current, desired) = (row.cell(cols.current), row.cell(cols.desired));
+        if row.outcome == Outcome::Unchanged {
+            *self
+                .already
+                .entry((field, desired.to_string()))
+                .or_default() += 1;
+            return;
+        }
+        let key = (field, current.to_string(), desired.to_string());
+        if self.transitions.len() < MAX_TRANSITIONS || self.transitions.contains_key(&key) {
+            *self.transitions.entry(key).or_default() += 1;
+        } else {
+            *self.other_transitions.entry(key.0).or_default() += 1;
+        }
+    }
+
+    /// When a sent row finished and how long it took, for the throughput and latency charts.
+    fn add_timing(&mut self, cols: &Columns, row: &Row<'_>, throttled: u32) {
+        let Some(at) = row.time(cols.finished) else {
+            return;
+        };
+        if row.outcome == Outcome::Invalid || row.outcome == Outcome::Planned {
+            return;
+        }
+        let ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.finished.push((ms, throttled));
+        let elapsed = row.count(cols.elapsed, u64::MAX);
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|b| elapsed < *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latencies[bucket] += 1;
+    }
+
+    /// A problem row, grouped by outcome, HTTP status and error code, with a few examples.
+    fn add_problem(&mut self, cols: &Columns, row: &Row<'_>, line: String) {
+        let key = (
+            row.outcome.index(),
+            row.cell(cols.status).to_string(),
+            row.cell(cols.code).to_string(),
+        );
+        let group = self.groups.entry(key).or_default();
+        group.0 += 1;
+        if group.1.len() < EXAMPLES_PER_GROUP {
+            group.1.push(Example {
+                line,
+                customer_id: row.cell(cols.customer).to_string(),
+                user_id: row.cell(cols.user).to_string(),
+                // Redacted again: the file may come from an older version or be edited.
+                message: crate::core::redact::redact(row.cell(cols.message)).into_owned(),
+            });
+        }
+    }
 }
 
+/// Turns what was counted into what the report shows.
 fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) -> ReportData {
     let meta = Meta::read(path);
     let input = meta
@@ -301,107 +321,13 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         .filter(|o| count(**o) > 0)
         .map(|o| (o.as_str().to_string(), count(*o)))
         .collect();
-    let card = |label: &str, value: u64, class: &'static str| Card {
-        label: label.to_string(),
-        value,
-        class,
-    };
-    let mut cards = vec![card("rows", acc.rows, "neutral")];
-    match kind {
-        Kind::Run => {
-            cards.push(card("updated", count(Outcome::Updated), "good"));
-            if count(Outcome::Unchanged) > 0 {
-                cards.push(card("unchanged", count(Outcome::Unchanged), "good"));
-            }
-            if count(Outcome::Planned) > 0 {
-                cards.push(card("planned", count(Outcome::Planned), "neutral"));
-            }
-        }
-        Kind::Audit => {
-            cards.push(card("would change", count(Outcome::WouldChange), "neutral"));
-            cards.push(card("unchanged", count(Outcome::Unchanged), "good"));
-            cards.push(card(
-                "not found / forbidden",
-                count(Outcome::NotFound) + count(Outcome::Forbidden),
-                "bad",
-            ));
-        }
-    }
-    cards.push(card("failed", count(Outcome::Failed), "bad"));
-    cards.push(card("invalid", count(Outcome::Invalid), "bad"));
-
-    let mut failures: Vec<FailureGroup> = acc
-        .groups
-        .into_iter()
-        .map(|((outcome, status, code), (n, examples))| FailureGroup {
-            outcome: Outcome::ALL[outcome].as_str().to_string(),
-            explanation: explain(
-                Outcome::ALL[outcome],
-                crate::core::text::error_code(&code).as_deref(),
-                status.parse().ok(),
-                target,
-            ),
-            http_status: status,
-            error_code: code,
-            count: n,
-            examples,
-        })
-        .collect();
-    failures.sort_by_key(|g| std::cmp::Reverse(g.count));
-
-    let mut fields: BTreeMap<String, FieldChanges> = BTreeMap::new();
-    let entry = |fields: &mut BTreeMap<String, FieldChanges>, f: &str| {
-        fields
-            .entry(f.to_string())
-            .or_insert_with(|| FieldChanges {
-                field: f.to_string(),
-                changing: 0,
-                already: 0,
-                transitions: Vec::new(),
-                already_values: Vec::new(),
-            })
-            .field
-            .clone()
-    };
-    for ((field, current, desired), n) in acc.transitions {
-        let key = entry(&mut fields, &field);
-        let f = fields.get_mut(&key).expect("just inserted");
-        f.changing += n;
-        f.transitions.push(Transition {
-            current,
-            desired,
-            count: n,
-        });
-    }
-    for (field, n) in acc.other_transitions {
-        let key = entry(&mut fields, &field);
-        let f = fields.get_mut(&key).expect("just inserted");
-        f.changing += n;
-        f.transitions.push(Transition {
-            current: "(other values)".into(),
-            desired: String::new(),
-            count: n,
-        });
-    }
-    for ((field, value), n) in acc.already {
-        let key = entry(&mut fields, &field);
-        let f = fields.get_mut(&key).expect("just inserted");
-        f.already += n;
-        f.already_values.push(Transition {
-            current: value.clone(),
-            desired: value,
-            count: n,
-        });
-    }
-    for f in fields.values_mut() {
-        f.transitions
-            .sort_by(|a, b| b.count.cmp(&a.count).then(a.current.cmp(&b.current)));
-        f.transitions.truncate(SHOWN_PER_FIELD);
-        f.already_values
-            .sort_by(|a, b| b.count.cmp(&a.count).then(a.current.cmp(&b.current)));
-        f.already_values.truncate(SHOWN_PER_FIELD);
-    }
-
+    let cards = cards(kind, acc.rows, count);
+    let failures = failure_groups(std::mem::take(&mut acc.groups), target);
+    let fields = field_changes(
+        std::mem::take(&mut acc.transitions),
+        std::mem::take(&mut acc.other_transitions),
+        std::mem::take(&mut acc.already),
+    );
     acc.finished.sort_unstable();
     let fmt_ms = |ms: u64| {
         humantime::format_rfc3339_seconds(
@@ -440,7 +366,7 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         cards,
         outcomes,
         failures,
-        fields: fields.into_values().collect(),
+        fields,
         attempts: acc.attempts,
         throttled: acc.throttled,
         first_finished,
@@ -449,6 +375,123 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         throughput_chart,
         latency_chart,
     }
+}
+
+/// The number cards at the top: rows, then the outcomes that matter for `kind`.
+fn cards(kind: Kind, rows: u64, count: impl Fn(Outcome) -> u64) -> Vec<Card> {
+    let card = |label: &str, value: u64, class: &'static str| Card {
+        label: label.to_string(),
+        value,
+        class,
+    };
+    let mut cards = vec![card("rows", rows, "neutral")];
+    match kind {
+        Kind::Run => {
+            cards.push(card("updated", count(Outcome::Updated), "good"));
+            if count(Outcome::Unchanged) > 0 {
+                cards.push(card("unchanged", count(Outcome::Unchanged), "good"));
+            }
+            if count(Outcome::Planned) > 0 {
+                cards.push(card("planned", count(Outcome::Planned), "neutral"));
+            }
+        }
+        Kind::Audit => {
+            cards.push(card("would change", count(Outcome::WouldChange), "neutral"));
+            cards.push(card("unchanged", count(Outcome::Unchanged), "good"));
+            cards.push(card(
+                "not found / forbidden",
+                count(Outcome::NotFound) + count(Outcome::Forbidden),
+                "bad",
+            ));
+        }
+    }
+    cards.push(card("failed", count(Outcome::Failed), "bad"));
+    cards.push(card("invalid", count(Outcome::Invalid), "bad"));
+    cards
+}
+
+/// The problem groups, largest first, each with the target's explanation.
+fn failure_groups(
+    groups: BTreeMap<(usize, String, String), (u64, Vec<Example>)>,
+    target: &dyn Target,
+) -> Vec<FailureGroup> {
+    let mut failures: Vec<FailureGroup> = groups
+        .into_iter()
+        .map(|((outcome, status, code), (n, examples))| FailureGroup {
+            outcome: Outcome::ALL[outcome].as_str().to_string(),
+            explanation: explain(
+                Outcome::ALL[outcome],
+                crate::core::text::error_code(&code).as_deref(),
+                status.parse().ok(),
+                target,
+            ),
+            http_status: status,
+            error_code: code,
+            count: n,
+            examples,
+        })
+        .collect();
+    failures.sort_by_key(|g| std::cmp::Reverse(g.count));
+    failures
+}
+
+/// An audit's changes per field, in field order: the most frequent transitions and
+/// already-set values of each.
+fn field_changes(
+    transitions: HashMap<(String, String, String), u64>,
+    other_transitions: HashMap<String, u64>,
+    already: HashMap<(String, String), u64>,
+) -> Vec<FieldChanges> {
+    let mut fields: BTreeMap<String, FieldChanges> = BTreeMap::new();
+    let entry = |fields: &mut BTreeMap<String, FieldChanges>, f: &str| {
+        let new = || FieldChanges {
+            field: f.to_string(),
+            changing: 0,
+            already: 0,
+            transitions: Vec::new(),
+            already_values: Vec::new(),
+        };
+        fields.entry(f.to_string()).or_insert_with(new);
+    };
+    for ((field, current, desired), n) in transitions {
+        entry(&mut fields, &field);
+        let f = fields.get_mut(&field).expect("just inserted");
+        f.changing += n;
+        f.transitions.push(Transition {
+            current,
+            desired,
+            count: n,
+        });
+    }
+    for (field, n) in other_transitions {
+        entry(&mut fields, &field);
+        let f = fields.get_mut(&field).expect("just inserted");
+        f.changing += n;
+        f.transitions.push(Transition {
+            current: "(other values)".into(),
+            desired: String::new(),
+            count: n,
+        });
+    }
+    for ((field, value), n) in already {
+        entry(&mut fields, &field);
+        let f = fields.get_mut(&field).expect("just inserted");
+        f.already += n;
+        f.already_values.push(Transition {
+            current: value.clone(),
+            desired: value,
+            count: n,
+        });
+    }
+    for f in fields.values_mut() {
+        f.transitions
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.current.cmp(&b.current)));
+        f.transitions.truncate(SHOWN_PER_FIELD);
+        f.already_values
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.current.cmp(&b.current)));
+        f.already_values.truncate(SHOWN_PER_FIELD);
+    }
+    fields.into_values().collect()
 }
 
 /// A bar chart as inline SVG (labels are the tool's own words and numbers; charts-rs escapes text).
@@ -589,4 +632,45 @@ pub fn write_reports(
         return Ok(Some(markdown(&data)?));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A results file as a killed run and an older version leave it: a record cut inside a
+    /// quote in the middle (new records appended after it) and a torn last record.
+    fn torn_results(dir: &Path) -> PathBuf {
+        let record = |line: u64, outcome: &str, message: &str| {
+            format!("{line},c,u,{outcome},400,,{message},2,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
+        };
+        let mut text = crate::output::reader::COLUMNS.join(",") + "\n";
+        text += &record(2, "updated", "");
+        text += "3,c,u,failed,502,,\"<html>Bad gateway, \"\"upstream\"\" said\n";
+        for line in 3..=6 {
+            text += &record(line, "updated", "\"a, \"\"quoted\"\" message\"");
+        }
+        text += record(7, "failed", "torn").trim_end();
+        let path = dir.join("out.csv");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_report_reads_a_results_file_as_a_resume_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = torn_results(dir.path());
+        let mut resumed = Vec::new();
+        crate::output::reader::read(&path, 100, |_, e| resumed.push(e.line)).unwrap();
+        assert_eq!(resumed, [2, 3, 4, 5, 6]);
+        let data = load(&path, &*crate::targets::default_target()).unwrap();
+        assert_eq!(
+            data.rows,
+            resumed.len() as u64,
+            "the rows a resume finds finished"
+        );
+        assert_eq!(data.outcomes, [("updated".to_string(), 5)]);
+        assert_eq!(data.attempts, 10);
+        assert!(data.failures.is_empty(), "neither torn record is counted");
+    }
 }
