@@ -198,7 +198,7 @@ impl Drop for RunLock {
     }
 }
 
-/// Reads a results file's records (see `record_reader::read`: a torn record is left out and
+/// Reads a results file's records (see `output::reader::read`: a torn record is left out and
 /// swallows nothing; a `line` above `max_line` is an error). Calls `each(span, record)` in
 /// file order; returns how many records were left out.
 pub fn read_results(

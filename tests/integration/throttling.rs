@@ -63,8 +63,10 @@ async fn a_ceiling_above_the_server_limit_converges_with_few_429s() {
         "took {took:?} for an ideal of 6 s"
     );
     let pace = json["adapted_pace"].as_f64().expect("the pace adapted");
+    // The pace probes up 1% every 2 s between 429s; on a loaded 2-core machine the last probe
+    // can stand a few steps above the limit when the run ends (21.2/s was seen once).
     assert!(
-        (15.0..=21.0).contains(&pace),
+        (15.0..=22.0).contains(&pace),
         "pace {pace}/s for a 20/s server"
     );
     assert!(
