@@ -294,6 +294,7 @@ impl Stages {
             results: self.sink.clone(),
             counters: self.counters.clone(),
             reach: reach::Reach::new(settings.base_url.host_str().unwrap_or("the API")),
+            tenants: Default::default(),
         });
         pool::run(rows, ctx, settings.concurrency).await;
     }

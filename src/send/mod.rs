@@ -11,3 +11,4 @@ pub mod pacer;
 pub mod pool;
 pub mod reach;
 pub mod retry;
+pub mod tenants;

@@ -21,6 +21,7 @@ use crate::send::auth::TokenProvider;
 use crate::send::http::Client;
 use crate::send::pacer::Pacer;
 use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
+use crate::send::tenants::{held_record, Refusal, Seen};
 use crate::targets::{Ids, Op, RowRef};
 
 /// What every worker shares.
@@ -37,6 +38,8 @@ pub struct Context {
     pub counters: Arc<Counters>,
     /// Stops the run when nothing connects.
     pub reach: crate::send::reach::Reach,
+    /// Customers that refused several rows in a row: their other rows are not sent.
+    pub tenants: crate::send::tenants::Tenants,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops.
@@ -75,7 +78,17 @@ async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Con
 }
 
 /// Takes one row through its attempts; None when the run stopped before anything was sent for it.
+/// A row of a customer that refuses is recorded without a request.
 async fn process(row: Row, ctx: &Context) -> Option<Record> {
+    if let Some(refusal) = ctx.tenants.refused(row.customer) {
+        return Some(held_record(&row, &refusal, ctx.operation));
+    }
+    // Set when the customer was found refused after the row's wait for the pacer.
+    let held = OnceLock::new();
+    let held_back = |held: &OnceLock<Refusal>| {
+        held.get()
+            .map(|refusal| held_record(&row, refusal, ctx.operation))
+    };
     let correlation_id = crate::core::ids::new_id();
     // elapsed_ms runs from the row's first request, not from its wait behind the pacer.
     let first_sent = OnceLock::new();
@@ -90,7 +103,10 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
     };
     let mut read_attempts = (0, 0);
     if reads {
-        let read = exchange(ctx, &row, Op::Read, correlation_id, &first_sent).await;
+        let read = exchange(ctx, &row, Op::Read, correlation_id, &first_sent, &held).await;
+        if let Some(record) = held_back(&held) {
+            return Some(record);
+        }
         let live = match (&read.ending, &read.last) {
             (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
             _ => None,
@@ -116,7 +132,10 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             (_, Some(_)) => read_attempts = (read.attempts, read.throttled),
         }
     }
-    let mut driven = exchange(ctx, &row, Op::Write, correlation_id, &first_sent).await;
+    let mut driven = exchange(ctx, &row, Op::Write, correlation_id, &first_sent, &held).await;
+    if let Some(record) = held_back(&held) {
+        return Some(record);
+    }
     driven.attempts += read_attempts.0;
     driven.throttled += read_attempts.1;
     let record = outcome_record(&row, &driven, correlation_id, elapsed())?;
@@ -142,13 +161,16 @@ fn audit_outcome(read: &Driven, record: &Record, unchanged: bool) -> Outcome {
 }
 
 /// One request of a row through its retries, with one token refresh and retry after a 401
-/// (a second 401, or a failed refresh, stops the run). Counts attempts and 429s.
+/// (a second 401, or a failed refresh, stops the run). Counts attempts and 429s, and tells
+/// `ctx.tenants` what the answer said about the customer. Sends nothing, and sets `held`, when
+/// the customer is found refused before the row's first request.
 async fn exchange(
     ctx: &Context,
     row: &Row,
     op: Op,
     correlation_id: Uuid,
     first_sent: &OnceLock<std::time::Instant>,
+    held: &OnceLock<Refusal>,
 ) -> Driven {
     let secrets: Vec<&str> = row
         .changes
@@ -162,6 +184,12 @@ async fn exchange(
     let mut send = |request_id: Uuid| {
         let (secrets, generation) = (&secrets, &generation);
         async move {
+            if first_sent.get().is_none() {
+                if let Some(refusal) = ctx.tenants.refused(customer) {
+                    let _ = held.set(refusal);
+                    return None;
+                }
+            }
             let auth = match ctx.tokens.header().await {
                 Ok(auth) => auth,
                 Err(e) => {
@@ -239,6 +267,7 @@ async fn exchange(
     ctx.counters
         .throttled
         .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
+    ctx.tenants.observe(customer, Seen::of(target, &driven));
     driven
 }
 

@@ -206,6 +206,13 @@ pub trait Target: Send + Sync + Debug {
     fn compare(&self, changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange>;
     /// What an error code (or, without one, an HTTP status) means, for reports; empty when unknown.
     fn explain(&self, code: Option<&str>, status: Option<u16>) -> &'static str;
+    /// Whether a final failure refuses the whole customer tenant rather than one user (no
+    /// relationship, tenant unknown, ...): a short name for the refusal, or None. The send
+    /// stage stops sending a customer's rows after a few of these in a row.
+    fn refuses_tenant(&self, status: u16, code: Option<&str>) -> Option<&'static str> {
+        let _ = (status, code);
+        None
+    }
 }
 
 /// A JSON object from a body, without any password profile it may echo.

@@ -39,9 +39,33 @@ pub fn describe_error(status: u16, body: &[u8], is_json: bool) -> (Option<String
     (None, format!("{reason} with {kind}{looks_html}"))
 }
 
+/// The failures that refuse the partner a whole customer tenant, whatever the user: a short
+/// name for each, or None. 400/401 `400` (a bad token) is the run's, not the tenant's; 900329
+/// (app-only token) refuses every tenant alike, so it is not here either.
+pub fn tenant_refusal(status: u16, code: Option<&str>) -> Option<&'static str> {
+    match (status, code?) {
+        (403, "20002") => Some("no relationship"),
+        (404, "60003") => Some("tenant not found"),
+        (403, "900308") => Some("insufficient privileges"),
+        (403, "900309") => Some("blocked by conditional access"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_refusals_need_both_status_and_code() {
+        assert_eq!(tenant_refusal(403, Some("20002")), Some("no relationship"));
+        assert_eq!(tenant_refusal(404, Some("60003")), Some("tenant not found"));
+        assert!(tenant_refusal(403, Some("900308")).is_some());
+        assert!(tenant_refusal(403, Some("900309")).is_some());
+        for (status, code) in [(404, Some("60002")), (403, None), (400, Some("20002"))] {
+            assert_eq!(tenant_refusal(status, code), None, "{status} {code:?}");
+        }
+    }
 
     #[test]
     fn error_bodies_of_every_shape() {

@@ -95,6 +95,10 @@ impl Target for PartnerCenter {
     fn explain(&self, code: Option<&str>, status: Option<u16>) -> &'static str {
         explain::explain(code, status)
     }
+
+    fn refuses_tenant(&self, status: u16, code: Option<&str>) -> Option<&'static str> {
+        errors::tenant_refusal(status, code)
+    }
 }
 
 #[cfg(test)]
