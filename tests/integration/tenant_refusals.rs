@@ -160,3 +160,36 @@ async fn an_audit_stops_reading_a_customer_whose_tenant_is_not_found() {
         .count();
     assert_eq!(held, 10 - sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_waiting_for_the_pacer_when_their_customer_is_refused_are_not_sent() {
+    let sim = simulator(SimConfig {
+        forbidden_customers: [customer(2)].into(),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let input = two_customers(40).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    // Customer 2's requests 100 ms apart: most of the 8 workers soon wait for its next turn,
+    // each holding one of its rows, while the first refusals come back within a few ms.
+    let args = [
+        "--rate",
+        "unlimited",
+        "--per-customer-rate",
+        "10/s",
+        "--concurrency",
+        "8",
+    ];
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let sent = to_customer(&sim.requests(), customer(2));
+    // One more than the threshold for an answer slower than the 100 ms between requests.
+    assert!(
+        (THRESHOLD..=THRESHOLD + 1).contains(&sent),
+        "the refusing customer got {sent} requests"
+    );
+    let results = Results::read(&out);
+    assert_eq!(results.count("updated"), 20);
+    assert_eq!(results.count("failed"), 20);
+}
