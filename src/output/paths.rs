@@ -1,6 +1,6 @@
 //! Owns output-path safety: before a run writes anything, every file it will write (results,
 //! `.meta`, secrets, summary JSON, reports, the refresh-token file) is compared with the others
-//! and with the input, by canonical path and by device and inode, and a collision is refused;
+//! and with the input (and the config, token and client-secret files it reads), by canonical path and by device and inode, and a collision is refused;
 //! sidecar and secret files are opened without following symbolic links. Uses only std (and
 //! `libc` for `O_NOFOLLOW`) and the settings; it sends and writes nothing itself.
 
@@ -120,6 +120,20 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     })
     .collect();
     refuse_collisions(&files)?;
+    // Files only read may coincide with each other (and the input), never with an output.
+    for (name, path) in &settings.read_files {
+        let read = Identity::of(path);
+        if let Some(output) = files[1..]
+            .iter()
+            .find(|f| read.same(&Identity::of(&f.path)))
+        {
+            return Err(PathError::Same {
+                first: output.name.clone(),
+                second: (*name).into(),
+                path: output.path.clone(),
+            });
+        }
+    }
     refuse_symlink(&meta, "the results file's .meta")?;
     if let Some(secrets) = &secrets {
         refuse_symlink(secrets, "--secrets-out")?;

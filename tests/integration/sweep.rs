@@ -52,3 +52,84 @@ async fn a_secrets_file_torn_inside_its_header_keeps_every_password_sent_on_resu
         }
     }
 }
+
+/// `--token-file`, `token_file`, `[auth] client_secret_file` and `--config` are only read: an
+/// output naming one of them (directly, by a symbolic or a hard link, with `--force` or not)
+/// is refused before anything is sent, and the file is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_output_replaces_a_token_secret_or_config_file_the_run_reads() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let sim = simulator(SimConfig::default()).await;
+    let token = dir.path().join("token");
+    std::fs::write(&token, sim.token()).unwrap();
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "client-secret-value-1").unwrap();
+    let config = dir.path().join("run.toml");
+    let config_text = format!("token_file = \"{}\"\n", token.display());
+    std::fs::write(&config, &config_text).unwrap();
+    let link = dir.path().join("token.json");
+    std::os::unix::fs::symlink(&token, &link).unwrap();
+    let hard = dir.path().join("hard.json");
+    std::fs::hard_link(&token, &hard).unwrap();
+    let auth = dir.path().join("auth.toml");
+    let auth_text = format!(
+        "[auth]\ntoken_url = \"{}\"\nclient_id = \"app\"\nclient_secret_file = \"{}\"\n",
+        sim.token_url("contoso"),
+        secret.display()
+    );
+    std::fs::write(&auth, &auth_text).unwrap();
+    let (t, l, h, c, x, a) = (
+        token.display().to_string(),
+        link.display().to_string(),
+        hard.display().to_string(),
+        config.display().to_string(),
+        secret.display().to_string(),
+        auth.display().to_string(),
+    );
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--token-file", &t, "--summary-json", &t],
+        vec!["--token-file", &t, "--summary-json", &l],
+        vec!["--token-file", &t, "--report", &h],
+        vec!["--config", &c, "--summary-json", &h],
+        vec!["--config", &c, "--report", &c],
+        vec!["--config", &a, "--summary-json", &x],
+    ];
+    for case in &cases {
+        let mut cmd = run_against(&sim, &input, &out, case);
+        cmd.env("BULKPATCH_REFRESH_TOKEN", "refresh-token-value-1");
+        let ran = run_bin(cmd).await;
+        assert_eq!(ran.code, 2, "{case:?}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains("name the same file"),
+            "{case:?}: {}",
+            ran.stderr
+        );
+    }
+    // --out with --force naming the token file: refused too, and nothing was sent.
+    let ran = run_bin(run_against(
+        &sim,
+        &input,
+        &token,
+        &["--token-file", &t, "--force"],
+    ))
+    .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(sim.requests().len(), 0, "nothing is sent");
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), sim.token());
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "client-secret-value-1"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), config_text);
+    // The same token file named on the command line and in the config is fine.
+    let ran = run_bin(run_against(
+        &sim,
+        &input,
+        &out,
+        &["--token-file", &t, "--config", &c],
+    ))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
