@@ -133,3 +133,32 @@ async fn no_output_replaces_a_token_secret_or_config_file_the_run_reads() {
     .await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
 }
+
+/// A config file that is not TOML says where: `rate = 8/s` (unquoted) on line 4, and an
+/// integer too large for TOML on line 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toml_syntax_error_names_its_line_and_column() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(1).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let sim = simulator(SimConfig::default()).await;
+    for (text, at) in [
+        (
+            "concurrency = 8\n\ntimeout = \"30s\"\nrate = 8/s\n",
+            "line 4, column 9",
+        ),
+        (
+            "# limits\nconcurrency = 18446744073709551616\n",
+            "line 2, column 15",
+        ),
+    ] {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, text).unwrap();
+        let c = config.display().to_string();
+        let ran = run_bin(run_against(&sim, &input, &out, &["--config", &c])).await;
+        assert_eq!(ran.code, 2, "{}", ran.stderr);
+        assert!(ran.stderr.contains("not valid TOML"), "{}", ran.stderr);
+        assert!(ran.stderr.contains(at), "{at}: {}", ran.stderr);
+    }
+    assert_eq!(sim.requests().len(), 0);
+}
