@@ -23,6 +23,12 @@ pub enum PathError {
     },
     #[error("{option} names {path}, which is a secrets file (it holds passwords already set): it is never overwritten, even with --force; choose another file")]
     IsSecrets { option: String, path: PathBuf },
+    #[error("{option} {path}: the directory {} does not exist (or is not a directory); create it or choose another file", dir.display())]
+    NoDirectory {
+        option: String,
+        path: PathBuf,
+        dir: PathBuf,
+    },
     #[error("{path} ({what}) is a symbolic link: refusing to follow it (remove the link, or choose another --out)")]
     Symlink { what: String, path: PathBuf },
 }
@@ -138,6 +144,15 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     if let Some(secrets) = &secrets {
         refuse_symlink(secrets, "--secrets-out")?;
     }
+    // Written only at the end: a missing directory is found now, before any update is sent.
+    for (option, path) in [
+        ("--summary-json", settings.summary_json.as_ref()),
+        ("--report", settings.report.as_ref()),
+    ] {
+        if let Some(path) = path {
+            refuse_missing_dir(option, path)?;
+        }
+    }
     // Files this run replaces as a whole: never a secrets file, whatever --force says.
     for (option, path) in [
         ("--out", Some(&settings.out)),
@@ -192,6 +207,19 @@ fn refuse_collisions(files: &[Named]) -> Result<(), PathError> {
         }
     }
     Ok(())
+}
+
+fn refuse_missing_dir(option: &str, path: &Path) -> Result<(), PathError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(PathError::NoDirectory {
+        option: option.into(),
+        path: path.to_owned(),
+        dir: dir.to_owned(),
+    })
 }
 
 fn refuse_symlink(path: &Path, what: &str) -> Result<(), PathError> {

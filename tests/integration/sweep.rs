@@ -162,3 +162,29 @@ async fn a_toml_syntax_error_names_its_line_and_column() {
     }
     assert_eq!(sim.requests().len(), 0);
 }
+
+/// `--summary-json` and `--report` are written at the end: one in a directory that does not
+/// exist is refused before any update is sent, not found after every row was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_or_report_in_a_missing_directory_is_refused_before_sending() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "users.csv");
+    let sim = simulator(SimConfig::default()).await;
+    let missing = dir.path().join("no-such-dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for (option, parent) in [
+        ("--summary-json", &missing),
+        ("--report", &missing),
+        ("--summary-json", &file),
+    ] {
+        let out = dir.path().join(format!("out{}.csv", option.len()));
+        let _ = std::fs::remove_file(&out);
+        let target = parent.join("x.out").display().to_string();
+        let ran = run_bin(run_against(&sim, &input, &out, &[option, &target])).await;
+        assert_eq!(ran.code, 2, "{option}: {}", ran.stderr);
+        assert!(ran.stderr.contains("does not exist"), "{}", ran.stderr);
+        assert!(ran.stderr.contains(option), "{}", ran.stderr);
+        assert_eq!(sim.requests().len(), 0, "{option}: nothing is sent");
+    }
+}
