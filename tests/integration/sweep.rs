@@ -188,3 +188,26 @@ async fn a_summary_or_report_in_a_missing_directory_is_refused_before_sending() 
         assert_eq!(sim.requests().len(), 0, "{option}: nothing is sent");
     }
 }
+
+/// A password in the base URL (`http://user:password@host`) is a secret like any other: the
+/// connection pool's debug lines name the URL's authority, and none may show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_base_url_never_reaches_the_logs() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let sim = simulator(SimConfig::default()).await;
+    let base = sim
+        .base_url()
+        .replacen("://", "://migration:Url-Pa55w%40rd@", 1);
+    let (i, o) = (input.display().to_string(), out.display().to_string());
+    let mut cmd = bulkpatch(&["run", &i, "--base-url", &base, "--out", &o, "-vv"]);
+    cmd.env("BULKPATCH_TOKEN", sim.token())
+        .env("RUST_LOG", "trace");
+    let ran = run_bin(cmd).await;
+    assert!(ran.stderr.contains("migration"), "{}", ran.stderr);
+    for form in ["Url-Pa55w%40rd", "Url-Pa55w@rd"] {
+        assert!(!ran.stderr.contains(form), "{form} in:\n{}", ran.stderr);
+        assert!(!std::fs::read_to_string(&out).unwrap().contains(form));
+    }
+}
