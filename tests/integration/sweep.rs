@@ -211,3 +211,30 @@ async fn a_password_in_the_base_url_never_reaches_the_logs() {
         assert!(!std::fs::read_to_string(&out).unwrap().contains(form));
     }
 }
+
+/// A `.meta` cut short (a crash while it was written) is there but unreadable: the refusal
+/// says so rather than calling it missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_meta_is_called_unreadable_not_missing() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let sim = simulator(SimConfig::default()).await;
+    let ran = run_bin(run_against(&sim, &input, &out, &[])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let meta = dir.path().join("out.csv.meta");
+    let text = std::fs::read(&meta).unwrap();
+    std::fs::write(&meta, &text[..text.len() / 2]).unwrap();
+    let ran = run_bin(run_against(&sim, &input, &out, &["--resume"])).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("missing or unreadable"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        std::fs::read(&meta).unwrap(),
+        &text[..text.len() / 2],
+        "left as it was"
+    );
+}
