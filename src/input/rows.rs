@@ -87,6 +87,20 @@ pub fn validate(
         user: cell_text(Column::UserId),
         reason,
     };
+    // A record joined across lines or with the wrong number of fields: its id cells may hold
+    // another column's value (a password), so they are kept only when they look like ids.
+    let misshapen = |reason: String| {
+        let mut row = invalid(reason);
+        for cell in [&mut row.customer, &mut row.user] {
+            if !cell
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || "-{}".contains(c))
+            {
+                cell.clear();
+            }
+        }
+        row
+    };
 
     // A quoted value spanning lines: legitimate CSV, but no field takes a line break, and an
     // unbalanced quote produces exactly this by joining the lines up to the next quote.
@@ -98,7 +112,7 @@ pub fn validate(
         .is_some_and(|f| f.ends_with(b"\n"));
     let breaks = breaks - u64::from(trailing);
     if breaks > 0 {
-        return Err(invalid(format!(
+        return Err(misshapen(format!(
             "lines {line}-{} were read as one row: a quoted value spans lines (an unbalanced quote?); nothing in them was sent",
             line + breaks
         )));
@@ -107,7 +121,7 @@ pub fn validate(
     // Extra fields are accepted when empty (trailing delimiters).
     let extra_filled = record.iter().skip(header.width).any(|f| !blank(f));
     if record.len() < header.width || extra_filled {
-        return Err(invalid(format!(
+        return Err(misshapen(format!(
             "expected {} fields as in the header, found {}",
             header.width,
             record.len()
