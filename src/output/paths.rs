@@ -144,15 +144,6 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     if let Some(secrets) = &secrets {
         refuse_symlink(secrets, "--secrets-out")?;
     }
-    // Written only at the end: a missing directory is found now, before any update is sent.
-    for (option, path) in [
-        ("--summary-json", settings.summary_json.as_ref()),
-        ("--report", settings.report.as_ref()),
-    ] {
-        if let Some(path) = path {
-            refuse_missing_dir(option, path)?;
-        }
-    }
     // Files this run replaces as a whole: never a secrets file, whatever --force says.
     for (option, path) in [
         ("--out", Some(&settings.out)),
@@ -162,6 +153,21 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         let appending = option == "--out" && (settings.resume || settings.compact_only);
         if let Some(path) = path.filter(|_| !appending) {
             refuse_secrets(option, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `--summary-json` or `--report` in a directory that does not exist: they are
+/// written only at the end, so this is found before any update is sent rather than after.
+/// Checked once the summary JSON can report it (after [`check_run`]).
+pub fn check_dirs(settings: &Settings) -> Result<(), PathError> {
+    for (option, path) in [
+        ("--summary-json", settings.summary_json.as_ref()),
+        ("--report", settings.report.as_ref()),
+    ] {
+        if let Some(path) = path {
+            refuse_missing_dir(option, path)?;
         }
     }
     Ok(())

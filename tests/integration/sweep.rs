@@ -187,6 +187,24 @@ async fn a_summary_or_report_in_a_missing_directory_is_refused_before_sending() 
         assert!(ran.stderr.contains(option), "{}", ran.stderr);
         assert_eq!(sim.requests().len(), 0, "{option}: nothing is sent");
     }
+    // The summary JSON, where it can be written, says why the run stopped.
+    let summary = dir.path().join("summary.json");
+    let (report, s) = (
+        missing.join("r.html").display().to_string(),
+        summary.display().to_string(),
+    );
+    let out = dir.path().join("last.csv");
+    let args = ["--report", &report, "--summary-json", &s];
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 2);
+    assert!(
+        json["stopped"].as_str().unwrap().contains("does not exist"),
+        "{json}"
+    );
+    assert!(!dir.path().join("last.csv.meta").exists(), "no stray .meta");
 }
 
 /// A password in the base URL (`http://user:password@host`) is a secret like any other: the
@@ -237,4 +255,31 @@ async fn a_torn_meta_is_called_unreadable_not_missing() {
         &text[..text.len() / 2],
         "left as it was"
     );
+}
+
+/// An unbalanced quote joins a password into the user id cell, and a row missing its user id
+/// puts the password in that column: the results file's id cells ("as written") hold neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misshapen_record_never_writes_its_password_as_an_id() {
+    let dir = tempdir();
+    let (c, u2, u3, u4) = (customer(1), user(2), user(3), user(4));
+    let input = Csv::new(&["customer_id", "user_id", "password"])
+        .raw(&format!("{c},\"{u2},Joined-Pa55!word"))
+        .raw(&format!("{c},{u3},Second-Pa55!word\""))
+        .raw(&format!("{c},Short-Pa55!word"))
+        .row(&[&c.to_string(), &u4.to_string(), "Good-Pa55!word"])
+        .write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let sim = simulator(SimConfig::default()).await;
+    let ran = run_bin(run_against(&sim, &input, &out, &[])).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let text = std::fs::read_to_string(&out).unwrap();
+    for password in ["Joined-Pa55", "Second-Pa55", "Short-Pa55", "Good-Pa55"] {
+        assert!(!text.contains(password), "{password} in:\n{text}");
+    }
+    let results = Results::read(&out);
+    assert_eq!(results.line(2)["outcome"], "invalid");
+    assert_eq!(results.line(4)["outcome"], "invalid");
+    assert_eq!(results.line(4)["customer_id"], c.to_string());
+    assert_eq!(results.line(5)["outcome"], "updated");
 }
