@@ -29,7 +29,7 @@ pub enum PathError {
         path: PathBuf,
         dir: PathBuf,
     },
-    #[error("{path} ({what}) is a symbolic link: refusing to follow it (remove the link, or choose another --out)")]
+    #[error("{path} ({what}) is a symbolic link: refusing to follow it (remove the link, or choose another file)")]
     Symlink { what: String, path: PathBuf },
 }
 

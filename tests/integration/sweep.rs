@@ -283,3 +283,28 @@ async fn a_misshapen_record_never_writes_its_password_as_an_id() {
     assert_eq!(results.line(4)["customer_id"], c.to_string());
     assert_eq!(results.line(5)["outcome"], "updated");
 }
+
+/// A `--secrets-out` that is a dangling symbolic link is refused (its target never created),
+/// and the message points at the right option rather than `--out`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dangling_link_as_secrets_out_is_refused_naming_the_file() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(1).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let target = dir.path().join("planted.csv");
+    let link = dir.path().join("secrets.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let sim = simulator(SimConfig::default()).await;
+    let l = link.display().to_string();
+    let args = ["--generate-passwords", "--secrets-out", &l];
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("(--secrets-out) is a symbolic link"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("another --out"), "{}", ran.stderr);
+    assert!(!target.exists());
+    assert_eq!(sim.requests().len(), 0);
+}
