@@ -308,3 +308,32 @@ async fn a_dangling_link_as_secrets_out_is_refused_naming_the_file() {
     assert!(!target.exists());
     assert_eq!(sim.requests().len(), 0);
 }
+
+/// A FIFO planted at `<results>.meta` would block the read of the fingerprint for good (a
+/// cron run hung): it is refused at once, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_planted_at_the_meta_is_refused_not_a_hang() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(1).write(dir.path(), "users.csv");
+    let out = dir.path().join("out.csv");
+    let meta = dir.path().join("out.csv.meta");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&meta)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let sim = simulator(SimConfig::default()).await;
+    let child = run_against(&sim, &input, &out, &[]).spawn().unwrap();
+    let pid = child.id().to_string();
+    // Bounded: a hang is a failure (the process killed), not a stuck test suite.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(30), wait_child(child));
+    let Ok(ran) = waited.await else {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
+        panic!("the run hung on a FIFO at .meta");
+    };
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("not a regular file"), "{}", ran.stderr);
+    assert_eq!(sim.requests().len(), 0);
+}
