@@ -337,3 +337,30 @@ async fn a_fifo_planted_at_the_meta_is_refused_not_a_hang() {
     assert!(ran.stderr.contains("not a regular file"), "{}", ran.stderr);
     assert_eq!(sim.requests().len(), 0);
 }
+
+/// An input that is a pipe (`run <(convert users.xlsx)`, a FIFO) cannot be read twice: a
+/// clear error at once, not "Illegal seek", and no hang on a FIFO nobody writes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_is_a_pipe_gets_a_clear_error_at_once() {
+    let dir = tempdir();
+    let input = dir.path().join("users.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = dir.path().join("out.csv");
+    let sim = simulator(SimConfig::default()).await;
+    let child = run_against(&sim, &input, &out, &[]).spawn().unwrap();
+    let pid = child.id().to_string();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(30), wait_child(child));
+    let Ok(ran) = waited.await else {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
+        panic!("the run hung on a FIFO as input");
+    };
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("not a regular file"), "{}", ran.stderr);
+    assert!(!out.exists());
+}
