@@ -29,6 +29,8 @@ pub enum PathError {
         path: PathBuf,
         dir: PathBuf,
     },
+    #[error("--out {path} is not a regular file (a device, a FIFO or a directory): the results file is appended to, compacted and renamed; choose a file")]
+    OutNotAFile { path: PathBuf },
     #[error("{path} ({what}) is a symbolic link: refusing to follow it (remove the link, or choose another file)")]
     Symlink { what: String, path: PathBuf },
 }
@@ -126,6 +128,12 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     })
     .collect();
     refuse_collisions(&files)?;
+    // `/dev/null` or a FIFO: every update would be sent and its record lost (or the run hang).
+    if std::fs::metadata(&settings.out).is_ok_and(|m| !m.is_file()) {
+        return Err(PathError::OutNotAFile {
+            path: settings.out.clone(),
+        });
+    }
     // Files only read may coincide with each other (and the input), never with an output.
     for (name, path) in &settings.read_files {
         let read = Identity::of(path);

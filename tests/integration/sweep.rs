@@ -364,3 +364,35 @@ async fn an_input_that_is_a_pipe_gets_a_clear_error_at_once() {
     assert!(ran.stderr.contains("not a regular file"), "{}", ran.stderr);
     assert!(!out.exists());
 }
+
+/// `--out /dev/null` (or a FIFO) with `--force`: refused before anything is sent, and no
+/// `.meta` left beside it (it sent every update, then failed at the compaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_results_file_that_is_not_a_regular_file_is_refused_before_sending() {
+    let dir = tempdir();
+    let input = Csv::usage_locations(2).write(dir.path(), "users.csv");
+    let fifo = dir.path().join("out.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let sim = simulator(SimConfig::default()).await;
+    for out in [std::path::Path::new("/dev/null"), fifo.as_path()] {
+        let child = run_against(&sim, &input, out, &["--force"])
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(30), wait_child(child));
+        let Ok(ran) = waited.await else {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+            panic!("the run hung on {}", out.display());
+        };
+        assert_eq!(ran.code, 2, "{}", ran.stderr);
+        assert!(ran.stderr.contains("not a regular file"), "{}", ran.stderr);
+        assert_eq!(sim.requests().len(), 0, "nothing is sent");
+    }
+    assert!(!dir.path().join("out.csv.meta").exists());
+}
