@@ -30,6 +30,7 @@ use crate::settings::{ConfigError, Settings};
 /// Sends every row (or plans them, in a dry run) and returns the summary; see [`super::run`].
 pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
+    crate::output::paths::check_dirs(&settings)?;
     let input = Input::open(&settings).await?;
     if input.rows == 0 && !settings.compact_only {
         let (dry_run, audit) = (settings.dry_run, is_audit(&settings));

@@ -65,6 +65,12 @@ pub fn open_sidecar(path: &Path) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
+        // A FIFO or device planted there would block the read (a run hung for good).
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::other(
+                "it is not a regular file (a FIFO, a device or a directory): refusing to use it",
+            ));
+        }
         if file.metadata()?.nlink() > 1 {
             return Err(std::io::Error::other(
                 "it has another hard link: refusing to write through it",

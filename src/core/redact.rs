@@ -76,6 +76,15 @@ pub fn register_proxy_passwords() {
     }
 }
 
+/// Registers the password (raw and percent-decoded) of a URL the user gave (`--base-url`,
+/// `token_url`): `http://user:password@host` puts it in every connection's log line.
+pub fn register_url_password(url: &str) {
+    if let Some(password) = url_password(url) {
+        register(&password);
+        register(&percent_decode(&password));
+    }
+}
+
 /// The password of `scheme://user:password@host...`, if the URL has one.
 fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);

@@ -153,6 +153,8 @@ pub enum InputError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("input file {path} is not a regular file (a pipe, a device or a directory): it is read twice, so save it to a file first")]
+    NotAFile { path: PathBuf },
     #[error("input file {path} is empty: it needs a header row (for example `customer_id,user_id,usage_location`) and data rows")]
     Empty { path: PathBuf },
     #[error("input file {path} is UTF-16 encoded: save it as UTF-8 (in Excel: File > Save As > \"CSV UTF-8\")")]
@@ -342,6 +344,12 @@ impl CsvSource {
             path: path.to_owned(),
             source,
         };
+        // Before opening: opening a FIFO with no writer blocks, and a pipe cannot be read twice.
+        if !std::fs::metadata(path).map_err(io)?.is_file() {
+            return Err(InputError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
         let mut file = File::open(path).map_err(io)?;
         let mut head = Vec::with_capacity(64 * 1024);
         (&mut file)

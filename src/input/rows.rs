@@ -87,7 +87,21 @@ pub fn validate(
         user: cell_text(Column::UserId),
         reason,
     };
-    check_shape(line, record, header).map_err(invalid)?;
+    // A record joined across lines or with the wrong number of fields: its id cells may hold
+    // another column's value (a password), so they are kept only when they look like ids.
+    let misshapen = |reason: String| {
+        let mut row = invalid(reason);
+        for cell in [&mut row.customer, &mut row.user] {
+            if !cell
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || "-{}".contains(c))
+            {
+                cell.clear();
+            }
+        }
+        row
+    };
+    check_shape(line, record, header).map_err(misshapen)?;
     let cells = clean_cells(record, header).map_err(invalid)?;
     let (customer, user) = ids(&cells, header, default_customer).map_err(invalid)?;
     let changes = changes(&cells, generating, target).map_err(invalid)?;

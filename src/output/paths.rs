@@ -1,6 +1,6 @@
 //! Owns output-path safety: before a run writes anything, every file it will write (results,
 //! `.meta`, secrets, summary JSON, reports, the refresh-token file) is compared with the others
-//! and with the input, by canonical path and by device and inode, and a collision is refused;
+//! and with the input (and the config, token and client-secret files it reads), by canonical path and by device and inode, and a collision is refused;
 //! sidecar and secret files are opened without following symbolic links. Uses only std (and
 //! `libc` for `O_NOFOLLOW`) and the settings; it sends and writes nothing itself.
 
@@ -23,7 +23,15 @@ pub enum PathError {
     },
     #[error("{option} names {path}, which is a secrets file (it holds passwords already set): it is never overwritten, even with --force; choose another file")]
     IsSecrets { option: String, path: PathBuf },
-    #[error("{path} ({what}) is a symbolic link: refusing to follow it (remove the link, or choose another --out)")]
+    #[error("{option} {path}: the directory {} does not exist (or is not a directory); create it or choose another file", dir.display())]
+    NoDirectory {
+        option: String,
+        path: PathBuf,
+        dir: PathBuf,
+    },
+    #[error("--out {path} is not a regular file (a device, a FIFO or a directory): the results file is appended to, compacted and renamed; choose a file")]
+    OutNotAFile { path: PathBuf },
+    #[error("{path} ({what}) is a symbolic link: refusing to follow it (remove the link, or choose another file)")]
     Symlink { what: String, path: PathBuf },
 }
 
@@ -120,6 +128,26 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     })
     .collect();
     refuse_collisions(&files)?;
+    // `/dev/null` or a FIFO: every update would be sent and its record lost (or the run hang).
+    if std::fs::metadata(&settings.out).is_ok_and(|m| !m.is_file()) {
+        return Err(PathError::OutNotAFile {
+            path: settings.out.clone(),
+        });
+    }
+    // Files only read may coincide with each other (and the input), never with an output.
+    for (name, path) in &settings.read_files {
+        let read = Identity::of(path);
+        if let Some(output) = files[1..]
+            .iter()
+            .find(|f| read.same(&Identity::of(&f.path)))
+        {
+            return Err(PathError::Same {
+                first: output.name.clone(),
+                second: (*name).into(),
+                path: output.path.clone(),
+            });
+        }
+    }
     refuse_symlink(&meta, "the results file's .meta")?;
     if let Some(secrets) = &secrets {
         refuse_symlink(secrets, "--secrets-out")?;
@@ -133,6 +161,21 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         let appending = option == "--out" && (settings.resume || settings.compact_only);
         if let Some(path) = path.filter(|_| !appending) {
             refuse_secrets(option, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `--summary-json` or `--report` in a directory that does not exist: they are
+/// written only at the end, so this is found before any update is sent rather than after.
+/// Checked once the summary JSON can report it (after [`check_run`]).
+pub fn check_dirs(settings: &Settings) -> Result<(), PathError> {
+    for (option, path) in [
+        ("--summary-json", settings.summary_json.as_ref()),
+        ("--report", settings.report.as_ref()),
+    ] {
+        if let Some(path) = path {
+            refuse_missing_dir(option, path)?;
         }
     }
     Ok(())
@@ -178,6 +221,19 @@ fn refuse_collisions(files: &[Named]) -> Result<(), PathError> {
         }
     }
     Ok(())
+}
+
+fn refuse_missing_dir(option: &str, path: &Path) -> Result<(), PathError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(PathError::NoDirectory {
+        option: option.into(),
+        path: path.to_owned(),
+        dir: dir.to_owned(),
+    })
 }
 
 fn refuse_symlink(path: &Path, what: &str) -> Result<(), PathError> {

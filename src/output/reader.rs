@@ -471,7 +471,7 @@ pub enum ResumeError {
     Locked { path: PathBuf, pid: Option<u32> },
     #[error("results file {path} belongs to a different run: {difference}; pass --force to resume anyway, or start a new results file with --out")]
     Mismatch { path: PathBuf, difference: String },
-    #[error("results file {path} has no fingerprint ({meta} is missing): it was not written by this tool, or by an older version; pass --force to resume anyway")]
+    #[error("results file {path} has no fingerprint ({meta} is missing or unreadable): it was not written by this tool, or by an older version; pass --force to resume anyway")]
     NoFingerprint { path: PathBuf, meta: PathBuf },
     #[error("results file {path} does not start with the expected columns: is it a results file of bulkpatch?")]
     NotResults { path: PathBuf },

@@ -24,6 +24,15 @@ pub enum SecretsError {
     },
 }
 
+/// The columns a run writes (the hand-over adds `applied`).
+const HEADER: [&str; 5] = [
+    "line",
+    "customer_id",
+    "user_id",
+    "user_principal_name",
+    "password",
+];
+
 /// The secrets file: `line,customer_id,user_id,user_principal_name,password`, one line per generated password.
 pub struct SecretsFile {
     path: PathBuf,
@@ -57,13 +66,7 @@ impl SecretsFile {
             path: path.to_owned(),
             writer: csv::Writer::from_writer(file),
         };
-        secrets.write([
-            "line",
-            "customer_id",
-            "user_id",
-            "user_principal_name",
-            "password",
-        ])?;
+        secrets.write(HEADER)?;
         Ok(secrets)
     }
 
@@ -83,10 +86,16 @@ impl SecretsFile {
         if file.metadata().map_err(io)?.len() > complete {
             file.set_len(complete).map_err(io)?;
         }
-        Ok(SecretsFile {
+        let mut secrets = SecretsFile {
             path: path.to_owned(),
             writer: csv::Writer::from_writer(file),
-        })
+        };
+        // Cut inside its header (or empty): the header again, or the first password appended
+        // would be read as the header and left out of the file handed out.
+        if complete == 0 {
+            secrets.write(HEADER)?;
+        }
+        Ok(secrets)
     }
 
     /// Writes one password and makes it durable (flushed and synced) before returning.

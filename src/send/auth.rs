@@ -87,12 +87,29 @@ fn bearer(token: &SecretString) -> Result<HeaderValue, AuthError> {
 }
 
 #[derive(serde::Deserialize)]
-struct TokenAnswer {
+struct TokenAnswer<Lifetime = serde_json::Value> {
     access_token: Option<String>,
-    expires_in: Option<serde_json::Value>,
+    expires_in: Option<Lifetime>,
     refresh_token: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+impl TokenAnswer {
+    /// The answer; one whose `expires_in` no JSON number can hold (`1e999`) is read without
+    /// it (the default lifetime applies) rather than taken for an unreadable answer.
+    fn read(body: &[u8]) -> Option<TokenAnswer> {
+        serde_json::from_slice(body).ok().or_else(|| {
+            let a: TokenAnswer<serde::de::IgnoredAny> = serde_json::from_slice(body).ok()?;
+            Some(TokenAnswer {
+                access_token: a.access_token,
+                expires_in: None,
+                refresh_token: a.refresh_token,
+                error: a.error,
+                error_description: a.error_description,
+            })
+        })
+    }
 }
 
 impl TokenProvider {
@@ -225,7 +242,7 @@ impl TokenProvider {
             }
             let body =
                 crate::send::http_client::read_body(&mut response, MAX_TOKEN_BODY, true).await;
-            let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
+            let answer = TokenAnswer::read(&body);
             if status.is_server_error()
                 || crate::core::transient::is_transient(status.as_u16())
                 || answer.is_none()

@@ -74,6 +74,20 @@ fn type_errors(table: &toml::Table, prefix: &str) -> Vec<String> {
     errors
 }
 
+/// A TOML syntax error with the line and column where it is, so the user can find it.
+fn syntax(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map(|span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        format!("line {line}, column {column}: ")
+    });
+    ConfigError::Syntax {
+        path: path.to_owned(),
+        message: format!("{}{}", at.unwrap_or_default(), e.message().trim_end()),
+    }
+}
+
 impl FileConfig {
     /// Reads and checks a config file: unknown keys are errors that name the closest known key.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -85,10 +99,7 @@ impl FileConfig {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.message().to_string(),
-        })?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| syntax(path, text, &e))?;
         for key in table.keys() {
             if !CONFIG_KEYS.contains(&key.as_str()) {
                 return Err(ConfigError::UnknownKey {
@@ -117,10 +128,7 @@ impl FileConfig {
                 problems,
             });
         }
-        toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.message().to_string(),
-        })
+        toml::from_str(text).map_err(|e| syntax(path, text, &e))
     }
 }
 

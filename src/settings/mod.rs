@@ -137,6 +137,9 @@ pub struct Settings {
     pub grace_period: Duration,
     pub show_progress: bool,
     pub progress_interval: Duration,
+    /// Files the run only reads that no output may replace (the config file, the token and
+    /// client-secret files), each with the option that names it.
+    pub read_files: Vec<(&'static str, PathBuf)>,
 }
 
 impl Settings {
@@ -181,6 +184,7 @@ impl Settings {
             grace_period: v.grace_period,
             show_progress: true,
             progress_interval: v.progress_interval,
+            read_files: Vec::new(),
         }
     }
 
@@ -205,6 +209,7 @@ impl Settings {
             }
         }
         s.show_progress = !args.quiet;
+        s.read_files = read_files(&args, &file);
         if s.backoff_base > s.backoff_cap {
             return Err(ConfigError::Invalid {
                 source_name: file_name,
@@ -223,6 +228,23 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// The files named as the config and as secrets to read, whether or not they are used.
+fn read_files(args: &RunArgs, file: &FileConfig) -> Vec<(&'static str, PathBuf)> {
+    let auth = file.auth.as_ref();
+    [
+        ("--config", args.config.clone()),
+        ("--token-file", args.options.token_file.clone()),
+        ("token_file", file.token_file.clone()),
+        (
+            "[auth] client_secret_file",
+            auth.and_then(|a| a.client_secret_file.clone()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| Some((name, path?)))
+    .collect()
 }
 
 /// The results file: not the input, there to resume or compact, not overwritten unasked.

@@ -72,6 +72,7 @@ fn trim_float(v: f64) -> String {
 pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
     let url = reqwest::Url::parse(text.trim())
         .map_err(|e| format!("is not a valid URL ({e}): `{text}`"))?;
+    crate::core::redact::register_url_password(url.as_str());
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("must be an http or https URL (got `{text}`)"));
     }

@@ -180,7 +180,14 @@ fn auth_config(dir: &std::path::Path, base: &str) -> (std::path::PathBuf, std::p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_lifetimes_of_2_pow_64_and_0_are_clamped_and_the_rotated_token_is_saved() {
     const ROWS: u32 = 200;
-    for expires_in in ["18446744073709551615", "0", "1e300", "-5", "\"NaN\""] {
+    for expires_in in [
+        "18446744073709551615",
+        "0",
+        "1e300",
+        "-5",
+        "\"NaN\"",
+        "1e999",
+    ] {
         let (base, server) = hostile(|_| Vec::new(), expires_in).await;
         let dir = tempdir();
         let (config, refresh) = auth_config(dir.path(), &base);

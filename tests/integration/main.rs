@@ -19,6 +19,7 @@ mod retries;
 mod rough_edges;
 mod secrets;
 mod support;
+mod sweep;
 mod tenant_refusals;
 mod throttling;
 mod tls_and_proxies;

@@ -248,7 +248,9 @@ async fn the_summary_json_is_written_when_a_write_error_stops_the_run() {
 
     // A report that cannot be written ends the run with an error: the summary JSON says so.
     std::fs::remove_file(&summary).unwrap();
-    let report = dir.path().join("no-such-dir").join("report.html");
+    // (a directory where the report should go: its parent exists, so only writing it fails)
+    let report = dir.path().join("report.html");
+    std::fs::create_dir(&report).unwrap();
     let ran = run_bin(run_against(
         &sim,
         &Csv::usage_locations(2).write(dir.path(), "two.csv"),
