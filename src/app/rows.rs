@@ -173,13 +173,12 @@ impl<'a> Fair<'a> {
     fn send(&mut self, row: Row) -> bool {
         let starving = || self.last_out.elapsed() >= FILL_WAIT && self.queue.is_empty();
         if self.look.is_full() || (!self.look.is_empty() && starving()) {
-            let Some(out) = self.look.pop() else {
-                return true;
-            };
-            if !self.queue.send(out) {
-                return false;
+            if let Some(out) = self.look.pop() {
+                if !self.queue.send(out) {
+                    return false;
+                }
+                self.last_out = std::time::Instant::now();
             }
-            self.last_out = std::time::Instant::now();
         }
         let customer = row.customer;
         // Room was made above: a full look-ahead always gives a row.
