@@ -2,5 +2,6 @@
 //! and generation). Uses `core`, `targets` and `settings`.
 
 pub mod csv;
+pub mod interleave;
 pub mod passwords;
 pub mod rows;

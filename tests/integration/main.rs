@@ -5,6 +5,7 @@ mod bad_input;
 mod cli_and_config;
 mod commands;
 mod credentials;
+mod fair_customers;
 mod hostile_server;
 mod hostile_values;
 mod input_rows;
