@@ -4,23 +4,25 @@
 #
 # usage: scripts/bench.sh [SCENARIO...]
 #   scenarios: dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M
-#              memory-growth report-100k (default: all; vs-oha, bulkpatch against oha and its bare
-#              HTTP client (examples/http_floor.rs), needs `oha` on PATH: cargo install oha)
+#              memory-growth report-100k tenants-6x60 tenants-200x50 (default: all; vs-oha,
+#              bulkpatch against oha and its bare HTTP client (examples/http_floor.rs), needs
+#              `oha` on PATH: cargo install oha; tenants-*: a file grouped by customer against
+#              limits per partner and per customer)
 #   BENCH_QUICK=1          divide every row count by 10 (a smoke run)
 #   BENCH_NO_GNU_TIME=1    measure without /usr/bin/time even when it is there (tests the fallback)
 #
 # Needs: cargo, python3 (or awk) for the input files, Linux /proc. /usr/bin/time (Debian
 # package `time`) is used when present; otherwise bash `times` plus VmHWM polled from /proc.
-# Takes about 5 minutes on 2 cores, most of it throttled-1k (BENCH_QUICK=1: under a minute),
-# plus the build; leaves nothing behind.
+# Takes about 16 minutes on 2 cores, most of it tenants-200x50 (about 10) and throttled-1k
+# (BENCH_QUICK=1: about 2 minutes), plus the build; leaves nothing behind.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
 export LC_ALL=C # a '.' decimal separator in EPOCHREALTIME, printf and awk
 
-readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M memory-growth report-100k)
+readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M memory-growth report-100k tenants-6x60 tenants-200x50)
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 die() {
@@ -134,24 +136,43 @@ cpu_ticks() {
 }
 
 # ---------------------------------------------------------------- input files
-# input_file ROWS: the path of a generated CSV with ROWS unique (customer, user) rows.
+# The customers of the generated inputs: how many, and whether the file is grouped by customer
+# (sorted, in equal blocks, as an export is) or each row's customer drawn at random. A scenario
+# that changes them sets them back.
+input_customers=50
+input_grouped=0
+
+# input_file ROWS: the path of a generated CSV with ROWS unique (customer, user) rows, over
+# $input_customers customers, grouped by customer when $input_grouped is 1.
 input_file() {
-    local rows=$1 file="$tmp/input-$1.csv"
+    local rows=$1 n=$input_customers grouped=$input_grouped file
+    file="$tmp/input-$rows-c$n$( ((grouped)) && echo -grouped).csv"
     if [[ ! -f $file ]]; then
         if command -v python3 >/dev/null; then
-            python3 "$repo/scripts/gen_csv.py" "$rows" "$file" --customers 50 --seed 1
+            local flags=(--customers "$n" --seed 1)
+            ((grouped)) && flags+=(--grouped)
+            python3 "$repo/scripts/gen_csv.py" "$rows" "$file" "${flags[@]}"
         else
-            # Same shape as gen_csv.py: the user GUID ends in the row number, so it is unique.
-            awk -v rows="$rows" 'BEGIN {
+            # Same shape as gen_csv.py: the user GUID ends in the row number, so it is unique;
+            # grouped: the customers sorted, customer k gets rows [k*rows/n, (k+1)*rows/n).
+            awk -v rows="$rows" -v n="$n" -v grouped="$grouped" 'BEGIN {
                 srand(1)
                 split("US GB DE FR NL PL AT CH IT ES SE NO DK FI IE BE PT CZ HU RO JP AU NZ CA BR MX IN SG ZA AE", cc, " ")
-                for (i = 0; i < 50; i++)
+                for (i = 0; i < n; i++)
                     cust[i] = sprintf("%08x-%04x-%04x-%04x-%06x%06x", rand() * 2^32, rand() * 2^16,
                         rand() * 2^16, rand() * 2^16, rand() * 2^24, rand() * 2^24)
+                for (i = 1; grouped && i < n; i++) { # insertion sort (POSIX awk has no asort)
+                    v = cust[i]
+                    for (j = i - 1; j >= 0 && cust[j] > v; j--)
+                        cust[j + 1] = cust[j]
+                    cust[j + 1] = v
+                }
                 print "customer_id,user_id,usage_location"
-                for (i = 0; i < rows; i++)
-                    printf "%s,%08x-%04x-%04x-%04x-%012x,%s\n", cust[int(rand() * 50)], rand() * 2^32,
+                for (i = 0; i < rows; i++) {
+                    k = grouped ? int(i * n / rows) : int(rand() * n)
+                    printf "%s,%08x-%04x-%04x-%04x-%012x,%s\n", cust[k], rand() * 2^32,
                         rand() * 2^16, rand() * 2^16, rand() * 2^16, i, cc[1 + int(rand() * 30)]
+                }
             }' >"$file"
         fi
     fi
@@ -456,6 +477,38 @@ for scenario in "${scenarios[@]}"; do
             table+=("report-100k|$rows|$m_wall|-|-|$(calc "$rows / $m_wall" %.0f)|-|$m_cpu|$(per_row "$m_cpu" "$rows")|$m_rss_mb|-")
             [[ $m_rc == 0 && -s $tmp/report.html ]] || { notes+=("report-100k: FAILED: exit $m_rc"); failed=1; }
             rm -f "$src" "$src.meta"
+            ;;
+        tenants-6x60)
+            # A file grouped by customer (6 x 60 rows) against 15/s per partner and 3/s per
+            # customer (burst 5 each): the partner limit is the bound (6 x 3/s = 18/s > 15/s),
+            # but only when rows of several customers are in flight at once. Ideal = rows / 15.
+            # Run twice: the ceiling alone, then with the per-customer limit given as a hint.
+            start_sim --throttle 15/s --customer-throttle 3/s --throttle-burst 5
+            input_customers=6 input_grouped=1
+            rows=$((360 / div))
+            ideal=$(calc "$rows / 15" %.4f)
+            limit=$(calc "$ideal * 8 + 10" %.0f)
+            run_scenario tenants-6x60 "$rows" "$ideal" "$limit" net --rate 200/s --concurrency 8
+            # A fresh simulator: the same users, unseen, and its buckets full again.
+            start_sim --throttle 15/s --customer-throttle 3/s --throttle-burst 5
+            run_scenario tenants-6x60+pcr "$rows" "$ideal" "$limit" net --rate 200/s \
+                --per-customer-rate 3/s --concurrency 8
+            notes+=("tenants-6x60: 6 customers, grouped; simulator 15/s per partner, 3/s per customer; +pcr: with --per-customer-rate 3/s (target: each within 1.25x the ideal, 429 under 5%)")
+            input_customers=50 input_grouped=0
+            stop_sim
+            ;;
+        tenants-200x50)
+            # 200 customers x 50 rows, grouped, against 20/s per partner and 2/s per customer:
+            # many tenants, each far slower than the partner. Ideal = rows / 20 (500 s).
+            start_sim --throttle 20/s --customer-throttle 2/s --throttle-burst 5
+            input_customers=200 input_grouped=1
+            rows=$((10000 / div))
+            ideal=$(calc "$rows / 20" %.4f)
+            run_scenario tenants-200x50 "$rows" "$ideal" "$(calc "$ideal * 4 + 30" %.0f)" net \
+                --rate 200/s --concurrency 8
+            notes+=("tenants-200x50: 200 customers, grouped; simulator 20/s per partner, 2/s per customer (target: within 1.25x the ideal)")
+            input_customers=50 input_grouped=0
+            stop_sim
             ;;
         memory-growth)
             small=$((100000 / div))
