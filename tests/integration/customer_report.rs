@@ -1,4 +1,5 @@
-//! The reports' per-customer table: rows, updated, problems and 429s per customer.
+//! The reports' per-customer table (rows, updated, problems and 429s per customer) and the
+//! summary's customer counts.
 
 use std::collections::HashMap;
 
@@ -31,8 +32,25 @@ async fn reports_count_rows_problems_and_429s_per_customer() {
         .row(&[SCRIPT, &user(6).to_string(), "DE"]) // invalid
         .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(run_against(&sim, &input, &out, &["--rate", "unlimited"])).await;
+    let json = dir.path().join("summary.json");
+    let args = [
+        "--rate",
+        "unlimited",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ];
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
+    // The summary counts customers, and those with a problem row (c2's 404, the invalid id).
+    assert!(
+        ran.stderr.contains("customers: 4, 2 with problem rows"),
+        "{}",
+        ran.stderr
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary["customers"], 4);
+    assert_eq!(summary["customers_with_problems"], 2);
     let (html, md) = (dir.path().join("r.html"), dir.path().join("r.md"));
     let ran = run_bin(bulkpatch(&[
         "report",
