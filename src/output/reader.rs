@@ -403,6 +403,7 @@ fn parse(record: &csv::ByteRecord, fields: usize) -> Result<Earlier, &'static st
     let row_hash = u64::from_str_radix(hash, 16).map_err(|_| "row_hash")?;
     Ok(Earlier {
         line,
+        customer_id: text("customer_id")?.to_string(),
         user_id: text("user_id")?.to_string(),
         outcome: Some(outcome),
         http_status: status.parse().ok(),
@@ -493,6 +494,7 @@ pub enum ResumeError {
 #[derive(Clone, Debug)]
 pub struct Earlier {
     pub line: u64,
+    pub customer_id: String,
     pub user_id: String,
     pub outcome: Option<Outcome>,
     pub http_status: Option<u16>,

@@ -496,10 +496,32 @@ pub struct Tally {
     /// (HTTP status, Partner Center code) of failed rows -> (count, first message).
     pub errors: BTreeMap<(Option<u16>, Option<String>), (u64, String)>,
     pub recorded: u64,
+    /// Customers seen -> whether one of their rows is a problem (at most `MAX_CUSTOMERS`).
+    pub customers: std::collections::HashMap<String, bool>,
 }
 
+/// Customers a tally tells apart; a crafted file cannot grow it without bound.
+const MAX_CUSTOMERS: usize = 200_000;
+
 impl Tally {
+    /// Counts a row's customer, and whether the row is a problem.
+    pub fn add_customer(&mut self, customer: &str, outcome: Outcome) {
+        let problem = outcome.is_problem();
+        if let Some(p) = self.customers.get_mut(customer) {
+            *p |= problem;
+        } else if self.customers.len() < MAX_CUSTOMERS {
+            self.customers.insert(customer.to_string(), problem);
+        }
+    }
+
+    /// Customers seen, and those with a problem row.
+    pub fn customer_counts(&self) -> (u64, u64) {
+        let problems = self.customers.values().filter(|p| **p).count();
+        (self.customers.len() as u64, problems as u64)
+    }
+
     pub fn add(&mut self, r: &Record) {
+        self.add_customer(&r.customer_id, r.outcome);
         self.add_parts(
             r.outcome,
             r.http_status,

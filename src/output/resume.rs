@@ -277,6 +277,7 @@ pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
         superseded |= spans[i] != 0;
         spans[i] = pack(span);
         if let Some(outcome) = e.outcome {
+            tally.add_customer(&e.customer_id, outcome);
             tally.add_parts(outcome, e.http_status, e.error_code.as_deref(), &e.message);
         }
     })?;
@@ -327,6 +328,7 @@ pub fn compact(path: &Path, max_line: u64) -> Result<Tally, ResumeError> {
         tally = Tally::default();
         read_results(&tmp, max_line, |_, e| {
             if let Some(outcome) = e.outcome {
+                tally.add_customer(&e.customer_id, outcome);
                 tally.add_parts(outcome, e.http_status, e.error_code.as_deref(), &e.message);
             }
         })?;
@@ -436,5 +438,27 @@ mod tests {
             .chain((1..=5).map(|l| record(l, if l % 2 == 0 { "failed" } else { "updated" })))
             .collect();
         assert_eq!(out, expected);
+    }
+}
+
+#[cfg(test)]
+mod customer_tests {
+    use super::*;
+
+    #[test]
+    fn compact_counts_customers_by_their_final_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let record = |line: u64, customer: &str, outcome: &str| {
+            format!("{line},{customer},u,{outcome},200,,,1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
+        };
+        let mut text = crate::output::reader::COLUMNS.join(",") + "\n";
+        text += &record(1, "a", "failed"); // replaced below: a has no problem in the end
+        text += &record(2, "b", "updated");
+        text += &record(3, "b", "failed");
+        text += &record(1, "a", "updated");
+        std::fs::write(&path, &text).unwrap();
+        let tally = compact(&path, u64::MAX).unwrap();
+        assert_eq!(tally.customer_counts(), (2, 1));
     }
 }

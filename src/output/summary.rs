@@ -70,6 +70,10 @@ pub struct Summary {
     pub skipped: u64,
     /// Outcomes of every input row as the results file now stands (earlier runs included).
     pub final_outcomes: BTreeMap<&'static str, u64>,
+    /// Customers in the results file as it now stands, and those with a failed, invalid,
+    /// interrupted, not-found or forbidden row.
+    pub customers: u64,
+    pub customers_with_problems: u64,
     /// The pace at the end, in requests per second, when 429s or rate-limit headers made it
     /// adapt below the ceiling.
     pub adapted_pace: Option<f64>,
@@ -123,6 +127,7 @@ impl Summary {
             .filter(|o| o.is_problem())
             .map(|o| f.count(*o))
             .sum();
+        let (customers, customers_with_problems) = f.customer_counts();
         let exit_code = match s.stopped {
             Some(StopReason::Interrupted) => exit::INTERRUPTED,
             Some(_) => exit::FATAL,
@@ -141,6 +146,8 @@ impl Summary {
                 .saturating_sub(f.recorded.max(t.recorded + s.skipped)),
             skipped: s.skipped,
             final_outcomes: outcome_counts(f),
+            customers,
+            customers_with_problems,
             outcomes,
             errors,
             attempts: s.attempts,
@@ -251,6 +258,8 @@ impl Summary {
                     requests_per_second = self.requests_per_second,
                     skipped = self.skipped,
                     final_outcomes = %to_json(&self.final_outcomes),
+                    customers = self.customers,
+                    customers_with_problems = self.customers_with_problems,
                     adapted_pace = self.adapted_pace,
                     stopped = self.stopped.as_deref(),
                     exit_code = self.exit_code,
@@ -291,6 +300,13 @@ impl Summary {
             self.results.display()
         );
         let _ = writeln!(out, "  outcomes: {}", nonzero(&self.outcomes));
+        if self.customers > 0 {
+            let _ = writeln!(
+                out,
+                "  customers: {}, {} with problem rows",
+                self.customers, self.customers_with_problems
+            );
+        }
         if !self.dry_run && self.attempts > 0 {
             let _ = writeln!(
                 out,

@@ -1,5 +1,6 @@
 //! Renders the reports a person reads, from a results file or an audit file: a self-contained HTML page (inline CSS and SVG charts) and Markdown for a ticket.
 
+pub mod customers;
 pub mod markdown;
 
 use crate::targets::Target;
@@ -126,6 +127,8 @@ pub struct ReportData {
     pub outcome_chart: String,
     pub throughput_chart: String,
     pub latency_chart: String,
+    /// Per customer: rows, updated, problems, 429s and pace (run reports show it).
+    pub customers: customers::CustomerTable,
 }
 
 /// What a report counts while it reads a file, record by record.
@@ -141,6 +144,7 @@ struct Accumulator {
     attempts: u64,
     throttled: u64,
     rows: u64,
+    customers: customers::CustomerTally,
     /// The line of the record before: an audit row spans one record per field.
     last_line: String,
 }
@@ -235,6 +239,12 @@ impl Accumulator {
         let throttled = row.count(cols.throttled, u32::MAX.into()) as u32;
         self.throttled = self.throttled.saturating_add(u64::from(throttled));
         self.add_timing(cols, row, throttled);
+        self.customers.add(
+            row.cell(cols.customer),
+            row.outcome,
+            throttled.into(),
+            row.time(cols.finished),
+        );
         if row.outcome.is_problem() {
             self.add_problem(cols, row, line);
         }
@@ -322,6 +332,7 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         .map(|o| (o.as_str().to_string(), count(*o)))
         .collect();
     let cards = cards(kind, acc.rows, count);
+    let customers = std::mem::take(&mut acc.customers).table();
     let failures = failure_groups(std::mem::take(&mut acc.groups), target);
     let fields = field_changes(
         std::mem::take(&mut acc.transitions),
@@ -374,6 +385,7 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         outcome_chart,
         throughput_chart,
         latency_chart,
+        customers,
     }
 }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli_and_config;
 mod commands;
 mod credentials;
+mod customer_report;
 mod fair_customers;
 mod hostile_server;
 mod hostile_values;
