@@ -166,19 +166,7 @@ async fn a_write_error_mid_run_stops_the_run() {
     let dir = tempdir();
     let input = Csv::usage_locations(200).write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    // bash: ignore SIGXFSZ and cap file size at 8 KiB, then run the tool.
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 8; exec {} run {} --base-url {} --out {} --rate 100/s --concurrency 2",
-        env!("CARGO_BIN_EXE_bulkpatch"),
-        input.display(),
-        sim.base_url(),
-        out.display()
-    );
-    let mut cmd = std::process::Command::new("bash");
-    cmd.args(["-c", &script])
-        .env("BULKPATCH_TOKEN", sim.token())
-        .env_remove("RUST_LOG");
-    let ran = run_bin(cmd).await;
+    let ran = run_with_full_disk(&sim, &input, &out, &[]).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
         ran.stderr.contains("could not be written"),

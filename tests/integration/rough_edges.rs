@@ -223,19 +223,8 @@ async fn the_summary_json_is_written_when_a_write_error_stops_the_run() {
     let input = Csv::usage_locations(200).write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
     let summary = dir.path().join("summary.json");
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 8; exec {} run {} --base-url {} --out {} --rate 100/s --concurrency 2 --summary-json {}",
-        env!("CARGO_BIN_EXE_bulkpatch"),
-        input.display(),
-        sim.base_url(),
-        out.display(),
-        summary.display()
-    );
-    let mut cmd = std::process::Command::new("bash");
-    cmd.args(["-c", &script])
-        .env("BULKPATCH_TOKEN", sim.token())
-        .env_remove("RUST_LOG");
-    let ran = run_bin(cmd).await;
+    let summary_arg = summary.display().to_string();
+    let ran = run_with_full_disk(&sim, &input, &out, &["--summary-json", &summary_arg]).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     let json = read_json(&summary);
     assert_eq!(json["exit_code"], 2);

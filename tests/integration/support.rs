@@ -157,6 +157,25 @@ pub fn run_against(sim: &Simulator, input: &Path, out: &Path, extra: &[&str]) ->
     cmd
 }
 
+/// Runs `bulkpatch run INPUT --out OUT` against `sim` (plus `extra`) with its files capped at
+/// 8 KiB, as on a full disk (bash ignores SIGXFSZ, so a write past the cap fails instead).
+#[cfg(unix)]
+pub async fn run_with_full_disk(sim: &Simulator, input: &Path, out: &Path, extra: &[&str]) -> Ran {
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 8; exec {} run {} --base-url {} --out {} --rate 100/s --concurrency 2 {}",
+        env!("CARGO_BIN_EXE_bulkpatch"),
+        input.display(),
+        sim.base_url(),
+        out.display(),
+        extra.join(" ")
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &script])
+        .env("BULKPATCH_TOKEN", sim.token())
+        .env_remove("RUST_LOG");
+    run_bin(cmd).await
+}
+
 /// The results file as a header and rows of column -> value.
 pub struct Results {
     pub header: Vec<String>,
