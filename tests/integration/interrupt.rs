@@ -9,7 +9,15 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_interrupt_finishes_requests_in_flight_and_exits_130() {
-    for sig in ["INT", "TERM"] {
+    for (sig, says, not_says) in [
+        ("INT", "press Ctrl-C again", "terminated"),
+        // Whoever sent SIGTERM (cron, systemd, kill) cannot press Ctrl-C.
+        (
+            "TERM",
+            "terminated: finishing the requests in flight",
+            "Ctrl-C",
+        ),
+    ] {
         let sim = simulator(SimConfig {
             latency: Duration::from_millis(300),
             ..SimConfig::default()
@@ -30,6 +38,8 @@ async fn first_interrupt_finishes_requests_in_flight_and_exits_130() {
         send_signal(&child, sig);
         let ran = wait_child(child).await;
         assert_eq!(ran.code, 130, "{sig}: {}", ran.stderr);
+        assert!(ran.stderr.contains(says), "{sig}: {}", ran.stderr);
+        assert!(!ran.stderr.contains(not_says), "{sig}: {}", ran.stderr);
         let sent = sim.requests();
         let results = Results::read(&out);
         // Every request sent got its answer and its record: nothing in flight was abandoned.

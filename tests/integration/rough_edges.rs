@@ -342,41 +342,6 @@ async fn json_logs_put_every_line_summary_and_errors_included_in_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_does_not_ask_for_a_second_ctrl_c() {
-    for (sig, says, not_says) in [
-        (
-            "TERM",
-            "terminated: finishing the requests in flight",
-            "Ctrl-C",
-        ),
-        ("INT", "press Ctrl-C again", "terminated"),
-    ] {
-        let sim = simulator(SimConfig {
-            latency: Duration::from_millis(300),
-            ..SimConfig::default()
-        })
-        .await;
-        let dir = tempdir();
-        let input = Csv::usage_locations(40).write(dir.path(), "in.csv");
-        let out = dir.path().join("out.csv");
-        let child = run_against(
-            &sim,
-            &input,
-            &out,
-            &["--rate", "unlimited", "--concurrency", "2"],
-        )
-        .spawn()
-        .unwrap();
-        until_received(&sim, 3).await;
-        send_signal(&child, sig);
-        let ran = wait_child(child).await;
-        assert_eq!(ran.code, 130, "{sig}: {}", ran.stderr);
-        assert!(ran.stderr.contains(says), "{sig}: {}", ran.stderr);
-        assert!(!ran.stderr.contains(not_says), "{sig}: {}", ran.stderr);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_where_nothing_connects_stops_after_a_few_attempts() {
     // A port nothing listens on: every connection is refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
