@@ -22,7 +22,6 @@ use crate::output::{audit_file, handover, resume};
 use crate::report;
 use crate::send::auth::TokenProvider;
 use crate::send::http::Client;
-use crate::send::pace::Controller;
 use crate::send::pacer::Pacer;
 use crate::send::{http_client, pool, reach, retry};
 use crate::settings::{ConfigError, Settings};
@@ -31,7 +30,7 @@ use crate::settings::{ConfigError, Settings};
 pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
     crate::output::paths::check_dirs(&settings)?;
-    let input = Input::open(&settings).await?;
+    let mut input = Input::open(&settings).await?;
     if input.rows == 0 && !settings.compact_only {
         let (dry_run, audit) = (settings.dry_run, is_audit(&settings));
         return Ok(Summary::no_data_rows(
@@ -63,6 +62,9 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stages = Stages::start(&settings, input.rows)?;
+    stages
+        .counters
+        .set_customers(std::mem::take(&mut input.rows_per_customer));
     lock.commit()?;
     let max_line = input.max_line;
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
@@ -98,6 +100,8 @@ struct Input {
     source: CsvSource,
     rows: u64,
     duplicates: Duplicates,
+    /// Each customer's rows, for the progress display's customers done.
+    rows_per_customer: std::collections::HashMap<uuid::Uuid, u64>,
     header_hash: u64,
     /// The highest line a results file for this input may name.
     max_line: u64,
@@ -120,14 +124,14 @@ impl Input {
             tracing::warn!("the input has a customer_id column: --customer-id is ignored");
         }
         let (path, default_customer) = (settings.input.clone(), settings.customer_id);
-        let (rows, duplicates) =
-            blocking(move || validate::scan(&path, &options, default_customer)).await?;
+        let scanned = blocking(move || validate::scan(&path, &options, default_customer)).await?;
         Ok(Input {
             header_hash: source.header.hash,
             max_line: crate::output::paths::max_line(&settings.input),
             source,
-            rows,
-            duplicates,
+            rows: scanned.rows,
+            duplicates: scanned.duplicates,
+            rows_per_customer: scanned.rows_per_customer,
         })
     }
 }
@@ -172,7 +176,7 @@ async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenPro
 }
 
 /// The pace controller, once the workers have one (progress and the summary read it).
-type PaceSlot = Arc<Mutex<Option<Arc<Controller>>>>;
+type PaceSlot = Arc<Mutex<Option<Arc<Pacer>>>>;
 
 /// What the reader, the workers and the writer share while the run goes.
 struct Stages {
@@ -223,7 +227,10 @@ impl Stages {
         let progress = Progress::start(
             rows,
             counters.clone(),
-            Arc::new(move || reading.lock().ok()?.as_ref().and_then(|c| c.rate())),
+            Arc::new(move || {
+                let pacer = reading.lock().ok().and_then(|p| p.clone());
+                pacer.map(|p| p.now(true)).unwrap_or_default()
+            }),
             settings.show_progress,
             settings.progress_interval,
         );
@@ -270,12 +277,12 @@ impl Stages {
         tokens: Arc<TokenProvider>,
         rows: mpsc::Receiver<Row>,
     ) {
-        let pacer = Pacer::with_limits(
+        let pacer = Arc::new(Pacer::with_limits(
             settings.rate.interval(),
             settings.per_customer_rate.and_then(|r| r.interval()),
-        );
+        ));
         if let Ok(mut slot) = self.pace.lock() {
-            *slot = Some(pacer.controller());
+            *slot = Some(pacer.clone());
         }
         let ctx = Arc::new(pool::Context {
             operation: settings.operation,
@@ -360,7 +367,12 @@ impl Ended {
             stopped: self.stop.reason(),
             skipped: c.skipped.load(Ordering::Relaxed),
             final_tally,
-            pace: self.pace.lock().ok().and_then(|s| s.as_ref()?.rate()),
+            pace: self
+                .pace
+                .lock()
+                .ok()
+                .and_then(|p| p.as_ref().map(|p| p.now(false)))
+                .unwrap_or_default(),
             ceiling: settings.rate,
         })
     }

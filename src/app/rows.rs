@@ -15,7 +15,6 @@ use super::Error;
 use crate::core::run_state::{Counters, Outcome, Stop, StopReason};
 use crate::input::csv as input;
 use crate::input::csv::CsvSource;
-use crate::input::interleave::Interleaver;
 use crate::input::passwords;
 use crate::input::rows::{self as validate, Duplicates, Row};
 use crate::output::results::{Record, Sink};
@@ -102,18 +101,8 @@ pub struct Reader {
     pub counters: Arc<Counters>,
 }
 
-/// Rows held back to be taken round-robin across customers. 4096 rows are a few MB whatever
-/// the file's size, read in milliseconds, and enough to interleave the customers a partner-wide
-/// limit needs: with 15/s per partner and 3/s per customer, 5 customers must be in flight, which
-/// 4096 rows cover for customers of up to ~800 rows each.
-const LOOK_AHEAD: usize = 4096;
-
-/// How long the workers may sit idle while the look-ahead fills (slow input, such as a password
-/// synced to disk per row) before rows are handed out early.
-const FILL_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// The reader's end of the row queue. It waits for a quarter of the queue to be free before
-/// filling it again, so the workers wake this thread once per batch rather than once per row.
+/// filling it again, so the scheduler's feeder wakes this thread once per batch, not per row.
 struct Queue<'a> {
     tx: &'a mpsc::Sender<Row>,
     batch: usize,
@@ -143,57 +132,6 @@ impl<'a> Queue<'a> {
             }
         }
     }
-
-    /// True when no row is waiting for a worker.
-    fn is_empty(&self) -> bool {
-        let held = self.permits.as_ref().map_or(0, ExactSizeIterator::len);
-        self.tx.capacity() + held >= self.tx.max_capacity()
-    }
-}
-
-/// The look-ahead in front of the queue: rows go in as read and come out round-robin across
-/// customers when it is full, when the workers have waited `FILL_WAIT` for it, and at the end.
-struct Fair<'a> {
-    queue: Queue<'a>,
-    look: Interleaver<Uuid, Row>,
-    last_out: std::time::Instant,
-}
-
-impl<'a> Fair<'a> {
-    fn new(tx: &'a mpsc::Sender<Row>) -> Fair<'a> {
-        Fair {
-            queue: Queue::new(tx),
-            look: Interleaver::new(LOOK_AHEAD),
-            last_out: std::time::Instant::now(),
-        }
-    }
-
-    /// Holds a row back, handing one out first if the look-ahead is full or the workers are
-    /// starving; false when the workers have gone.
-    fn send(&mut self, row: Row) -> bool {
-        let starving = || self.last_out.elapsed() >= FILL_WAIT && self.queue.is_empty();
-        if self.look.is_full() || (!self.look.is_empty() && starving()) {
-            if let Some(out) = self.look.pop() {
-                if !self.queue.send(out) {
-                    return false;
-                }
-                self.last_out = std::time::Instant::now();
-            }
-        }
-        let customer = row.customer;
-        // Room was made above: a full look-ahead always gives a row.
-        self.look.push(customer, row).is_ok()
-    }
-
-    /// Hands out every row held back; false when the workers have gone.
-    fn drain(&mut self) -> bool {
-        while let Some(row) = self.look.pop() {
-            if !self.queue.send(row) {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 impl Reader {
@@ -208,7 +146,7 @@ impl Reader {
         stop: &Stop,
     ) -> Result<(), Error> {
         let mut record = ByteRecord::new();
-        let mut queue = Fair::new(rows);
+        let mut queue = Queue::new(rows);
         while !stop.is_stopping() {
             let Some(line) = source.next_record(&mut record)? else {
                 break;
@@ -221,6 +159,11 @@ impl Reader {
             if self.finished.is_finished(line, hash) {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 self.counters.done.fetch_add(1, Ordering::Relaxed);
+                let customer = match &row {
+                    Ok(r) => r.customer.to_string(),
+                    Err(i) => i.customer.clone(),
+                };
+                self.counters.customer_row_done(&customer);
                 continue;
             }
             let row = match (row, self.generator.as_mut()) {
@@ -245,9 +188,6 @@ impl Reader {
                     }
                 }
             }
-        }
-        if !stop.is_stopping() {
-            queue.drain();
         }
         Ok(())
     }

@@ -113,6 +113,8 @@ pub struct Counters {
     pub throttled: AtomicU64,
     /// An audit's counts: its outcomes are shown, not `updated`.
     audit: bool,
+    /// Customers done of those in the input (set once the input's first pass counted them).
+    customers: OnceLock<CustomerProgress>,
 }
 
 impl Counters {
@@ -130,6 +132,25 @@ impl Counters {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets the customers to count done: each one's rows in the input (from the first pass).
+    pub fn set_customers(&self, rows_per_customer: std::collections::HashMap<uuid::Uuid, u64>) {
+        let _ = self.customers.set(CustomerProgress::new(rows_per_customer));
+    }
+
+    /// One of `customer`'s rows is finished (recorded, or finished by an earlier run).
+    pub fn customer_row_done(&self, customer: &str) {
+        if let (Some(progress), Ok(customer)) = (self.customers.get(), customer.parse()) {
+            progress.row_done(customer);
+        }
+    }
+
+    /// Customers with every row finished, and customers in the input (None before the
+    /// input was counted).
+    pub fn customers_done(&self) -> Option<(u64, u64)> {
+        let p = self.customers.get()?;
+        Some((p.done.load(Ordering::Relaxed), p.total))
+    }
+
     /// Whether these are an audit's counts (its outcomes are shown, not `updated`).
     pub fn is_audit(&self) -> bool {
         self.audit
@@ -138,6 +159,60 @@ impl Counters {
     /// Rows recorded with `outcome` so far.
     pub fn count(&self, outcome: Outcome) -> u64 {
         self.outcomes[outcome.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// Customers done: rows left per customer, counted down as rows finish.
+#[derive(Debug)]
+struct CustomerProgress {
+    left: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, u64>>,
+    total: u64,
+    done: AtomicU64,
+}
+
+impl CustomerProgress {
+    fn new(rows_per_customer: std::collections::HashMap<uuid::Uuid, u64>) -> CustomerProgress {
+        CustomerProgress {
+            total: rows_per_customer.len() as u64,
+            left: std::sync::Mutex::new(rows_per_customer),
+            done: AtomicU64::new(0),
+        }
+    }
+
+    fn row_done(&self, customer: uuid::Uuid) {
+        let Ok(mut left) = self.left.lock() else {
+            return;
+        };
+        if let Some(n) = left.get_mut(&customer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                left.remove(&customer);
+                self.done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// How the run is paced right now, for the progress display and the summary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PaceNow {
+    /// The pool-wide adaptive pace (requests/s), when below the ceiling.
+    pub pool: Option<f64>,
+    /// Customers with a pace of their own (throttled on their own).
+    pub customers_paced: usize,
+    /// The slowest of those: customer and pace (requests/s), slowest first (at most 3).
+    pub slowest: Vec<(uuid::Uuid, f64)>,
+}
+
+impl PaceNow {
+    /// The run's pace as adapted to the API: the pool-wide one, or, when a single customer
+    /// was paced on its own (a one-tenant run), that customer's.
+    pub fn adapted(&self) -> Option<f64> {
+        match (self.pool, self.customers_paced, self.slowest.first()) {
+            (Some(pool), ..) => Some(pool),
+            (None, 1, Some((_, pace))) => Some(*pace),
+            _ => None,
+        }
     }
 }
 

@@ -55,6 +55,37 @@ impl<K: Hash + Eq + Copy, T> Interleaver<K, T> {
         Ok(())
     }
 
+    /// The keys with rows waiting, in turn order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.turns.iter()
+    }
+
+    /// How many keys have rows waiting.
+    pub fn key_count(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Whether `key` has rows waiting.
+    pub fn contains(&self, key: &K) -> bool {
+        self.lanes.contains_key(key)
+    }
+
+    /// The oldest row of the first key, in turn order, that `ready` accepts; that key then
+    /// waits behind the others, and the keys passed over keep their turn.
+    pub fn pop_first(&mut self, mut ready: impl FnMut(&K) -> bool) -> Option<(K, T)> {
+        let at = self.turns.iter().position(&mut ready)?;
+        let key = self.turns.remove(at)?;
+        let lane = self.lanes.get_mut(&key)?;
+        let item = lane.pop_front()?;
+        if lane.is_empty() {
+            self.lanes.remove(&key);
+        } else {
+            self.turns.push_back(key);
+        }
+        self.len -= 1;
+        Some((key, item))
+    }
+
     /// The oldest row of the key whose turn it is; that key then waits behind the others.
     pub fn pop(&mut self) -> Option<T> {
         let key = self.turns.pop_front()?;

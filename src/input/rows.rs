@@ -298,11 +298,23 @@ impl Duplicates {
 
 /// The first pass over the input: counts data rows (for the progress bar) and builds the duplicate check.
 /// Holds one 64-bit key per row while it runs, and no row.
+/// Distinct customers counted by the first pass (for the progress display); a file with more
+/// shows progress for these only.
+const CUSTOMERS_COUNTED: usize = 200_000;
+
+/// What the first pass over the input found.
+pub struct Scanned {
+    pub rows: u64,
+    pub duplicates: Duplicates,
+    /// Each customer's rows (the first `CUSTOMERS_COUNTED` customers).
+    pub rows_per_customer: std::collections::HashMap<Uuid, u64>,
+}
+
 pub fn scan(
     path: &Path,
     options: &ReadOptions,
     default_customer: Option<Uuid>,
-) -> Result<(u64, Duplicates), InputError> {
+) -> Result<Scanned, InputError> {
     let mut source = CsvSource::open(path, options)?;
     let customer_at = source.header.position(Column::CustomerId);
     let user_at = source.header.position(Column::UserId);
@@ -314,6 +326,7 @@ pub fn scan(
     };
     let mut rows = 0u64;
     let mut keys = Vec::new();
+    let mut customers = std::collections::HashMap::new();
     let mut record = ByteRecord::new();
     while source.next_record(&mut record)?.is_some() {
         rows += 1;
@@ -325,8 +338,17 @@ pub fn scan(
         if let (Some(c), Some(u)) = (customer, user) {
             keys.push(pair_key(c, u));
         }
+        if let Some(c) = customer {
+            if customers.len() < CUSTOMERS_COUNTED || customers.contains_key(&c) {
+                *customers.entry(c).or_insert(0) += 1;
+            }
+        }
     }
-    Ok((rows, Duplicates::from_keys(keys)))
+    Ok(Scanned {
+        rows,
+        duplicates: Duplicates::from_keys(keys),
+        rows_per_customer: customers,
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::run_state::Counters;
 use crate::core::run_state::Outcome;
+use crate::core::run_state::PaceNow;
 
 /// Rows per second done by this run (rows an earlier run finished, skipped on a resume, are
 /// not counted), and the seconds left for the rest at that rate, if it can be told.
@@ -92,7 +93,7 @@ pub struct Progress {
 type CountsLine = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Reads the pace the workers are held to now, in requests per second.
-pub type PaceReading = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
+pub type PaceReading = Arc<dyn Fn() -> PaceNow + Send + Sync>;
 
 impl Progress {
     /// Starts the bar (stderr is a terminal) or periodic info lines (it is not); nothing when
@@ -115,9 +116,10 @@ impl Progress {
         }
         let line: CountsLine = {
             let counters = counters.clone();
-            Arc::new(move || match pace() {
-                Some(r) => format!("{} · pace {r:.1}/s", counts_line(&counters)),
-                None => counts_line(&counters),
+            Arc::new(move || {
+                let mut line = counts_line(&counters);
+                pace_and_customers(&mut line, &counters, &pace());
+                line
             })
         };
         if std::io::stderr().is_terminal() && !LOG_LINES_ONLY.load(Ordering::Relaxed) {
@@ -237,6 +239,27 @@ impl Progress {
 }
 
 /// "updated 12 · failed 1 · 429s 3": the counts so far (updated, failed and invalid always).
+/// Appends the adapted pace, customers done of all, and the customers throttled on their own
+/// (the slowest first) to a progress line.
+fn pace_and_customers(line: &mut String, c: &Counters, pace: &PaceNow) {
+    use std::fmt::Write as _;
+    if let Some(rate) = pace.pool {
+        let _ = write!(line, " · pace {rate:.1}/s");
+    }
+    if let Some((done, total)) = c.customers_done().filter(|(_, total)| *total > 1) {
+        let _ = write!(line, " · customers {done}/{total} done");
+    }
+    if let Some((customer, rate)) = pace.slowest.first() {
+        let id = customer.to_string();
+        let _ = write!(
+            line,
+            " · {} throttled alone, slowest {}… {rate:.1}/s",
+            pace.customers_paced,
+            &id[..8]
+        );
+    }
+}
+
 fn counts_line(c: &Counters) -> String {
     let always: &[Outcome] = if c.is_audit() {
         &[

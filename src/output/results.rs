@@ -295,6 +295,7 @@ pub fn start(
                 writer_backlog.written();
                 tally.add(&record);
                 counters.record(record.outcome);
+                counters.customer_row_done(&record.customer_id);
                 if failure.is_some() {
                     continue;
                 }

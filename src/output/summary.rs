@@ -77,12 +77,24 @@ pub struct Summary {
     /// The pace at the end, in requests per second, when 429s or rate-limit headers made it
     /// adapt below the ceiling.
     pub adapted_pace: Option<f64>,
+    /// Customers that were throttled on their own and paced below the others.
+    pub customers_paced_alone: usize,
+    /// The slowest of those, slowest first (at most 3): customer and pace (requests/s).
+    pub slowest_customers: Vec<SlowCustomer>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
     pub exit_code: u8,
     /// The input had no data rows: nothing was sent, no results file written.
     #[serde(skip)]
     pub nothing_to_do: bool,
+}
+
+/// A customer paced on its own, below the others.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SlowCustomer {
+    pub customer_id: String,
+    /// Requests per second.
+    pub pace: f64,
 }
 
 /// What the summary is built from.
@@ -100,8 +112,8 @@ pub struct SummaryInput<'a> {
     pub skipped: u64,
     /// The results file's tally after compaction: every row's final outcome.
     pub final_tally: &'a Tally,
-    /// The adaptive pace at the end, and the ceiling.
-    pub pace: Option<f64>,
+    /// How the run was paced at the end, and the ceiling.
+    pub pace: crate::core::run_state::PaceNow,
     pub ceiling: crate::settings::Rate,
 }
 
@@ -155,8 +167,19 @@ impl Summary {
             elapsed_seconds: round3(s.elapsed.as_secs_f64()),
             rows_per_second: round3(t.recorded as f64 / secs),
             requests_per_second: round3(s.attempts as f64 / secs),
+            customers_paced_alone: s.pace.customers_paced,
+            slowest_customers: s
+                .pace
+                .slowest
+                .iter()
+                .map(|(c, pace)| SlowCustomer {
+                    customer_id: c.to_string(),
+                    pace: round3(*pace),
+                })
+                .collect(),
             adapted_pace: s
                 .pace
+                .adapted()
                 .filter(|p| match s.ceiling {
                     crate::settings::Rate::PerSecond(c) => *p < c * 0.999,
                     crate::settings::Rate::Unlimited => true,
@@ -183,7 +206,7 @@ impl Summary {
             stopped: None,
             skipped: 0,
             final_tally: tally,
-            pace: None,
+            pace: Default::default(),
             ceiling: crate::settings::Rate::Unlimited,
         });
         s.recorded = tally.recorded;
@@ -207,7 +230,7 @@ impl Summary {
             stopped: None,
             skipped: 0,
             final_tally: &empty,
-            pace: None,
+            pace: Default::default(),
             ceiling: crate::settings::Rate::Unlimited,
         });
         let name = s.input.file_name().unwrap_or(s.input.as_os_str());
@@ -261,6 +284,8 @@ impl Summary {
                     customers = self.customers,
                     customers_with_problems = self.customers_with_problems,
                     adapted_pace = self.adapted_pace,
+                    customers_paced_alone = self.customers_paced_alone,
+                    slowest_customers = %to_json(&self.slowest_customers),
                     stopped = self.stopped.as_deref(),
                     exit_code = self.exit_code,
                     "summary"
@@ -318,6 +343,19 @@ impl Summary {
             let _ = writeln!(
                 out,
                 "  pace adapted to the API: {pace:.1} requests/s at the end (429s or rate-limit headers)"
+            );
+        }
+        if self.customers_paced_alone > 0 {
+            let slowest: Vec<String> = self
+                .slowest_customers
+                .iter()
+                .map(|c| format!("{} {:.1}/s", c.customer_id, c.pace))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  customers throttled on their own: {}, slowest: {}",
+                self.customers_paced_alone,
+                slowest.join(", ")
             );
         }
         if !self.errors.is_empty() {
@@ -421,7 +459,7 @@ mod tests {
             stopped: Some(&StopReason::Interrupted),
             skipped: 0,
             final_tally: &tally,
-            pace: None,
+            pace: Default::default(),
             ceiling: crate::settings::Rate::Unlimited,
         })
     }

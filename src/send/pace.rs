@@ -86,6 +86,19 @@ impl Controller {
         }
     }
 
+    /// A controller for one customer, created at its first 429: `successes` are the times of
+    /// the customer's recent answers, remembered since `since`, so its first cut starts from
+    /// the rate it was getting, not from nothing.
+    pub fn seeded(ceiling: Option<f64>, successes: Vec<Instant>, since: Instant) -> Controller {
+        let c = Controller::new(ceiling);
+        {
+            let mut s = c.lock();
+            s.successes = successes.into();
+            s.measured_from = since.min(s.measured_from);
+        }
+        c
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("rate controller lock")
     }
@@ -94,6 +107,11 @@ impl Controller {
     pub fn rate(&self) -> Option<f64> {
         let s = self.lock();
         s.pace.or(s.ceiling)
+    }
+
+    /// The adaptive pace, when it is below the ceiling (None at the ceiling).
+    pub fn adapted(&self) -> Option<f64> {
+        self.lock().pace
     }
 
     /// Reserves the next send slot of the adaptive pace; None when not pacing below the ceiling
@@ -105,6 +123,13 @@ impl Controller {
         let slot = s.next_slot.max(now);
         s.next_slot = checked::after(slot, checked::interval_for_rate(pace));
         Some(slot)
+    }
+
+    /// The next free send slot of the adaptive pace, without taking it; None when not pacing
+    /// below the ceiling.
+    pub fn next_slot(&self) -> Option<Instant> {
+        let s = self.lock();
+        s.pace.map(|_| s.next_slot)
     }
 
     /// A request succeeded (any answer but a 429): counts toward the measured rate, and probes
@@ -158,6 +183,11 @@ impl Controller {
         s.guessed = measured < CONFIDENT_SPAN;
         let resumed = checked::after(now, pause);
         s.measured_from = resumed;
+        if s.guessed && count < 2 {
+            // Nothing to go by (a customer's first request, say): the pause alone answers it.
+            s.hold_until = Some(checked::after(resumed, HOLD));
+            return;
+        }
         let current = s.pace.or(s.ceiling).unwrap_or(f64::INFINITY);
         let target = (succeeding * BACKOFF).min(current * BACKOFF).max(MIN_RATE);
         s.pace = Some(target);
@@ -353,6 +383,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_429_with_nothing_measured_only_pauses() {
+        let c = Controller::new(Some(50.0));
+        tokio::time::advance(Duration::from_millis(40)).await;
+        c.on_throttle(Duration::from_secs(1));
+        assert_eq!(
+            c.adapted(),
+            None,
+            "no success to go by: no cut to the minimum"
+        );
+        // With successes to measure, the next congestion cuts.
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        successes(&c, 10, 2).await;
+        c.on_throttle(Duration::from_secs(1));
+        assert!(c.adapted().is_some_and(|r| (9.0..10.0).contains(&r)));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn clean_running_probes_back_up_to_the_ceiling() {
         let c = Controller::new(Some(25.0));
         successes(&c, 20, 2).await;
@@ -447,13 +494,15 @@ mod tests {
             quota: quota_from_headers(&headers, std::time::SystemTime::now()),
         });
         let started = Instant::now();
-        pacer.observe(&answer);
+        pacer.observe(&answer, None);
         let stop = crate::core::run_state::Stop::default();
         assert!(pacer.ready(&stop, None).await);
         assert_eq!(started.elapsed(), crate::core::checked::SERVER_PAUSE.max);
 
         // A pace from an infinite or tiny rate, a huge 429 pause: no overflow.
         let c = Controller::new(Some(100.0));
+        c.on_success();
+        c.on_success();
         c.on_throttle(Duration::MAX);
         assert!(c.reserve().is_some());
         let c = Controller::new(None);

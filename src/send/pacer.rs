@@ -1,6 +1,7 @@
 //! The pacer every request waits on: the ceiling (a governor limiter, burst of one), an
-//! optional per-customer limit (keyed), the adaptive pace below the ceiling, and the pause a
-//! 429 or a spent quota imposes on every worker. Uses `core` and `send::pace`.
+//! optional per-customer limit (keyed), the adaptive pace below the ceiling, the pause a
+//! partner-wide 429 or a spent quota imposes on every worker, and each customer's lane (its
+//! own pace and pause after its own 429s). Uses `core`, `send::pace` and `send::lanes`.
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,16 +12,19 @@ use uuid::Uuid;
 
 use crate::core::run_state::Stop;
 use crate::send::attempt::Attempt;
+use crate::send::lanes::{Lanes, Scope};
+use crate::send::pace::Quota as Said;
 
 /// Paces requests: the ceiling (a governor limiter, burst of one), an optional per-customer
-/// limit (a keyed governor limiter), the adaptive pace below the ceiling, and the pause a 429
-/// imposes on every worker.
+/// limit (a keyed governor limiter), the adaptive pace below the ceiling, the pause a
+/// partner-wide 429 imposes on every worker, and the customers' lanes.
 #[derive(Debug)]
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
     per_customer: Option<DefaultKeyedRateLimiter<Uuid>>,
     adaptive: Arc<crate::send::pace::Controller>,
     paused_until: Mutex<Option<Instant>>,
+    lanes: Lanes,
 }
 
 fn smooth_quota(every: Duration) -> Quota {
@@ -44,28 +48,66 @@ impl Pacer {
                 interval.map(|i| 1.0 / i.as_secs_f64()),
             )),
             paused_until: Mutex::new(None),
+            lanes: Lanes::new(per_customer.map(|i| 1.0 / i.as_secs_f64())),
         }
     }
 
-    /// The adaptive controller (for the progress display and the summary).
-    pub fn controller(&self) -> Arc<crate::send::pace::Controller> {
-        self.adaptive.clone()
+    /// How the run is paced now; `recent` limits the customers' paces to those answered in the
+    /// last few seconds (for the progress display: customers that finished drop out).
+    pub fn now(&self, recent: bool) -> crate::core::run_state::PaceNow {
+        let within = recent.then_some(Duration::from_secs(5));
+        let (customers_paced, slowest) = self.lanes.slowest(within);
+        crate::core::run_state::PaceNow {
+            pool: self.adaptive.adapted(),
+            customers_paced,
+            slowest,
+        }
     }
 
-    /// Feeds an attempt's answer to the adaptive pace.
-    pub fn observe(&self, attempt: &Attempt) {
-        if let Attempt::Response(r) = attempt {
-            if r.status == 429 {
-                self.adaptive
-                    .on_throttle(r.retry_after.unwrap_or(Duration::ZERO));
-            } else {
-                self.adaptive.on_success();
-            }
-            if let Some(wait) = r.quota.and_then(|q| self.adaptive.on_quota(q)) {
-                // The quota is spent: a request now would only be answered 429.
-                self.pause_for(wait);
+    /// The customers' lanes (for the scheduler and the progress display).
+    pub fn lanes(&self) -> &Lanes {
+        &self.lanes
+    }
+
+    /// Feeds an answer from `customer` to the paces (a 429 goes to `throttled` as well).
+    pub fn observe(&self, attempt: &Attempt, customer: Option<Uuid>) {
+        let Attempt::Response(r) = attempt else {
+            return;
+        };
+        if r.status != 429 {
+            self.adaptive.on_success();
+            if let Some(customer) = customer {
+                self.lanes.on_success(customer);
             }
         }
+        match (r.quota, customer) {
+            // Graph's share used is per app and tenant: that customer's lane slows down.
+            (Some(used @ Said::Used { .. }), Some(customer)) => {
+                self.lanes.on_quota_used(customer, used)
+            }
+            (Some(quota), _) => {
+                if let Some(wait) = self.adaptive.on_quota(quota) {
+                    // The quota is spent: a request now would only be answered 429.
+                    self.pause_for(wait);
+                }
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// A 429 from `customer`, whose row retries after `wait`: the customer's lane slows down
+    /// and pauses, or, when 429s from several customers show the partner's limit (or no
+    /// customer is known), every worker does.
+    pub fn throttled(&self, customer: Option<Uuid>, wait: Duration) -> Scope {
+        let scope = match customer {
+            Some(customer) => self.lanes.on_throttle(customer, wait),
+            None => Scope::Partner,
+        };
+        if scope == Scope::Partner {
+            self.adaptive.on_throttle(wait);
+            self.pause_for(wait);
+        }
+        scope
     }
 
     /// Waits for this worker's turn to send (to `customer`, when per-customer limits apply);
@@ -75,7 +117,8 @@ impl Pacer {
             if stop.is_stopping() {
                 return false;
             }
-            if let Some(until) = self.paused_until() {
+            let lane_pause = customer.and_then(|c| self.lanes.paused_until(c));
+            if let Some(until) = self.paused_until().max(lane_pause) {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
                     _ = stop.stopping() => return false,
@@ -94,6 +137,12 @@ impl Pacer {
                     _ = stop.stopping() => return false,
                 }
             }
+            if let Some(slot) = customer.and_then(|c| self.lanes.reserve(c)) {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(slot) => {}
+                    _ = stop.stopping() => return false,
+                }
+            }
             if let Some(slot) = self.adaptive.reserve() {
                 tokio::select! {
                     _ = tokio::time::sleep_until(slot) => {}
@@ -101,7 +150,8 @@ impl Pacer {
                 }
             }
             // A 429 may have arrived while this worker waited for the limiter.
-            if self.paused_until().is_none() {
+            let lane_pause = customer.and_then(|c| self.lanes.paused_until(c));
+            if self.paused_until().is_none() && lane_pause.is_none() {
                 return true;
             }
         }

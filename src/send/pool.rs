@@ -21,6 +21,7 @@ use crate::send::auth::TokenProvider;
 use crate::send::http::Client;
 use crate::send::pacer::Pacer;
 use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
+use crate::send::schedule::Scheduler;
 use crate::send::tenants::{held_record, Refusal, Seen};
 use crate::targets::{Ids, Op, RowRef};
 
@@ -31,7 +32,7 @@ pub struct Context {
     pub target: Arc<dyn crate::targets::Target>,
     pub client: Client,
     pub tokens: Arc<TokenProvider>,
-    pub pacer: Pacer,
+    pub pacer: Arc<Pacer>,
     pub stop: Arc<Stop>,
     pub policy: Policy,
     pub results: Sink,
@@ -42,14 +43,14 @@ pub struct Context {
     pub tenants: crate::send::tenants::Tenants,
 }
 
-/// Runs `concurrency` workers over the rows until the channel closes or the run stops.
+/// Runs `concurrency` workers over the rows until the channel closes or the run stops. The
+/// scheduler hands them rows fairly across customers (see `send::schedule`).
 pub async fn run(rows: mpsc::Receiver<Row>, ctx: Arc<Context>, concurrency: usize) {
-    let rows = Arc::new(tokio::sync::Mutex::new(rows));
+    let scheduler = Scheduler::start(rows, concurrency, ctx.stop.clone());
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        workers.spawn(worker(rows.clone(), ctx.clone()));
+        workers.spawn(worker(scheduler.clone(), ctx.clone()));
     }
-    drop(rows);
     while let Some(done) = workers.join_next().await {
         if let Err(e) = done {
             if e.is_panic() {
@@ -59,21 +60,17 @@ pub async fn run(rows: mpsc::Receiver<Row>, ctx: Arc<Context>, concurrency: usiz
     }
 }
 
-async fn worker(rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Row>>>, ctx: Arc<Context>) {
-    loop {
-        let next = {
-            let mut rx = rows.lock().await;
-            tokio::select! {
-                row = rx.recv() => row,
-                _ = ctx.stop.stopping() => None,
-            }
-        };
-        let Some(row) = next else { break };
+async fn worker(scheduler: Arc<Scheduler>, ctx: Arc<Context>) {
+    while let Some(row) = scheduler.next(ctx.pacer.lanes(), &ctx.stop).await {
+        let customer = row.customer;
         // The row's password is known to the redaction point while the row is in flight.
-        let _password = crate::core::redact::hold(row.changes.password.as_ref());
-        if let Some(record) = process(row, &ctx).await {
+        let password = crate::core::redact::hold(row.changes.password.as_ref());
+        let record = process(row, &ctx).await;
+        drop(password);
+        if let Some(record) = record {
             ctx.results.send(record);
         }
+        scheduler.finished(customer);
     }
 }
 

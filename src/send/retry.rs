@@ -146,7 +146,8 @@ pub struct Policy {
 /// `send` makes one attempt with the given MS-RequestId, or returns None when it could not
 /// send (the run is stopping). The policy's id rule says when the id is renewed (Partner
 /// Center: kept when no response arrived, renewed after any response). Each attempt waits for the pacer (rate limit
-/// and shared 429 pause); a 429 pauses the whole pool.
+/// and 429 pauses); a 429 pauses the customer's lane, or the whole pool when it is the
+/// partner's limit.
 pub async fn drive<F, Fut>(
     policy: &Policy,
     pacer: &Pacer,
@@ -192,7 +193,7 @@ where
             };
             return driven;
         };
-        pacer.observe(&attempt);
+        pacer.observe(&attempt, customer);
         let verdict = classify(&attempt);
         let got_response = attempt.got_response();
         let retry_after = match &attempt {
@@ -208,18 +209,16 @@ where
                 return driven;
             }
         };
+        let wait =
+            retry_after.unwrap_or_else(|| policy.backoff.delay(driven.attempts, &mut rand::rng()));
         if throttled {
             driven.throttled += 1;
+            // The customer's lane waits, or everyone when the partner's limit was hit.
+            pacer.throttled(customer, wait);
         }
         if driven.attempts >= policy.max_attempts {
             driven.ending = Ending::Exhausted;
             return driven;
-        }
-        let wait =
-            retry_after.unwrap_or_else(|| policy.backoff.delay(driven.attempts, &mut rand::rng()));
-        if throttled {
-            // Everyone waits, not only this row: the API is throttling the partner.
-            pacer.pause_for(wait);
         }
         if policy.ids.renews(got_response) {
             driven.request_id = crate::core::ids::new_id();

@@ -1,0 +1,339 @@
+//! Each customer's lane: its own adaptive pace and its own pause after a 429, and the judgement
+//! whether 429s come from one customer's limit or from the partner's. Partner Center throttles
+//! per partner and per partner+customer pair (Graph per app per tenant), and only the answers
+//! tell which limit was hit: 429s from several customers within a short window are the
+//! partner's; a 429 alone is that customer's. Uses `core` and `send::pace`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::core::checked;
+use crate::send::pace::{Controller, Quota};
+
+/// 429s this close together belong to the same judgement.
+const SPREAD: Duration = Duration::from_secs(1);
+/// 429s from this many customers within `SPREAD` (or from every customer answered in it,
+/// when fewer were, but at least two) show the partner-wide limit.
+const PARTNER_SPREAD: usize = 3;
+/// How long answers are remembered: the judgement's window, and the success rate a new lane
+/// starts from (the pace's measuring window).
+const REMEMBER: Duration = Duration::from_secs(2);
+/// The answers remembered at most (the newest).
+const RECENT_MAX: usize = 4096;
+/// Lanes kept at most; a 429 of a customer beyond them is handled partner-wide.
+const LANES_MAX: usize = 100_000;
+
+/// Which limit a 429 hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The customer's own limit: only its lane slows down and pauses.
+    Customer,
+    /// The partner's limit: every request slows down and pauses.
+    Partner,
+}
+
+/// One customer's pace and pause, created at its first 429 (or rate-limit warning).
+#[derive(Debug)]
+struct Lane {
+    pace: Controller,
+    paused_until: Option<Instant>,
+    /// The customer's latest answer.
+    last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    lanes: HashMap<Uuid, Lane>,
+    /// Recent answers: when, from which customer, whether it was a 429.
+    recent: VecDeque<(Instant, Uuid, bool)>,
+}
+
+/// The customers' lanes of a run.
+#[derive(Debug)]
+pub struct Lanes {
+    /// Each lane's ceiling: the per-customer rate, if any.
+    ceiling: Option<f64>,
+    inner: Mutex<Inner>,
+}
+
+impl Lanes {
+    pub fn new(ceiling: Option<f64>) -> Lanes {
+        Lanes {
+            ceiling,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("lanes lock")
+    }
+
+    /// An answer other than a 429 from `customer`.
+    pub fn on_success(&self, customer: Uuid) {
+        let mut inner = self.lock();
+        inner.remember(customer, false);
+        if let Some(lane) = inner.lanes.get_mut(&customer) {
+            lane.pace.on_success();
+            lane.last_seen = Instant::now();
+        }
+    }
+
+    /// A 429 from `customer`, to be retried after `pause`: judged partner-wide or the
+    /// customer's own. The customer's own slows and pauses its lane here; a partner-wide one is
+    /// left to the caller (the pool-wide pace and pause).
+    pub fn on_throttle(&self, customer: Uuid, pause: Duration) -> Scope {
+        let mut inner = self.lock();
+        inner.remember(customer, true);
+        if inner.partner_wide() {
+            return Scope::Partner;
+        }
+        let Some(lane) = inner.lane(customer, self.ceiling) else {
+            return Scope::Partner;
+        };
+        lane.pace.on_throttle(pause);
+        lane.last_seen = Instant::now();
+        let until = checked::after(Instant::now(), pause);
+        if lane.paused_until.is_none_or(|u| u < until) {
+            lane.paused_until = Some(until);
+        }
+        Scope::Customer
+    }
+
+    /// The share of a customer's limit already used (Graph's, per app and tenant): its lane
+    /// slows down before a 429.
+    pub fn on_quota_used(&self, customer: Uuid, quota: Quota) {
+        let mut inner = self.lock();
+        if let Some(lane) = inner.lane(customer, self.ceiling) {
+            lane.pace.on_quota(quota);
+        }
+    }
+
+    /// When `customer`'s lane next lets a request go: the end of its pause or its next pace
+    /// slot, if later than now (None: now).
+    pub fn ready_at(&self, customer: Uuid) -> Option<Instant> {
+        let inner = self.lock();
+        let lane = inner.lanes.get(&customer)?;
+        let at = lane.paused_until.max(lane.pace.next_slot())?;
+        (at > Instant::now()).then_some(at)
+    }
+
+    /// The end of `customer`'s pause, if it is paused.
+    pub fn paused_until(&self, customer: Uuid) -> Option<Instant> {
+        let inner = self.lock();
+        let until = inner.lanes.get(&customer)?.paused_until?;
+        (until > Instant::now()).then_some(until)
+    }
+
+    /// Takes `customer`'s next send slot of its pace: the instant to wait for (None: go now).
+    pub fn reserve(&self, customer: Uuid) -> Option<Instant> {
+        let inner = self.lock();
+        let slot = inner.lanes.get(&customer)?.pace.reserve()?;
+        (slot > Instant::now()).then_some(slot)
+    }
+
+    /// The pace of `customer`'s lane, when it has one below its ceiling.
+    pub fn rate(&self, customer: Uuid) -> Option<f64> {
+        self.lock().lanes.get(&customer)?.pace.rate()
+    }
+
+    /// The customers paced on their own below their ceiling, answered within `within` (all of
+    /// them with None): how many, and the slowest three with their pace.
+    pub fn slowest(&self, within: Option<Duration>) -> (usize, Vec<(Uuid, f64)>) {
+        let inner = self.lock();
+        let now = Instant::now();
+        let mut paced: Vec<(Uuid, f64)> = inner
+            .lanes
+            .iter()
+            .filter(|(_, lane)| {
+                within.is_none_or(|w| now.saturating_duration_since(lane.last_seen) <= w)
+            })
+            .filter_map(|(c, lane)| Some((*c, lane.pace.rate()?)))
+            .filter(|(_, rate)| self.ceiling.is_none_or(|c| *rate < c * 0.999))
+            .collect();
+        let count = paced.len();
+        paced.sort_by(|a, b| a.1.total_cmp(&b.1));
+        paced.truncate(3);
+        (count, paced)
+    }
+
+    /// How many customers have a lane of their own (were throttled on their own).
+    pub fn len(&self) -> usize {
+        self.lock().lanes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn remember(&mut self, customer: Uuid, throttled: bool) {
+        let now = Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|(t, ..)| now.saturating_duration_since(*t) > REMEMBER)
+            || self.recent.len() >= RECENT_MAX
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, customer, throttled));
+    }
+
+    /// Whether the 429s within the window come from enough customers to be the partner's.
+    fn partner_wide(&self) -> bool {
+        let mut answered = HashSet::new();
+        let mut throttled = HashSet::new();
+        let now = Instant::now();
+        let within = self
+            .recent
+            .iter()
+            .filter(|(t, ..)| now.saturating_duration_since(*t) <= SPREAD);
+        for (_, customer, was_429) in within {
+            answered.insert(*customer);
+            if *was_429 {
+                throttled.insert(*customer);
+            }
+        }
+        throttled.len() >= 2 && throttled.len() >= PARTNER_SPREAD.min(answered.len())
+    }
+
+    fn lane(&mut self, customer: Uuid, ceiling: Option<f64>) -> Option<&mut Lane> {
+        if self.lanes.len() >= LANES_MAX && !self.lanes.contains_key(&customer) {
+            return None;
+        }
+        let recent = &self.recent;
+        Some(self.lanes.entry(customer).or_insert_with(|| {
+            let successes = recent
+                .iter()
+                .filter(|(_, c, was_429)| *c == customer && !was_429)
+                .map(|(t, ..)| *t)
+                .collect();
+            let since = recent.front().map_or_else(Instant::now, |(t, ..)| *t);
+            Lane {
+                pace: Controller::seeded(ceiling, successes, since),
+                paused_until: None,
+                last_seen: Instant::now(),
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    async fn answers(lanes: &Lanes, customers: &[Uuid], per_second: u32, seconds: u32) {
+        for i in 0..per_second * seconds {
+            tokio::time::advance(Duration::from_secs(1) / per_second).await;
+            lanes.on_success(customers[i as usize % customers.len()]);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_from_one_customer_pauses_and_slows_only_its_lane() {
+        let lanes = Lanes::new(None);
+        let (a, b) = (customer(1), customer(2));
+        answers(&lanes, &[a, b], 10, 2).await;
+        assert_eq!(
+            lanes.on_throttle(a, Duration::from_secs(2)),
+            Scope::Customer
+        );
+        let until = Instant::now() + Duration::from_secs(2);
+        assert_eq!(lanes.ready_at(a), Some(until));
+        assert_eq!(lanes.paused_until(a), Some(until));
+        assert_eq!(lanes.ready_at(b), None, "the other customer goes on");
+        assert_eq!(lanes.paused_until(b), None);
+        assert_eq!(lanes.reserve(b), None);
+        // A's pace is just under the 5/s that were succeeding for it.
+        let rate = lanes.rate(a).unwrap();
+        assert!((4.5..=5.1).contains(&rate), "{rate}");
+        assert_eq!(lanes.len(), 1);
+        // After the pause A's requests are spaced at its pace.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let first = lanes.reserve(a);
+        let second = lanes.reserve(a).unwrap();
+        let gap = second - first.unwrap_or_else(Instant::now);
+        assert_eq!(gap, checked::interval_for_rate(rate));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_customers_throttled_at_once_is_the_partner() {
+        let lanes = Lanes::new(None);
+        let all: Vec<Uuid> = (1..=6).map(customer).collect();
+        answers(&lanes, &all, 15, 2).await;
+        assert_eq!(
+            lanes.on_throttle(all[0], Duration::from_secs(1)),
+            Scope::Customer
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(
+            lanes.on_throttle(all[1], Duration::from_secs(1)),
+            Scope::Customer
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(
+            lanes.on_throttle(all[2], Duration::from_secs(1)),
+            Scope::Partner
+        );
+        assert_eq!(
+            lanes.ready_at(all[2]),
+            None,
+            "the pool pauses, not its lane"
+        );
+        // Long after, a lone 429 is one customer's again.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        answers(&lanes, &all, 15, 1).await;
+        assert_eq!(
+            lanes.on_throttle(all[3], Duration::from_secs(1)),
+            Scope::Customer
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_two_customers_both_throttled_is_the_partner() {
+        let lanes = Lanes::new(None);
+        let (a, b) = (customer(1), customer(2));
+        answers(&lanes, &[a, b], 10, 1).await;
+        assert_eq!(lanes.on_throttle(a, Duration::ZERO), Scope::Customer);
+        assert_eq!(lanes.on_throttle(b, Duration::ZERO), Scope::Partner);
+        // A single customer is never judged partner-wide: its lane is the whole run's pace.
+        let solo = Lanes::new(None);
+        answers(&solo, &[a], 10, 1).await;
+        for _ in 0..5 {
+            assert_eq!(solo.on_throttle(a, Duration::ZERO), Scope::Customer);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lanes_respect_their_ceiling_and_probe_back_up() {
+        let lanes = Lanes::new(Some(3.0));
+        let a = customer(1);
+        answers(&lanes, &[a], 3, 2).await;
+        lanes.on_throttle(a, Duration::from_secs(1));
+        let low = lanes.rate(a).unwrap();
+        assert!(low < 3.0, "{low}");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        answers(&lanes, &[a], 3, 300).await;
+        assert_eq!(lanes.rate(a), Some(3.0), "back at the per-customer ceiling");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn share_used_slows_only_that_customer() {
+        let lanes = Lanes::new(None);
+        let (a, b) = (customer(1), customer(2));
+        answers(&lanes, &[a, b], 20, 2).await;
+        lanes.on_quota_used(a, Quota::Used { percent: 90.0 });
+        assert!(lanes.rate(a).is_some_and(|r| r < 10.0));
+        assert_eq!(lanes.rate(b), None);
+        assert_eq!(lanes.ready_at(a), None, "no pause before a 429");
+    }
+}
