@@ -327,6 +327,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_lanes_later_cut_is_bounded_by_its_learned_pace() {
+        let lanes = Lanes::new(None);
+        let a = customer(1);
+        answers(&lanes, &[a], 3, 2).await;
+        lanes.on_throttle(a, Duration::from_secs(1));
+        let learned = lanes.rate(a).unwrap();
+        // Then it got only 1/s (the partner-wide pace held it down) and was refused again:
+        // cut by at most 15% and the 5% margin, not to 0.95/s.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        answers(&lanes, &[a], 1, 2).await;
+        lanes.on_throttle(a, Duration::from_secs(1));
+        let cut = lanes.rate(a).unwrap();
+        // (It probed up 1% meanwhile.)
+        let bound = learned * 0.85 * 0.95;
+        assert!(cut >= bound && cut <= bound * 1.02, "{learned} -> {cut}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn share_used_slows_only_that_customer() {
         let lanes = Lanes::new(None);
         let (a, b) = (customer(1), customer(2));

@@ -24,6 +24,9 @@ const FAST_EVERY: Duration = Duration::from_millis(500);
 const FAST_INCREASE: f64 = 1.1;
 /// A 429 sets the pace to this share of the success rate measured just before it.
 const BACKOFF: f64 = 0.95;
+/// A customer's pace already learned is not cut below this share of itself, before
+/// `BACKOFF`, by one congestion.
+const LANE_MAX_CUT: f64 = 0.85;
 /// The shortest span a success rate is measured over (the first 429 can come within ms).
 const MIN_SPAN: Duration = Duration::from_millis(250);
 /// The steady pace under an announced policy keeps this margin below its fastest safe rate,
@@ -60,6 +63,8 @@ struct State {
     measured_from: Instant,
     /// Whether the pace was last cut on a rate measured over too short a span to trust.
     guessed: bool,
+    /// The share of a learned pace one congestion may cut to, at least (0: any cut).
+    max_cut: f64,
 }
 
 /// The shared rate controller of a run.
@@ -82,6 +87,7 @@ impl Controller {
                 next_slot: now,
                 measured_from: now,
                 guessed: false,
+                max_cut: 0.0,
             }),
         }
     }
@@ -95,6 +101,7 @@ impl Controller {
             let mut s = c.lock();
             s.successes = successes.into();
             s.measured_from = since.min(s.measured_from);
+            s.max_cut = LANE_MAX_CUT;
         }
         c
     }
@@ -189,7 +196,12 @@ impl Controller {
             return;
         }
         let current = s.pace.or(s.ceiling).unwrap_or(f64::INFINITY);
-        let target = (succeeding * BACKOFF).min(current * BACKOFF).max(MIN_RATE);
+        // A customer's learned pace is cut by at most `LANE_MAX_CUT` per congestion: what
+        // succeeded for it may have been held down by the partner-wide pace or its share.
+        let floor = s.pace.map_or(0.0, |p| p * s.max_cut);
+        let target = (succeeding.max(floor) * BACKOFF)
+            .min(current * BACKOFF)
+            .max(MIN_RATE);
         s.pace = Some(target);
         s.hold_until = Some(checked::after(resumed, HOLD));
         s.last_increase = now;

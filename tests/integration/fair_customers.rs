@@ -186,15 +186,47 @@ async fn one_customers_429s_do_not_hold_up_the_others() {
     let dir = tempdir();
     let input = grouped(&[(1, 30), (2, 8), (3, 8), (4, 8)]).write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "progress_interval = \"500ms\"\n").unwrap();
     let ran = run_bin(run_against(
         &sim,
         &input,
         &out,
-        &["--rate", "40/s", "--concurrency", "8"],
+        &[
+            "--rate",
+            "40/s",
+            "--concurrency",
+            "8",
+            "--config",
+            config.to_str().unwrap(),
+        ],
     ))
     .await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(Results::read(&out).count("updated"), 54);
+    // Progress names customers done of all, and the big customer as throttled on its own;
+    // so does the summary.
+    let big = customer(1).to_string();
+    let progress: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.contains("progress:"))
+        .collect();
+    assert!(
+        progress.iter().any(|l| l.contains("customers 3/4 done")),
+        "{progress:#?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("throttled alone, slowest ")),
+        "{progress:#?}"
+    );
+    assert!(
+        ran.stderr.contains("customers throttled on their own: ") && ran.stderr.contains(&big),
+        "{}",
+        ran.stderr
+    );
     let last = last_request_of(&sim, &[1, 2, 3, 4]);
     // The big customer needs 30 / 3/s = 10 s; each small one 8 / 3/s, under 3 s. Pausing
     // everyone for each of the big customer's 429s would keep the small ones to its pace.
