@@ -11,3 +11,4 @@ pub mod results;
 pub mod resume;
 pub mod secrets;
 pub mod summary;
+pub mod undo;

@@ -117,6 +117,7 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         ("--secrets-out", secrets.clone()),
         ("--summary-json", settings.summary_json.clone()),
         ("--report", settings.report.clone()),
+        ("--undo-file", settings.undo_file.clone()),
         ("[auth] refresh_token_file", refresh),
     ]
     .into_iter()
@@ -151,6 +152,9 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     refuse_symlink(&meta, "the results file's .meta")?;
     if let Some(secrets) = &secrets {
         refuse_symlink(secrets, "--secrets-out")?;
+    }
+    if let Some(undo) = &settings.undo_file {
+        refuse_symlink(undo, "--undo-file")?;
     }
     // Files this run replaces as a whole: never a secrets file, whatever --force says.
     for (option, path) in [

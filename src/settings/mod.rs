@@ -128,6 +128,8 @@ pub struct Settings {
     /// Write an HTML report here at the end.
     pub report: Option<PathBuf>,
     /// Continue the run recorded in `out` (`--resume`).
+    /// `--undo-file`: the previous values, written ahead of each row's request.
+    pub undo_file: Option<PathBuf>,
     pub resume: bool,
     /// With `resume`, send again every failed row, not only those that failed transiently.
     pub retry_failed: bool,
@@ -178,6 +180,7 @@ impl Settings {
                 skip_unchanged: v.skip_unchanged,
             },
             report: v.report,
+            undo_file: v.undo_file,
             resume: v.resume,
             retry_failed: v.retry_failed,
             compact_only: v.compact,

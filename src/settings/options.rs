@@ -114,6 +114,9 @@ run {
     secrets_out: Option<PathBuf> => Option<PathBuf>, parse some,
         help "New file (mode 0600) that receives each generated password before its request is sent",
         cli(long, value_name = "FILE"), toml "secrets.csv";
+    undo_file: Option<PathBuf> => Option<PathBuf>, parse some,
+        help "New file that receives, before each row is sent, the user's previous values of the fields it changes: running it as input reverts the run (each row read first, like --skip-unchanged)",
+        cli(long, value_name = "FILE", conflicts_with = "dry_run"), toml "undo.csv";
     resume: bool => bool, parse as_given,
         help "Continue an interrupted run: skip rows the results file already has as done, send the rest, and add their records to the same results file",
         cli(long);

@@ -213,6 +213,12 @@ pub trait Target: Send + Sync + Debug {
         let _ = (status, code);
         None
     }
+
+    /// For an undo file: each field that can be read back, as (the API's name in
+    /// `FieldChange::field`, the CSV column that sets it again). Empty: no undo.
+    fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// A JSON object from a body, without any password profile it may echo.

@@ -43,6 +43,10 @@ impl Target for PartnerCenter {
         SCOPE
     }
 
+    fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
+        audit::UNDO_COLUMNS
+    }
+
     fn fields(&self) -> &'static [Field] {
         fields::FIELDS
     }
