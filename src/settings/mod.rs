@@ -116,6 +116,10 @@ pub struct Settings {
     pub backoff_cap: Duration,
     pub customer_id: Option<Uuid>,
     pub ignore_unknown_columns: bool,
+    /// The fields sent (`--fields`); None: every field column of the input.
+    pub fields: Option<Vec<crate::targets::Field>>,
+    /// Input columns carried into the outputs as context (`--keep-columns`).
+    pub keep_columns: Vec<String>,
     pub delimiter: Option<u8>,
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
@@ -169,6 +173,8 @@ impl Settings {
             backoff_cap: v.backoff_cap,
             customer_id: v.customer_id,
             ignore_unknown_columns: v.ignore_unknown_columns,
+            fields: v.fields,
+            keep_columns: v.keep_columns,
             delimiter: v.delimiter,
             dry_run: v.dry_run,
             summary_json: v.summary_json,
