@@ -82,7 +82,11 @@ impl Generator {
                 row.line,
                 &row.customer.to_string(),
                 &row.user.to_string(),
-                sign_in_name(row),
+                [
+                    sign_in_name(row),
+                    &row.context.customer_domain,
+                    &row.context.kept_cell(),
+                ],
                 &password,
             )?;
         }
@@ -280,7 +284,7 @@ impl Reader {
         ) {
             Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
                 Some(first) => Err(validate::Invalid {
-                    context: row.context,
+                    context: Box::new(row.context),
                     hash: row.hash,
                     line,
                     customer: row.customer.to_string(),

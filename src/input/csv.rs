@@ -215,10 +215,16 @@ pub enum InputError {
     NothingToUpdate { path: PathBuf },
     #[error("input file {path}: --fields names {field}, but the file has no {field} column")]
     MissingField { path: PathBuf, field: &'static str },
-    #[error("input file {path}: --keep-columns names \"{name}\", but the header has no such column")]
+    #[error(
+        "input file {path}: --keep-columns names \"{name}\", but the header has no such column"
+    )]
     MissingKeptColumn { path: PathBuf, name: String },
     #[error("input file {path}: --keep-columns names \"{name}\": {why}")]
-    NotKeepable { path: PathBuf, name: String, why: &'static str },
+    NotKeepable {
+        path: PathBuf,
+        name: String,
+        why: &'static str,
+    },
     #[error("input file {path} has a password column and --generate-passwords was given: use one or the other")]
     PasswordColumnAndGeneration { path: PathBuf },
     #[error("input file {path} has old Mac line ends (CR only): save it with Windows (CRLF) or Unix (LF) line ends")]
@@ -270,7 +276,11 @@ impl Header {
         options: &ReadOptions,
     ) -> Result<Header, InputError> {
         let target = options.target();
-        let keep: Vec<String> = options.keep_columns.iter().map(|k| normalize_header(k)).collect();
+        let keep: Vec<String> = options
+            .keep_columns
+            .iter()
+            .map(|k| normalize_header(k))
+            .collect();
         let mut header = Header::empty();
         let mut unknown = Vec::new();
         for (i, raw) in record.iter().enumerate() {
@@ -345,21 +355,31 @@ impl Header {
                 Some(Column::Password | Column::ForceChangePassword) => {
                     Some("a password column is never copied anywhere")
                 }
-                Some(Column::CustomerId | Column::UserId | Column::UserPrincipalName | Column::CustomerDomain) => {
-                    Some("this column is in the results already")
-                }
+                Some(
+                    Column::CustomerId
+                    | Column::UserId
+                    | Column::UserPrincipalName
+                    | Column::CustomerDomain,
+                ) => Some("this column is in the results already"),
                 Some(c) if c.field().is_some() && options.fields.is_none() => {
                     Some("it is a field the run sends (choose the fields sent with --fields)")
                 }
                 _ => None,
             };
             if let Some(why) = why {
-                return Err(InputError::NotKeepable { path: path.to_owned(), name: name.clone(), why });
+                return Err(InputError::NotKeepable {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    why,
+                });
             }
             let present = col.is_some_and(|c| self.position(c).is_some())
                 || self.kept.iter().any(|(k, _)| normalize_header(k) == n);
             if !present {
-                return Err(InputError::MissingKeptColumn { path: path.to_owned(), name: name.clone() });
+                return Err(InputError::MissingKeptColumn {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                });
             }
         }
         let Some(chosen) = &options.fields else {
@@ -369,8 +389,12 @@ impl Header {
             let col = Column::ALL.into_iter().find(|c| c.field() == Some(*field));
             let has = col.is_some_and(|c| self.position(c).is_some());
             // A generated password needs no column.
-            if !has && !(*field == Field::Password && options.generate_passwords) {
-                return Err(InputError::MissingField { path: path.to_owned(), field: field.column() });
+            let generated = *field == Field::Password && options.generate_passwords;
+            if !(has || generated) {
+                return Err(InputError::MissingField {
+                    path: path.to_owned(),
+                    field: field.column(),
+                });
             }
         }
         for col in Column::ALL {

@@ -42,7 +42,7 @@ pub struct Invalid {
     /// FNV-1a of the row's fields.
     pub hash: u64,
     /// What names the user and tenant (empty for a misshapen record: its cells may be shifted).
-    pub context: Context,
+    pub context: Box<Context>,
 }
 
 use crate::core::text::is_invisible;
@@ -81,7 +81,7 @@ pub fn validate(
     let hash = crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii));
     let row_context = || context_of(record, header);
     let invalid = |reason: String| Invalid {
-        context: row_context(),
+        context: Box::new(row_context()),
         hash,
         line,
         customer: match header.position(Column::CustomerId) {
@@ -95,7 +95,7 @@ pub fn validate(
     // another column's value (a password), so they are kept only when they look like ids.
     let misshapen = |reason: String| {
         let mut row = invalid(reason);
-        row.context = Context::default();
+        row.context = Box::default();
         for cell in [&mut row.customer, &mut row.user] {
             if !cell
                 .chars()
@@ -166,7 +166,11 @@ fn check_shape(line: u64, record: &ByteRecord, header: &Header) -> Result<(), St
 
 /// The row's context: its UPN and domain cells and the kept columns, read leniently.
 fn context_of(record: &ByteRecord, header: &Header) -> Context {
-    let cell = |i: Option<usize>| i.and_then(|i| record.get(i)).map(context::clean).unwrap_or_default();
+    let cell = |i: Option<usize>| {
+        i.and_then(|i| record.get(i))
+            .map(context::clean)
+            .unwrap_or_default()
+    };
     Context {
         upn: cell(header.position(Column::UserPrincipalName)),
         customer_domain: cell(header.position(Column::CustomerDomain)),
@@ -265,8 +269,7 @@ fn changes(
     changes.display_name = check(Column::DisplayName, Field::DisplayName)?;
     changes.first_name = check(Column::FirstName, Field::FirstName)?;
     changes.last_name = check(Column::LastName, Field::LastName)?;
-    changes.user_principal_name =
-        check(Column::NewUserPrincipalName, Field::UserPrincipalName)?;
+    changes.user_principal_name = check(Column::NewUserPrincipalName, Field::UserPrincipalName)?;
     if let Some(p) = cell(Column::Password) {
         passwords::check(p).map_err(|reason| reason.to_string())?;
         changes.password = Some(SecretString::from(p.to_owned()));
@@ -277,8 +280,14 @@ fn changes(
         return Err("force_change_password is set but there is no password to go with it".into());
     }
     if changes.is_empty() && !generating {
-        let which = if header.chosen.is_some() { "column chosen with --fields" } else { "update column" };
-        return Err(format!("nothing to change: every {which} of this row is empty"));
+        let which = if header.chosen.is_some() {
+            "column chosen with --fields"
+        } else {
+            "update column"
+        };
+        return Err(format!(
+            "nothing to change: every {which} of this row is empty"
+        ));
     }
     Ok(changes)
 }

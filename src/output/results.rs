@@ -65,7 +65,7 @@ impl Record {
             row_hash: inv.hash,
             throttled: 0,
             fields: Vec::new(),
-            context: inv.context.clone(),
+            context: (*inv.context).clone(),
         }
     }
 
@@ -206,7 +206,12 @@ impl Sink {
             record.message = clean;
         }
         let context = record.context.values_mut();
-        for value in record.fields.iter_mut().filter_map(|f| f.current.as_mut()).chain(context) {
+        for value in record
+            .fields
+            .iter_mut()
+            .filter_map(|f| f.current.as_mut())
+            .chain(context)
+        {
             if let std::borrow::Cow::Owned(clean) = crate::core::redact::redact(value) {
                 *value = clean;
             }

@@ -37,7 +37,12 @@ pub fn field_named(target: &dyn Target, name: &str) -> Result<Field, String> {
     let best = target
         .fields()
         .iter()
-        .map(|f| (strsim::normalized_damerau_levenshtein(&n, &normalize(f.column())), f))
+        .map(|f| {
+            (
+                strsim::normalized_damerau_levenshtein(&n, &normalize(f.column())),
+                f,
+            )
+        })
         .filter(|(score, _)| *score >= SUGGEST_AT_LEAST)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     let hint = match best {
@@ -82,7 +87,10 @@ mod tests {
 
     #[test]
     fn fields_are_named_by_column_or_by_the_target_s_own_name() {
-        let got = parse_fields(&PartnerCenter, "usage_location, displayName,givenName,usage-location");
+        let got = parse_fields(
+            &PartnerCenter,
+            "usage_location, displayName,givenName,usage-location",
+        );
         assert_eq!(
             got.unwrap(),
             [Field::UsageLocation, Field::DisplayName, Field::FirstName]
@@ -99,7 +107,12 @@ mod tests {
         assert!(e.contains("\"usage_locaton\" is not a field that can be changed, did you mean \"usage_location\"?"), "{e}");
         assert!(e.contains("\"jobTitle\" is not a field that can be changed: it cannot be changed through Partner Center"), "{e}");
         assert!(e.contains("renaming uses new_user_principal_name"), "{e}");
-        assert!(e.contains("\"colour\" is not a field that can be changed (the fields: usage_location,"), "{e}");
+        assert!(
+            e.contains(
+                "\"colour\" is not a field that can be changed (the fields: usage_location,"
+            ),
+            "{e}"
+        );
         assert!(parse_fields(&PartnerCenter, " , ").is_err());
     }
 }
