@@ -219,7 +219,7 @@ pub enum InputError {
         "input file {path}: --keep-columns names \"{name}\", but the header has no such column"
     )]
     MissingKeptColumn { path: PathBuf, name: String },
-    #[error("input file {path}: --keep-columns names \"{name}\": {why}")]
+    #[error("input file {path}: --keep-columns cannot keep the column \"{name}\" ({why})")]
     NotKeepable {
         path: PathBuf,
         name: String,
@@ -353,7 +353,7 @@ impl Header {
             let col = column_for(&n, &*options.target());
             let why = match col {
                 Some(Column::Password | Column::ForceChangePassword) => {
-                    Some("a password column is never copied anywhere")
+                    Some("passwords are never copied into another file")
                 }
                 Some(
                     Column::CustomerId
