@@ -3,7 +3,7 @@
 //! and with `--fields` the field columns not sent). It is never sent; it is carried into the
 //! results, audit and secrets files and the reports. Cells are read leniently (a context cell
 //! never makes a row invalid): lossy UTF-8, control and invisible characters replaced, shortened.
-//! Uses only `core`.
+//! Uses only `core` (its text helpers and the redaction point).
 
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ impl Context {
 }
 
 /// A context cell as text: trimmed, lossy UTF-8, control and invisible characters replaced by
-/// U+FFFD, at most `MAX_CHARS` characters.
+/// U+FFFD, at most `MAX_CHARS` characters, redacted (a token pasted into a kept column).
 pub fn clean(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let cleaned: String = text
@@ -58,7 +58,8 @@ pub fn clean(raw: &[u8]) -> String {
             }
         })
         .collect();
-    crate::core::text::shorten(&cleaned, MAX_CHARS)
+    let short = crate::core::text::shorten(&cleaned, MAX_CHARS);
+    crate::core::redact::redact(&short).into_owned()
 }
 
 #[cfg(test)]
@@ -69,6 +70,7 @@ mod tests {
     fn cells_are_cleaned_and_kept_columns_are_one_json_object() {
         assert_eq!(clean(b"  a\x07b\xFF \r"), "a\u{FFFD}b\u{FFFD}");
         assert_eq!(clean("x\u{200B}y".as_bytes()), "x\u{FFFD}y");
+        assert!(!clean(b"Bearer eyJhbGciOi.secret").contains("secret"));
         let c = Context {
             kept: vec![(Arc::from("Dept"), "Sales \"EU\"".into())],
             ..Context::default()
