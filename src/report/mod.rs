@@ -255,6 +255,8 @@ impl Accumulator {
             throttled.into(),
             row.time(cols.finished),
         );
+        self.customers
+            .name(row.cell(cols.customer), &redacted(row.cell(cols.domain)));
         if row.outcome.is_problem() {
             self.add_problem(cols, row, line);
         }

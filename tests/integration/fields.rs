@@ -490,6 +490,10 @@ async fn context_names_people_and_tenants_in_results_audit_secrets_and_reports()
         html.contains("=1+1"),
         "the report shows the domain as written"
     );
+    assert!(
+        html.contains(&format!("<td>contoso.de<br>{c}</td>")),
+        "the per-customer table names the tenant"
+    );
 
     let md = dir.path().join("report.md");
     let ran = run_bin(bulkpatch(&[
@@ -501,6 +505,7 @@ async fn context_names_people_and_tenants_in_results_audit_secrets_and_reports()
     .await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains(&format!("| {c} (contoso\\.de) |")), "{md}");
     assert!(
         md.contains("3 (&lt;script&gt;alert\\(1\\)&lt;/script&gt;\\@x\\.de)"),
         "{md}"
