@@ -202,6 +202,7 @@ impl Settings {
             None => (FileConfig::default(), String::from("config")),
         };
         let values = Values::merge(&args.options, &file, &file_name)?;
+        let fields_source = values.source("fields").to_string();
         let passwords = values.generate_passwords.then(|| {
             let length = values.password_length;
             (length, values.source("password_length").to_string())
@@ -224,6 +225,17 @@ impl Settings {
             });
         }
         check_out(&s, args.audit)?;
+        let leaves_out_password = s
+            .fields
+            .as_ref()
+            .is_some_and(|f| !f.contains(&crate::targets::Field::Password));
+        if passwords.is_some() && leaves_out_password {
+            return Err(ConfigError::Invalid {
+                source_name: fields_source,
+                key: "fields",
+                message: "leaves out password, but --generate-passwords sends one: add password to the fields".into(),
+            });
+        }
         if let Some((length, source_name)) = passwords {
             s.generate_passwords = Some(password_generation(&s, length, source_name, secrets_out)?);
         }

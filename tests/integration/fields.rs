@@ -238,8 +238,33 @@ async fn a_field_name_that_is_no_field_stops_the_run_before_any_request() {
         "{}",
         ran.stderr
     );
+    // Generated passwords are sent only when password is one of the fields.
+    let secrets = dir.path().join("secrets.csv");
+    let secrets_arg = secrets.to_str().unwrap();
+    let generate = [
+        "--generate-passwords",
+        "--secrets-out",
+        secrets_arg,
+        "--fields",
+    ];
+    let args = [&generate[..], &["usage_location"]].concat();
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("`fields` leaves out password, but --generate-passwords sends one"),
+        "{}",
+        ran.stderr
+    );
     assert!(sim.requests().is_empty());
     assert!(!out.exists());
+    let args = [&generate[..], &["usage_location,password"]].concat();
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let sent = bodies(&sim.requests());
+    let body = &sent[&user(1).to_string()];
+    assert_eq!(body["usageLocation"], "DE");
+    assert!(body["passwordProfile"]["password"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
