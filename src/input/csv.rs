@@ -681,6 +681,50 @@ mod tests {
     }
 
     #[test]
+    fn an_entra_export_s_names_come_from_the_target_and_its_other_columns_are_named() {
+        let h = header(&[
+            "id",
+            "userPrincipalName",
+            "givenName",
+            "surname",
+            "usageLocation",
+            "customer_id",
+        ])
+        .unwrap();
+        assert_eq!(h.position(Column::UserId), Some(0));
+        assert_eq!(h.position(Column::UserPrincipalName), Some(1));
+        assert_eq!(h.position(Column::FirstName), Some(2));
+        assert_eq!(h.position(Column::LastName), Some(3));
+        assert!(
+            !h.sends(Column::UserPrincipalName),
+            "a UPN names the user, never sent"
+        );
+        let e = header(&["id", "customer_id", "usageLocation", "jobTitle"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"jobTitle\" (column 4): not changeable through Partner Center"),
+            "{e}"
+        );
+        let fields = ReadOptions {
+            fields: Some(vec![Field::UsageLocation]),
+            ..ReadOptions::default()
+        };
+        let record = ByteRecord::from(vec![
+            "id",
+            "customer_id",
+            "usageLocation",
+            "displayName",
+            "jobTitle",
+        ]);
+        let h = Header::parse(Path::new("in.csv"), &record, &fields).unwrap();
+        assert!(h.sends(Column::UsageLocation) && !h.sends(Column::DisplayName));
+        assert_eq!(
+            h.kept.iter().map(|(n, i)| (&**n, *i)).collect::<Vec<_>>(),
+            [("displayName", 3)]
+        );
+    }
+
+    #[test]
     fn unknown_column_names_the_closest() {
         let e = header(&["customer_id", "user_id", "usage_locaton"]).unwrap_err();
         let msg = e.to_string();
