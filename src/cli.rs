@@ -24,7 +24,9 @@ const RUN_EXAMPLES: &str = "\
 Input: a CSV with a header row. Columns (names are matched ignoring case, spaces, '-' and '_'):
   customer_id (customer_tenant_id, tenant_id)  user_id (id, object_id)
   usage_location  display_name  first_name (given_name)  last_name (surname)
-  user_principal_name (upn)
+  new_user_principal_name (new_upn: a rename)  password  force_change_password
+Never sent, carried into the results as context: user_principal_name (upn), customer_domain,
+and the columns named in --keep-columns. An Entra \"Download users\" export is read as it is.
 An empty cell leaves that field unchanged. Delimiter ',', ';' or tab is detected.
 
 The access token comes from BULKPATCH_TOKEN or --token-file; there is no flag for the token itself.
@@ -36,6 +38,7 @@ Examples:
   bulkpatch run users.csv --customer-id 0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60 --token-file token.txt
   bulkpatch run users.csv --config bulkpatch.toml --summary-json summary.json -q
   bulkpatch run migration.csv --resume            # continue after a crash or Ctrl-C
+  bulkpatch run entra-users.csv --customer-id GUID --fields usage_location   # send only usageLocation
 
 Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
 2 usage, config, header or fatal error (including a refused token); 130 interrupted.";

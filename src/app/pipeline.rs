@@ -114,6 +114,9 @@ impl Input {
             ignore_unknown_columns: settings.ignore_unknown_columns,
             has_default_customer: settings.customer_id.is_some(),
             generate_passwords: settings.generate_passwords.is_some(),
+            fields: settings.fields.clone(),
+            keep_columns: settings.keep_columns.clone(),
+            target: Some(settings.target.clone()),
         };
         let source = CsvSource::open(&settings.input, &options)?;
         let customer_column = source

@@ -81,12 +81,25 @@ impl Generator {
                 row.line,
                 &row.customer.to_string(),
                 &row.user.to_string(),
-                row.changes.user_principal_name.as_deref().unwrap_or(""),
+                [
+                    sign_in_name(row),
+                    &row.context.customer_domain,
+                    &row.context.kept_cell(),
+                ],
                 &password,
             )?;
         }
         Ok(password)
     }
+}
+
+/// The name the user signs in with once the row is applied: the new UPN of a rename, else the
+/// row's `user_principal_name`.
+fn sign_in_name(row: &Row) -> &str {
+    row.changes
+        .user_principal_name
+        .as_deref()
+        .unwrap_or(&row.context.upn)
 }
 
 /// The second pass over the input.
@@ -211,6 +224,7 @@ impl Reader {
         ) {
             Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
                 Some(first) => Err(validate::Invalid {
+                    context: Box::new(row.context),
                     hash: row.hash,
                     line,
                     customer: row.customer.to_string(),
@@ -252,5 +266,6 @@ fn planned(row: &Row, target: &dyn crate::targets::Target) -> Record {
         row_hash: row.hash,
         throttled: 0,
         fields: Vec::new(),
+        context: row.context.clone(),
     }
 }

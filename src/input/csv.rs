@@ -4,7 +4,10 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::core::text::shorten;
+use crate::targets::{Field, Target};
 use csv::ByteRecord;
 
 /// A column the tool understands.
@@ -16,13 +19,18 @@ pub enum Column {
     DisplayName,
     FirstName,
     LastName,
+    /// The user's current UPN: context, never sent.
     UserPrincipalName,
+    /// A new UPN (a rename): sent as the user principal name.
+    NewUserPrincipalName,
+    /// The customer's domain: context, never sent.
+    CustomerDomain,
     Password,
     ForceChangePassword,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 11] = [
         Column::CustomerId,
         Column::UserId,
         Column::UsageLocation,
@@ -30,6 +38,8 @@ impl Column {
         Column::FirstName,
         Column::LastName,
         Column::UserPrincipalName,
+        Column::NewUserPrincipalName,
+        Column::CustomerDomain,
         Column::Password,
         Column::ForceChangePassword,
     ];
@@ -44,35 +54,51 @@ impl Column {
             Column::FirstName => "first_name",
             Column::LastName => "last_name",
             Column::UserPrincipalName => "user_principal_name",
+            Column::NewUserPrincipalName => "new_user_principal_name",
+            Column::CustomerDomain => "customer_domain",
             Column::Password => "password",
             Column::ForceChangePassword => "force_change_password",
         }
     }
 
-    /// Accepted header spellings, already normalised (lower case, no spaces, `-` or `_`).
+    /// Accepted header spellings, already normalised (lower case, no spaces, `-` or `_`); a
+    /// target adds the names of its own exports (`Target::column_alias`).
     pub fn aliases(self) -> &'static [&'static str] {
         match self {
             Column::CustomerId => &["customerid", "customertenantid", "tenantid"],
-            Column::UserId => &["userid", "id", "objectid"],
+            Column::UserId => &["userid"],
             Column::UsageLocation => &["usagelocation"],
             Column::DisplayName => &["displayname"],
-            Column::FirstName => &["firstname", "givenname"],
-            Column::LastName => &["lastname", "surname"],
+            Column::FirstName => &["firstname"],
+            Column::LastName => &["lastname"],
             Column::UserPrincipalName => &["userprincipalname", "upn"],
+            Column::NewUserPrincipalName => &["newuserprincipalname", "newupn"],
+            Column::CustomerDomain => &["customerdomain"],
             Column::Password => &["password"],
             Column::ForceChangePassword => &["forcechangepassword", "forcechangepasswordnextlogin"],
         }
     }
 
-    /// Whether the column carries a change on its own (as opposed to identifying the user, or qualifying a password).
-    pub fn is_update(self) -> bool {
-        !matches!(
-            self,
-            Column::CustomerId | Column::UserId | Column::ForceChangePassword
-        )
+    /// The field the column changes, if it changes one on its own (not the ids, the context
+    /// columns or `force_change_password`, which qualifies a password).
+    pub fn field(self) -> Option<Field> {
+        Some(match self {
+            Column::UsageLocation => Field::UsageLocation,
+            Column::DisplayName => Field::DisplayName,
+            Column::FirstName => Field::FirstName,
+            Column::LastName => Field::LastName,
+            Column::NewUserPrincipalName => Field::UserPrincipalName,
+            Column::Password => Field::Password,
+            _ => return None,
+        })
     }
 
-    pub(crate) const COUNT: usize = 9;
+    /// Whether the column carries a change on its own.
+    pub fn is_update(self) -> bool {
+        self.field().is_some()
+    }
+
+    pub(crate) const COUNT: usize = 11;
 
     fn index(self) -> usize {
         self as usize
@@ -87,10 +113,9 @@ pub fn normalize_header(name: &str) -> String {
         .collect()
 }
 
-fn column_for(normalized: &str) -> Option<Column> {
-    Column::ALL
-        .into_iter()
-        .find(|c| c.aliases().contains(&normalized))
+fn column_for(normalized: &str, target: &dyn Target) -> Option<Column> {
+    let own = |n: &str| Column::ALL.into_iter().find(|c| c.aliases().contains(&n));
+    own(normalized).or_else(|| target.column_alias(normalized).and_then(own))
 }
 
 /// How alike (normalised Damerau-Levenshtein, 1 = equal) an unknown name must be to a known
@@ -121,6 +146,9 @@ pub struct UnknownColumn {
     pub position: usize,
     /// The known column it is close to, if any.
     pub suggestion: Option<Column>,
+    /// A user property the target cannot change (`jobTitle`), named by the target's title:
+    /// not a typo.
+    pub not_changeable_through: Option<&'static str>,
 }
 
 /// Unknown columns named in the message; the rest are counted.
@@ -132,10 +160,11 @@ fn list_unknown(columns: &[UnknownColumn]) -> String {
         .iter()
         .take(UNKNOWN_NAMED)
         .map(|c| {
-            let hint = c
-                .suggestion
-                .map(|s| format!(", did you mean \"{}\"?", s.name()))
-                .unwrap_or_default();
+            let hint = match (c.not_changeable_through, c.suggestion) {
+                (Some(title), _) => format!(": not changeable through {title}"),
+                (None, Some(s)) => format!(", did you mean \"{}\"?", s.name()),
+                (None, None) => String::new(),
+            };
             format!("\"{}\" (column {}){hint}", c.name, c.position)
         })
         .collect();
@@ -161,7 +190,7 @@ pub enum InputError {
     Utf16 { path: PathBuf },
     #[error("input file {path}: the header row is not valid UTF-8: save the file as UTF-8")]
     HeaderNotUtf8 { path: PathBuf },
-    #[error("input file {path}: unknown column{} {}; use --ignore-unknown-columns to skip columns the tool does not use", if columns.len() > 1 { "s" } else { "" }, list_unknown(columns))]
+    #[error("input file {path}: unknown column{} {}; use --ignore-unknown-columns to skip columns the tool does not use{}", if columns.len() > 1 { "s" } else { "" }, list_unknown(columns), if columns.iter().any(|c| c.not_changeable_through.is_some()) { " (or --fields to choose the fields sent: columns that cannot be changed are then left aside), or --keep-columns to carry a column into the results" } else { "" })]
     UnknownColumns {
         path: PathBuf,
         /// Every unknown column of the header, in order.
@@ -182,8 +211,20 @@ pub enum InputError {
     MissingUserId { path: PathBuf },
     #[error("input file {path}: no customer_id column (accepted names: customer_id, customer_tenant_id, tenant_id) and no --customer-id given")]
     MissingCustomer { path: PathBuf },
-    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, user_principal_name, password (or use --generate-passwords)")]
+    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, new_user_principal_name, password (or use --generate-passwords)")]
     NothingToUpdate { path: PathBuf },
+    #[error("input file {path}: --fields names {field}, but the file has no {field} column")]
+    MissingField { path: PathBuf, field: &'static str },
+    #[error(
+        "input file {path}: --keep-columns names \"{name}\", but the header has no such column"
+    )]
+    MissingKeptColumn { path: PathBuf, name: String },
+    #[error("input file {path}: --keep-columns cannot keep the column \"{name}\" ({why})")]
+    NotKeepable {
+        path: PathBuf,
+        name: String,
+        why: &'static str,
+    },
     #[error("input file {path} has a password column and --generate-passwords was given: use one or the other")]
     PasswordColumnAndGeneration { path: PathBuf },
     #[error("input file {path} has old Mac line ends (CR only): save it with Windows (CRLF) or Unix (LF) line ends")]
@@ -208,6 +249,11 @@ pub struct Header {
     pub unnamed: Vec<usize>,
     /// FNV-1a of the header row, for the results file's fingerprint.
     pub hash: u64,
+    /// The fields sent (`--fields`); None: every field the file has a column for.
+    pub chosen: Option<Vec<Field>>,
+    /// Columns carried as context besides the UPN and the domain (`--keep-columns`, and the
+    /// field columns `--fields` leaves out): the name as written and the position.
+    pub kept: Vec<(Arc<str>, usize)>,
 }
 
 impl Header {
@@ -218,6 +264,8 @@ impl Header {
             names: Vec::new(),
             unnamed: Vec::new(),
             hash: 0,
+            chosen: None,
+            kept: Vec::new(),
         }
     }
 
@@ -227,11 +275,13 @@ impl Header {
         record: &ByteRecord,
         options: &ReadOptions,
     ) -> Result<Header, InputError> {
-        let ignore_unknown = options.ignore_unknown_columns;
-        let has_default_customer = options.has_default_customer;
-        let mut positions: [Option<usize>; Column::COUNT] = [None; Column::COUNT];
-        let mut names: Vec<String> = Vec::with_capacity(record.len());
-        let mut unnamed = Vec::new();
+        let target = options.target();
+        let keep: Vec<String> = options
+            .keep_columns
+            .iter()
+            .map(|k| normalize_header(k))
+            .collect();
+        let mut header = Header::empty();
         let mut unknown = Vec::new();
         for (i, raw) in record.iter().enumerate() {
             let name = std::str::from_utf8(raw)
@@ -241,31 +291,47 @@ impl Header {
                 .trim()
                 .to_string();
             let normalized = normalize_header(&name);
-            match column_for(&normalized) {
+            match column_for(&normalized, &*target) {
                 Some(col) => {
-                    if let Some(first) = positions[col.index()] {
+                    if let Some(first) = header.positions[col.index()] {
                         return Err(InputError::DuplicateColumn {
                             path: path.to_owned(),
                             column: col.name(),
                             first: first + 1,
-                            first_name: names[first].clone(),
+                            first_name: header.names[first].clone(),
                             second: i + 1,
                             second_name: name,
                         });
                     }
-                    positions[col.index()] = Some(i);
+                    header.positions[col.index()] = Some(i);
                 }
-                None if ignore_unknown => {}
+                None if !normalized.is_empty() && keep.contains(&normalized) => {
+                    header.kept.push((Arc::from(name.as_str()), i));
+                }
+                None if options.ignore_unknown_columns => {}
+                // A column of the target's own exports that it cannot change: left aside when
+                // the run says which fields it sends, else named as such (not as a typo).
+                None if target.unchangeable_column(&normalized) => {
+                    if options.fields.is_none() {
+                        unknown.push(UnknownColumn {
+                            suggestion: None,
+                            not_changeable_through: Some(target.title()),
+                            name: shorten(&name, 60),
+                            position: i + 1,
+                        });
+                    }
+                }
                 // Unnamed columns come from trailing delimiters (Excel writes them): they are
                 // accepted as long as they stay empty (a row with a value in one is invalid).
-                None if normalized.is_empty() => unnamed.push(i),
+                None if normalized.is_empty() => header.unnamed.push(i),
                 None => unknown.push(UnknownColumn {
                     suggestion: suggest(&normalized),
+                    not_changeable_through: None,
                     name: shorten(&name, 60),
                     position: i + 1,
                 }),
             }
-            names.push(name);
+            header.names.push(name);
         }
         if !unknown.is_empty() {
             return Err(InputError::UnknownColumns {
@@ -273,38 +339,97 @@ impl Header {
                 columns: unknown,
             });
         }
-        let header = Header {
-            positions,
-            width: record.len(),
-            names,
-            unnamed,
-            hash: crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
-        };
-        if header.position(Column::UserId).is_none() {
-            return Err(InputError::MissingUserId {
-                path: path.to_owned(),
-            });
-        }
-        if header.position(Column::CustomerId).is_none() && !has_default_customer {
-            return Err(InputError::MissingCustomer {
-                path: path.to_owned(),
-            });
-        }
-        if options.generate_passwords && header.position(Column::Password).is_some() {
-            return Err(InputError::PasswordColumnAndGeneration {
-                path: path.to_owned(),
-            });
-        }
-        if !options.generate_passwords
-            && !Column::ALL
-                .into_iter()
-                .any(|c| c.is_update() && header.position(c).is_some())
-        {
-            return Err(InputError::NothingToUpdate {
-                path: path.to_owned(),
-            });
-        }
+        header.width = record.len();
+        header.hash = crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii));
+        header.choose(path, options)?;
+        header.check(path, options)?;
         Ok(header)
+    }
+
+    /// Applies `--fields` (the other field columns become context) and checks `--keep-columns`.
+    fn choose(&mut self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
+        for name in &options.keep_columns {
+            let n = normalize_header(name);
+            let col = column_for(&n, &*options.target());
+            let why = match col {
+                Some(Column::Password | Column::ForceChangePassword) => {
+                    Some("passwords are never copied into another file")
+                }
+                Some(
+                    Column::CustomerId
+                    | Column::UserId
+                    | Column::UserPrincipalName
+                    | Column::CustomerDomain,
+                ) => Some("this column is in the results already"),
+                Some(c) if c.field().is_some() && options.fields.is_none() => {
+                    Some("it is a field the run sends (choose the fields sent with --fields)")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(InputError::NotKeepable {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    why,
+                });
+            }
+            let present = col.is_some_and(|c| self.position(c).is_some())
+                || self.kept.iter().any(|(k, _)| normalize_header(k) == n);
+            if !present {
+                return Err(InputError::MissingKeptColumn {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                });
+            }
+        }
+        let Some(chosen) = &options.fields else {
+            return Ok(());
+        };
+        for field in chosen {
+            let col = Column::ALL.into_iter().find(|c| c.field() == Some(*field));
+            let has = col.is_some_and(|c| self.position(c).is_some());
+            // A generated password needs no column.
+            let generated = *field == Field::Password && options.generate_passwords;
+            if !(has || generated) {
+                return Err(InputError::MissingField {
+                    path: path.to_owned(),
+                    field: field.column(),
+                });
+            }
+        }
+        for col in Column::ALL {
+            let left_out = col.field().is_some_and(|f| !chosen.contains(&f));
+            if let (true, Some(i)) = (left_out && col != Column::Password, self.position(col)) {
+                self.kept.push((Arc::from(self.names[i].as_str()), i));
+            }
+        }
+        self.kept.sort_by_key(|(_, i)| *i);
+        self.chosen = Some(chosen.clone());
+        Ok(())
+    }
+
+    /// The columns every run needs.
+    fn check(&self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
+        let path = || path.to_owned();
+        if self.position(Column::UserId).is_none() {
+            return Err(InputError::MissingUserId { path: path() });
+        }
+        if self.position(Column::CustomerId).is_none() && !options.has_default_customer {
+            return Err(InputError::MissingCustomer { path: path() });
+        }
+        if options.generate_passwords && self.position(Column::Password).is_some() {
+            return Err(InputError::PasswordColumnAndGeneration { path: path() });
+        }
+        if !options.generate_passwords && !Column::ALL.into_iter().any(|c| self.sends(c)) {
+            return Err(InputError::NothingToUpdate { path: path() });
+        }
+        Ok(())
+    }
+
+    /// Whether the file has the column and the run sends what it holds.
+    pub fn sends(&self, col: Column) -> bool {
+        let chosen = |f: Field| self.chosen.as_ref().is_none_or(|c| c.contains(&f));
+        self.position(col).is_some() && col.field().is_some_and(chosen)
     }
 
     /// The record index of a column, if the file has it.
@@ -321,6 +446,20 @@ pub struct ReadOptions {
     pub has_default_customer: bool,
     /// Passwords are generated, so rows need no update column of their own.
     pub generate_passwords: bool,
+    /// The fields sent (`--fields`); None: every field column of the file.
+    pub fields: Option<Vec<Field>>,
+    /// Columns carried into the results as context (`--keep-columns`).
+    pub keep_columns: Vec<String>,
+    /// The API whose export names and fields the header is read with; None: the default one.
+    pub target: Option<Arc<dyn Target>>,
+}
+
+impl ReadOptions {
+    fn target(&self) -> Arc<dyn Target> {
+        self.target
+            .clone()
+            .unwrap_or_else(crate::targets::default_target)
+    }
 }
 
 /// An open input file positioned after its header.
@@ -539,6 +678,50 @@ mod tests {
         assert_eq!(h.position(Column::UsageLocation), Some(2));
         assert_eq!(h.position(Column::UserPrincipalName), Some(3));
         assert_eq!(h.position(Column::DisplayName), None);
+    }
+
+    #[test]
+    fn an_entra_export_s_names_come_from_the_target_and_its_other_columns_are_named() {
+        let h = header(&[
+            "id",
+            "userPrincipalName",
+            "givenName",
+            "surname",
+            "usageLocation",
+            "customer_id",
+        ])
+        .unwrap();
+        assert_eq!(h.position(Column::UserId), Some(0));
+        assert_eq!(h.position(Column::UserPrincipalName), Some(1));
+        assert_eq!(h.position(Column::FirstName), Some(2));
+        assert_eq!(h.position(Column::LastName), Some(3));
+        assert!(
+            !h.sends(Column::UserPrincipalName),
+            "a UPN names the user, never sent"
+        );
+        let e = header(&["id", "customer_id", "usageLocation", "jobTitle"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"jobTitle\" (column 4): not changeable through Partner Center"),
+            "{e}"
+        );
+        let fields = ReadOptions {
+            fields: Some(vec![Field::UsageLocation]),
+            ..ReadOptions::default()
+        };
+        let record = ByteRecord::from(vec![
+            "id",
+            "customer_id",
+            "usageLocation",
+            "displayName",
+            "jobTitle",
+        ]);
+        let h = Header::parse(Path::new("in.csv"), &record, &fields).unwrap();
+        assert!(h.sends(Column::UsageLocation) && !h.sends(Column::DisplayName));
+        assert_eq!(
+            h.kept.iter().map(|(n, i)| (&**n, *i)).collect::<Vec<_>>(),
+            [("displayName", 3)]
+        );
     }
 
     #[test]

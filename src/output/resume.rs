@@ -388,7 +388,7 @@ mod tests {
         };
         // About 1 MB, four times the read buffer: the last line first, so every record is read
         // by seeking backwards, and line 7 failed once before it was updated.
-        let mut text = COLUMNS.join(",") + "\n";
+        let mut text = COLUMNS[..15].join(",") + "\n";
         text += &record(7, "failed", 10);
         for line in (1..=3000).rev() {
             text += &record(line, "updated", 300);
@@ -422,7 +422,7 @@ mod tests {
         let record = |line: u64, outcome: &str| {
             format!("{line},c,u,{outcome},200,,,1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
         };
-        let mut text = COLUMNS.join(",") + "\n";
+        let mut text = COLUMNS[..15].join(",") + "\n";
         for line in [3, 1, 4, 2, 5] {
             text += &record(line, if line % 2 == 0 { "failed" } else { "updated" });
         }
@@ -434,7 +434,7 @@ mod tests {
             (3, 2)
         );
         let out = std::fs::read_to_string(&path).unwrap();
-        let expected: String = std::iter::once(COLUMNS.join(",") + "\n")
+        let expected: String = std::iter::once(COLUMNS[..15].join(",") + "\n")
             .chain((1..=5).map(|l| record(l, if l % 2 == 0 { "failed" } else { "updated" })))
             .collect();
         assert_eq!(out, expected);
@@ -452,7 +452,7 @@ mod customer_tests {
         let record = |line: u64, customer: &str, outcome: &str| {
             format!("{line},{customer},u,{outcome},200,,,1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
         };
-        let mut text = crate::output::reader::COLUMNS.join(",") + "\n";
+        let mut text = crate::output::reader::COLUMNS[..15].join(",") + "\n";
         text += &record(1, "a", "failed"); // replaced below: a has no problem in the end
         text += &record(2, "b", "updated");
         text += &record(3, "b", "failed");

@@ -77,6 +77,10 @@ pub struct Example {
     pub customer_id: String,
     pub user_id: String,
     pub message: String,
+    /// The row's context (empty in a file from before the context columns).
+    pub user_principal_name: String,
+    pub customer_domain: String,
+    pub context: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -167,6 +171,9 @@ struct Columns {
     field: Option<usize>,
     current: Option<usize>,
     desired: Option<usize>,
+    upn: Option<usize>,
+    domain: Option<usize>,
+    context: Option<usize>,
 }
 
 impl Columns {
@@ -185,6 +192,9 @@ impl Columns {
             field: header.at("field"),
             current: header.at("current"),
             desired: header.at("desired"),
+            upn: header.at("user_principal_name"),
+            domain: header.at("customer_domain"),
+            context: header.at("context"),
         }
     }
 }
@@ -245,6 +255,8 @@ impl Accumulator {
             throttled.into(),
             row.time(cols.finished),
         );
+        self.customers
+            .name(row.cell(cols.customer), &redacted(row.cell(cols.domain)));
         if row.outcome.is_problem() {
             self.add_problem(cols, row, line);
         }
@@ -308,9 +320,21 @@ impl Accumulator {
                 user_id: row.cell(cols.user).to_string(),
                 // Redacted again: the file may come from an older version or be edited.
                 message: crate::core::redact::redact(row.cell(cols.message)).into_owned(),
+                user_principal_name: redacted(row.cell(cols.upn)),
+                customer_domain: redacted(row.cell(cols.domain)),
+                context: redacted(row.cell(cols.context)),
             });
         }
     }
+}
+
+/// A context cell as a report shows it: redacted, without a spreadsheet's formula prefix.
+fn redacted(cell: &str) -> String {
+    let cell = match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    };
+    crate::core::redact::redact(cell).into_owned()
 }
 
 /// Turns what was counted into what the report shows.
@@ -656,7 +680,7 @@ mod tests {
         let record = |line: u64, outcome: &str, message: &str| {
             format!("{line},c,u,{outcome},400,,{message},2,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
         };
-        let mut text = crate::output::reader::COLUMNS.join(",") + "\n";
+        let mut text = crate::output::reader::COLUMNS[..15].join(",") + "\n";
         text += &record(2, "updated", "");
         text += "3,c,u,failed,502,,\"<html>Bad gateway, \"\"upstream\"\" said\n";
         for line in 3..=6 {

@@ -116,6 +116,10 @@ pub struct Settings {
     pub backoff_cap: Duration,
     pub customer_id: Option<Uuid>,
     pub ignore_unknown_columns: bool,
+    /// The fields sent (`--fields`); None: every field column of the input.
+    pub fields: Option<Vec<crate::targets::Field>>,
+    /// Input columns carried into the outputs as context (`--keep-columns`).
+    pub keep_columns: Vec<String>,
     pub delimiter: Option<u8>,
     pub dry_run: bool,
     pub summary_json: Option<PathBuf>,
@@ -171,6 +175,8 @@ impl Settings {
             backoff_cap: v.backoff_cap,
             customer_id: v.customer_id,
             ignore_unknown_columns: v.ignore_unknown_columns,
+            fields: v.fields,
+            keep_columns: v.keep_columns,
             delimiter: v.delimiter,
             dry_run: v.dry_run,
             summary_json: v.summary_json,
@@ -199,6 +205,7 @@ impl Settings {
             None => (FileConfig::default(), String::from("config")),
         };
         let values = Values::merge(&args.options, &file, &file_name)?;
+        let fields_source = values.source("fields").to_string();
         let passwords = values.generate_passwords.then(|| {
             let length = values.password_length;
             (length, values.source("password_length").to_string())
@@ -221,6 +228,17 @@ impl Settings {
             });
         }
         check_out(&s, args.audit)?;
+        let leaves_out_password = s
+            .fields
+            .as_ref()
+            .is_some_and(|f| !f.contains(&crate::targets::Field::Password));
+        if passwords.is_some() && leaves_out_password {
+            return Err(ConfigError::Invalid {
+                source_name: fields_source,
+                key: "fields",
+                message: "leaves out password, but --generate-passwords sends one: add password to the fields".into(),
+            });
+        }
         if let Some((length, source_name)) = passwords {
             s.generate_passwords = Some(password_generation(&s, length, source_name, secrets_out)?);
         }

@@ -79,6 +79,14 @@ common {
     ignore_unknown_columns: bool => bool, parse as_given,
         help "Skip columns the tool does not know instead of stopping",
         cli(long), toml "true";
+    fields: Option<String> => Option<Vec<crate::targets::Field>>,
+        parse |t| crate::targets::select::parse_fields(&*crate::targets::default_target(), &t).map(Some),
+        help "Send only these fields (`usage_location,display_name`, ...); other field columns are kept as context, never sent [default: every field column]",
+        cli(long, value_name = "FIELD,..."), toml "\"usage_location\"";
+    keep_columns: Option<String> => Vec<String>,
+        parse |t| Ok(t.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()),
+        help "Carry these input columns into the results, audit and secrets files and the reports, to name people and tenants",
+        cli(long, value_name = "COLUMN,..."), toml "\"department,employee_id\"";
     delimiter: Option<String> => Option<u8>, parse |t| parse_delimiter(&t).map(Some),
         help "Field delimiter: `,` `;` `tab` or `|` [default: detected from the header]",
         cli(long, value_name = "CHAR"), toml ";";

@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod partner_center;
+pub mod select;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -47,14 +48,15 @@ pub enum Field {
 }
 
 impl Field {
-    /// The CSV column naming this field.
+    /// The CSV column naming this field (a rename is `new_user_principal_name`: the
+    /// `user_principal_name` column names the user and is never sent).
     pub fn column(self) -> &'static str {
         match self {
             Field::UsageLocation => "usage_location",
             Field::DisplayName => "display_name",
             Field::FirstName => "first_name",
             Field::LastName => "last_name",
-            Field::UserPrincipalName => "user_principal_name",
+            Field::UserPrincipalName => "new_user_principal_name",
             Field::Password => "password",
         }
     }
@@ -157,6 +159,22 @@ pub trait Target: Send + Sync + Debug {
     fn default_base_url(&self) -> &'static str;
     /// The scope to ask the token endpoint for.
     fn oauth_scope(&self) -> &'static str;
+    /// The API's name in messages ("not changeable through Partner Center").
+    fn title(&self) -> &'static str {
+        self.name()
+    }
+    /// The column a header name of the API's own exports means (`givenname` from an Entra
+    /// export: `firstname`), both normalised (lower case, no spaces, `-` or `_`).
+    fn column_alias(&self, normalized: &str) -> Option<&'static str> {
+        let _ = normalized;
+        None
+    }
+    /// Whether a (normalised) header name is a column of the API's own exports that it cannot
+    /// change (`jobtitle`): reported as such, not as a typo.
+    fn unchangeable_column(&self, normalized: &str) -> bool {
+        let _ = normalized;
+        false
+    }
 
     /// The fields a row may change through this API.
     fn fields(&self) -> &'static [Field];

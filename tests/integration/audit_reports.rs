@@ -98,7 +98,10 @@ async fn an_audit_reads_compares_and_never_writes() {
             "elapsed_ms",
             "request_id",
             "correlation_id",
-            "finished_at"
+            "finished_at",
+            "user_principal_name",
+            "customer_domain",
+            "context"
         ]
     );
     let got: Vec<(String, String, String, String, String)> = lines

@@ -12,7 +12,7 @@ pub const UNDO_COLUMNS: &[(&str, &str)] = &[
     ("displayName", "display_name"),
     ("firstName", "first_name"),
     ("lastName", "last_name"),
-    ("userPrincipalName", "user_principal_name"),
+    ("userPrincipalName", "new_user_principal_name"),
 ];
 
 pub fn compare(changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange> {

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod body;
+pub mod columns;
 pub mod errors;
 pub mod explain;
 pub mod fields;
@@ -45,6 +46,18 @@ impl Target for PartnerCenter {
 
     fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
         audit::UNDO_COLUMNS
+    }
+
+    fn title(&self) -> &'static str {
+        "Partner Center"
+    }
+
+    fn column_alias(&self, normalized: &str) -> Option<&'static str> {
+        columns::alias(normalized)
+    }
+
+    fn unchangeable_column(&self, normalized: &str) -> bool {
+        columns::unchangeable(normalized)
     }
 
     fn fields(&self) -> &'static [Field] {
