@@ -6,6 +6,8 @@ pub mod attempt;
 pub mod auth;
 pub mod http;
 pub mod http_client;
+pub mod login;
+pub mod oauth;
 pub mod pace;
 pub mod pacer;
 pub mod pool;

@@ -54,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+mod authority;
 pub mod command;
 mod config;
 mod oauth;
@@ -66,9 +67,10 @@ mod store;
 mod tests;
 mod validation;
 
-pub use config::{Fault, SimConfig, SimOAuth, Throttle, WindowQuota};
+pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
 pub use state::{RecordedRequest, SimStats, TokenRequest};
 
+use authority::*;
 use oauth::*;
 use responses::*;
 use routes::*;
@@ -109,6 +111,15 @@ impl Simulator {
                 "/{tenant}/oauth2/v2.0/token",
                 axum::routing::post(token_endpoint),
             )
+            .route(
+                "/{tenant}/oauth2/v2.0/authorize",
+                axum::routing::get(authorize_endpoint),
+            )
+            .route(
+                "/{tenant}/oauth2/v2.0/devicecode",
+                axum::routing::post(devicecode_endpoint),
+            )
+            .route(DEVICE_PATH, axum::routing::get(device_page))
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
