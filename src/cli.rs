@@ -13,6 +13,7 @@ use crate::simulator::command::{DemoCmd, SimulateCmd, DEMO_EXAMPLES, SIMULATE_EX
 const MAIN_EXAMPLES: &str = "\
 Examples:
   bulkpatch demo                                   # try it against the built-in simulator
+  bulkpatch login --tenant contoso.onmicrosoft.com --client-id <app id>   # sign in once (MFA)
   BULKPATCH_TOKEN=... bulkpatch run users.csv      # send the updates in users.csv
   bulkpatch run users.csv --dry-run                # validate and plan; sends nothing
   bulkpatch simulate --port 8400                   # a local Partner Center look-alike
@@ -27,7 +28,8 @@ Input: a CSV with a header row. Columns (names are matched ignoring case, spaces
   user_principal_name (upn)
 An empty cell leaves that field unchanged. Delimiter ',', ';' or tab is detected.
 
-The access token comes from BULKPATCH_TOKEN or --token-file; there is no flag for the token itself.
+The access token comes from --token-file, BULKPATCH_TOKEN, the config file, or the sign-in stored
+by `bulkpatch login`; there is no flag for the token itself.
 
 Examples:
   export BULKPATCH_TOKEN=\"$(cat ~/.config/bulkpatch/token)\"

@@ -64,7 +64,7 @@ struct State {
     refresh_token: Option<SecretString>,
     generation: u64,
     /// The stored sign-in the grant came from: kept up to date after each refresh.
-    stored: Option<Stored>,
+    stored: Option<Box<Stored>>,
 }
 
 /// Hands out the current access token to every worker, refreshing it (one refresh at a time) ahead of expiry or after a 401.
@@ -126,7 +126,7 @@ impl TokenProvider {
                     SecretString::from(String::new()),
                 ));
                 let stored = grant.stored.take();
-                let current = stored.as_ref().and_then(stored_access).transpose()?;
+                let current = stored.as_deref().and_then(stored_access).transpose()?;
                 (
                     Some(grant),
                     State {

@@ -134,6 +134,7 @@ async fn browser(
         .set_auth_uri(oauth2::AuthUrl::from_url(authority.url("authorize")?))
         .set_redirect_uri(redirect);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    crate::core::redact::register(verifier.secret());
     let (url, state) = client
         .authorize_url(CsrfToken::new_random)
         .add_scopes(authority.scopes())

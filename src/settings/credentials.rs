@@ -42,7 +42,7 @@ pub struct RefreshGrant {
     pub scope: String,
     /// The stored sign-in of `bulkpatch login` this grant came from: rotated refresh tokens,
     /// new access tokens and the time of use are written back to it.
-    pub stored: Option<super::signin::Stored>,
+    pub stored: Option<Box<super::signin::Stored>>,
 }
 
 /// Reads an access token from a file (first line, trimmed).

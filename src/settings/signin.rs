@@ -370,7 +370,7 @@ pub fn stored_credentials(default_scope: &str) -> Result<Option<Credentials>, Si
         } else {
             sign_in.scope.clone()
         },
-        stored: Some(Stored { store, sign_in }),
+        stored: Some(Box::new(Stored { store, sign_in })),
     })))
 }
 

@@ -179,7 +179,7 @@ pub(super) async fn devicecode_endpoint(
 pub(super) async fn device_page(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let q = query(req.uri());
     let code = q.get("code").map(String::as_str).unwrap_or("");
-    let approve = q.get("decline").is_none();
+    let approve = !q.contains_key("decline");
     let mut state = lock(&shared.oauth_state);
     match state.devices.values_mut().find(|d| d.user_code == code) {
         Some(device) => {
@@ -241,5 +241,22 @@ pub(super) fn device_grant(config: &SimOAuth, state: &mut OAuthState, field: &Fi
             state.devices.remove(field.get("device_code"));
             issue_tokens(config, state, field.get("scope"), None, true)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_verifier_of_the_challenge_matches_it() {
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+        assert!(verifier_matches(verifier.secret(), challenge.as_str()));
+        let mut wrong = verifier.secret().clone();
+        wrong.replace_range(0..1, if wrong.starts_with('A') { "B" } else { "A" });
+        assert!(!verifier_matches(&wrong, challenge.as_str()));
+        // RFC 7636: 43 to 128 characters; the challenge itself is no verifier.
+        assert!(!verifier_matches("short", challenge.as_str()));
+        assert!(!verifier_matches(challenge.as_str(), challenge.as_str()));
     }
 }

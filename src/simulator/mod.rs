@@ -7,6 +7,9 @@
 //! Entra-style validation of the PATCH body, and the error body shapes of
 //! Partner Center (`{"code":N,"description":..,"data":[],"source":"PartnerFD"}`)
 //! and of its throttling layer (`{"statusCode":429,"message":..}`).
+//! With [`SimConfig::oauth`] it is also an OAuth authority at its base URL (`authority`,
+//! `oauth`): `/{tenant}/oauth2/v2.0/authorize`, `/token` (refresh-token, authorization-code
+//! with PKCE, and device-code grants) and `/devicecode`, with a page to approve device codes.
 //!
 //! Each request goes through these steps, in order:
 //! 1. it is recorded (when [`SimConfig::record`] is set) and counted;
@@ -79,6 +82,11 @@ use state::*;
 use store::*;
 use validation::*;
 
+/// The path of the device-code verification page (`GET ...?code=USER_CODE[&decline=1]`).
+pub fn authority_device_path() -> &'static str {
+    DEVICE_PATH
+}
+
 /// The running simulator. Dropping it stops the server.
 pub struct Simulator {
     shared: Arc<Shared>,
@@ -135,6 +143,11 @@ impl Simulator {
     /// The token endpoint's URL for `tenant` (only served when [`SimConfig::oauth`] is set).
     pub fn token_url(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
+    }
+
+    /// The authority's base (`bulkpatch login --authority`): the simulator's base URL.
+    pub fn authority(&self) -> String {
+        self.base_url()
     }
 
     /// Every request to the token endpoint, in arrival order.
