@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
-            Command::Login(cmd) => login(cmd).await,
+            Command::Login(cmd) => login(cmd, show).await,
             Command::Logout => {
                 let removed = bulkpatch::app::signin::logout()?;
                 eprintln!("{}", if removed { "Signed out: the stored sign-in is removed." } else { "Not signed in: nothing to remove." });
@@ -141,32 +141,34 @@ async fn run(settings: Settings, show: Show) -> Result<u8, bulkpatch::Error> {
     Ok(summary.exit_code)
 }
 
-/// `bulkpatch login`: signs in, telling the person on stderr what to do.
-async fn login(cmd: bulkpatch::cli::LoginCmd) -> Result<u8, bulkpatch::Error> {
+/// `bulkpatch login`: signs in, telling the person on stderr what to do (as log events with
+/// `--log-format json`, so that every line stays JSON).
+async fn login(cmd: bulkpatch::cli::LoginCmd, show: Show) -> Result<u8, bulkpatch::Error> {
     use bulkpatch::send::login::Prompt;
     let settings = bulkpatch::settings::login::LoginSettings::resolve(cmd.into_args())?;
+    let tell = |text: String| {
+        if show.json_logs {
+            tracing::info!("{text}");
+        } else {
+            eprintln!("{}", for_terminal(&text));
+        }
+    };
     let prompt = |p: Prompt| match p {
-        Prompt::OpenUrl(url) => eprintln!(
-            "Open this URL in a browser to sign in:\n{}\nWaiting for the sign-in...",
-            for_terminal(&url)
-        ),
-        Prompt::BrowserOpened(url) => eprintln!(
-            "Sign in in the browser window that opened (or open {}).\nWaiting for the sign-in...",
-            for_terminal(&url)
-        ),
-        Prompt::DeviceCode { uri, code } => eprintln!(
-            "To sign in, open {} and enter the code {}\nWaiting for the sign-in...",
-            for_terminal(&uri),
-            for_terminal(&code)
-        ),
+        Prompt::OpenUrl(url) => tell(format!(
+            "Open this URL in a browser to sign in:\n{url}\nWaiting for the sign-in..."
+        )),
+        Prompt::BrowserOpened(url) => tell(format!(
+            "Sign in in the browser window that opened (or open {url}).\nWaiting for the sign-in..."
+        )),
+        Prompt::DeviceCode { uri, code } => tell(format!(
+            "To sign in, open {uri} and enter the code {code}\nWaiting for the sign-in..."
+        )),
     };
     let done = bulkpatch::app::signin::login(settings, &prompt).await?;
-    eprintln!(
+    tell(format!(
         "Signed in as {} (tenant {}); the sign-in is stored in {}.",
-        for_terminal(&done.account),
-        for_terminal(&done.tenant_id),
-        for_terminal(&done.saved_to)
-    );
+        done.account, done.tenant_id, done.saved_to
+    ));
     Ok(exit::OK)
 }
 

@@ -34,6 +34,8 @@ pub enum AuthError {
         description: String,
         where_: String,
     },
+    #[error("the token endpoint refused the refresh token of the stored sign-in ({error}: {description}); run `bulkpatch login` to sign in again (with multi-factor authentication)")]
+    SignInRefused { error: String, description: String },
     #[error("the token endpoint refused the client ({error}: {description}); check `client_id` and the client secret in the [auth] settings")]
     Client { error: String, description: String },
     #[error("cannot get an access token from {url}: {message}")]
@@ -213,7 +215,7 @@ impl TokenProvider {
             match answer {
                 Ok(answer) => return self.accept(state, sent_at, &answer),
                 Err(RequestTokenError::ServerResponse(refused)) => {
-                    return Err(refusal(grant, refused, &secrets))
+                    return Err(refusal(grant, refused, &secrets, state.stored.is_some()))
                 }
                 Err(RequestTokenError::Request(oauth::Transport::Redirected { status, host })) => {
                     return Err(AuthError::Redirected { status, host })
@@ -328,8 +330,14 @@ impl TokenProvider {
     }
 }
 
-/// What a token endpoint's refusal means: the client is wrong, or the refresh token is.
-fn refusal(grant: &RefreshGrant, answer: oauth::Refusal, secrets: &[&str]) -> AuthError {
+/// What a token endpoint's refusal means: the client is wrong, or the refresh token is (the
+/// stored sign-in's when `stored`).
+fn refusal(
+    grant: &RefreshGrant,
+    answer: oauth::Refusal,
+    secrets: &[&str],
+    stored: bool,
+) -> AuthError {
     let error = answer.error.unwrap_or_else(|| "no error code".into());
     let error = crate::send::http::sanitize(&error, secrets);
     let description =
@@ -341,13 +349,13 @@ fn refusal(grant: &RefreshGrant, answer: oauth::Refusal, secrets: &[&str]) -> Au
         .to_string();
     match error.as_str() {
         "invalid_client" | "unauthorized_client" => AuthError::Client { error, description },
+        _ if stored => AuthError::SignInRefused { error, description },
         _ => AuthError::Refused {
             error,
             description,
-            where_: match (&grant.refresh_token_file, &grant.stored) {
-                (Some(p), _) => p.display().to_string(),
-                (None, Some(_)) => "the stored sign-in (run `bulkpatch login`)".into(),
-                (None, None) => REFRESH_TOKEN_ENV.to_string(),
+            where_: match &grant.refresh_token_file {
+                Some(p) => p.display().to_string(),
+                None => REFRESH_TOKEN_ENV.to_string(),
             },
         },
     }

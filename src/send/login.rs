@@ -163,9 +163,9 @@ async fn browser(
 /// Waits on the loopback listener for the browser's return with our `state`; its code.
 async fn redirected(listener: &tokio::net::TcpListener, state: &str) -> Result<String, LoginError> {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let (mut stream, _) = listener.accept().await.map_err(|e| {
+            LoginError::Local(format!("the loopback listener for the browser failed: {e}"))
+        })?;
         let Ok(Ok(head)) =
             tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await
         else {

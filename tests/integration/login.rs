@@ -266,6 +266,35 @@ async fn a_fresh_stored_access_token_is_used_without_a_refresh_even_with_an_auth
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stored_sign_in_stops_the_run_saying_to_sign_in_again() {
+    // The sign-in succeeds; every refresh after it is refused (AADSTS700082).
+    let sim = authority(SimOAuth {
+        access_token_lifetime: Duration::from_secs(60),
+        fail_after: Some(1),
+        ..SimOAuth::default()
+    })
+    .await;
+    let dir = tempdir();
+    let home = dir.path().join("home");
+    assert_eq!(browser_login(&sim, &home).await.0, 0);
+    let input = Csv::usage_locations(2).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let mut run = run_against(&sim, &input, &out, &[]);
+    run.env_remove("BULKPATCH_TOKEN")
+        .env("BULKPATCH_HOME", &home);
+    let ran = run_bin(run).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("AADSTS700082"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("run `bulkpatch login`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(sim.requests().is_empty(), "nothing sent");
+    assert_no_token(&sim, &[&ran.stdout, &ran.stderr]);
+}
+
 /// The device code's verification URI and user code, from login's stderr.
 fn device_prompt(line: &str) -> Option<String> {
     let rest = line.strip_prefix("To sign in, open ")?;
