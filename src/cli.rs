@@ -13,6 +13,7 @@ use crate::simulator::command::{DemoCmd, SimulateCmd, DEMO_EXAMPLES, SIMULATE_EX
 const MAIN_EXAMPLES: &str = "\
 Examples:
   bulkpatch demo                                   # try it against the built-in simulator
+  bulkpatch login --tenant contoso.onmicrosoft.com --client-id <app id>   # sign in once (MFA)
   BULKPATCH_TOKEN=... bulkpatch run users.csv      # send the updates in users.csv
   bulkpatch run users.csv --dry-run                # validate and plan; sends nothing
   bulkpatch simulate --port 8400                   # a local Partner Center look-alike
@@ -29,7 +30,8 @@ Never sent, carried into the results as context: user_principal_name (upn), cust
 and the columns named in --keep-columns. An Entra \"Download users\" export is read as it is.
 An empty cell leaves that field unchanged. Delimiter ',', ';' or tab is detected.
 
-The access token comes from BULKPATCH_TOKEN or --token-file; there is no flag for the token itself.
+The access token comes from --token-file, BULKPATCH_TOKEN, the config file, or the sign-in stored
+by `bulkpatch login`; there is no flag for the token itself.
 
 Examples:
   export BULKPATCH_TOKEN=\"$(cat ~/.config/bulkpatch/token)\"
@@ -54,6 +56,17 @@ Examples:
 
 Exit codes: 0 every row unchanged or would change; 1 some rows not found, forbidden, invalid or
 failed; 2 usage, config, header or fatal error; 130 interrupted.";
+
+const LOGIN_EXAMPLES: &str = "\
+The sign-in is stored in the system keyring when one answers, else in a private file (mode 0600)
+<config dir>/bulkpatch/sign-in.json ($BULKPATCH_HOME/sign-in.json when BULKPATCH_HOME is set).
+`run` and `audit` use it when no token is given otherwise.
+
+Examples:
+  bulkpatch login --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000
+  bulkpatch login --device-code --config bulkpatch.toml   # [auth] tenant and client_id
+  bulkpatch status
+  bulkpatch logout";
 
 const REPORT_EXAMPLES: &str = "\
 Examples:
@@ -100,6 +113,13 @@ pub enum Command {
     /// Read each user's live values and write what a run would change; sends no write.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditCmd),
+    /// Sign in (with multi-factor authentication) and store the sign-in for later runs.
+    #[command(after_help = LOGIN_EXAMPLES)]
+    Login(LoginCmd),
+    /// Remove the stored sign-in.
+    Logout,
+    /// Show who is signed in and when the stored tokens expire (never a token).
+    Status,
     /// Render a report (HTML and/or Markdown) from a results file or an audit file.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportCmd),
@@ -138,9 +158,10 @@ macro_rules! help_text {
 /// The clap structs made from the option table in `settings::options`: `CommonOptions`
 /// (`run` and `audit`) and `RunOptions` (`run` only); the `file` group has no flags.
 macro_rules! clap_args {
-    (common { $($common:tt)* } run { $($run:tt)* } file { $($file:tt)* }) => {
+    (common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
         clap_args!(@struct CommonOptions, "The declared options of `run` and `audit`." $($common)*);
         clap_args!(@struct RunOptions, "The declared options of `run` only." $($run)*);
+        clap_args!(@struct LoginOptions, "The declared options of `login`." $($login)*);
     };
     (@struct $st:ident, $doc:tt $(
         $name:ident : $ty:ty $(= $default:tt)? => $val:ty, parse $parse:expr, help $help:tt,
@@ -220,4 +241,33 @@ pub struct ReportCmd {
     /// Write the Markdown report here.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginCmd {
+    /// A TOML config file: its [auth] tenant, client_id, authority and scope. Command-line values win over it.
+    #[arg(long, env = "BULKPATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Sign in with a code on another device (RFC 8628) instead of this machine's browser.
+    #[arg(long)]
+    pub device_code: bool,
+    /// Print the sign-in URL instead of opening the browser.
+    #[arg(long, conflicts_with = "device_code")]
+    pub no_browser: bool,
+    #[command(flatten)]
+    pub options: LoginOptions,
+}
+
+impl LoginCmd {
+    /// The plain values the login resolution takes.
+    pub fn into_args(self) -> crate::settings::login::LoginArgs {
+        let mut options = CliOptions::default();
+        self.options.give(&mut options);
+        crate::settings::login::LoginArgs {
+            config: self.config,
+            options,
+            device_code: self.device_code,
+            no_browser: self.no_browser,
+        }
+    }
 }

@@ -6,6 +6,7 @@
 mod pipeline;
 mod rows;
 mod signals;
+pub mod signin;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,8 @@ pub enum Error {
     Http(#[from] crate::send::http_client::BuildError),
     #[error(transparent)]
     Auth(#[from] crate::send::auth::AuthError),
+    #[error(transparent)]
+    Login(#[from] crate::send::login::LoginError),
     #[error(transparent)]
     Secrets(#[from] crate::output::secrets::SecretsError),
     #[error(transparent)]

@@ -7,7 +7,9 @@
 pub mod ca;
 pub mod credentials;
 pub mod file;
+pub mod login;
 pub mod options;
+pub mod signin;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -49,7 +51,7 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
-    #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
+    #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, sign in with `bulkpatch login`, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
     MissingToken,
     #[error("cannot read token file {path}: {source}")]
     TokenFile {
@@ -76,6 +78,8 @@ pub enum ConfigError {
     AuditOutExists { path: PathBuf },
     #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
     NothingToResume { path: PathBuf },
+    #[error(transparent)]
+    SignIn(#[from] signin::SignInError),
     #[error("--out and the input name the same file: {path}; give the results their own file")]
     OutIsInput { path: PathBuf },
 }
@@ -337,6 +341,17 @@ fn resolve_credentials(
             credentials::secret_from_env(credentials::TOKEN_ENV, value)?,
         ));
     }
+    // The stored sign-in of `bulkpatch login`, unless the config names a token of its own.
+    let auth_refreshes = std::env::var_os(credentials::REFRESH_TOKEN_ENV).is_some()
+        || file
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.refresh_token_file.is_some());
+    if file.token_file.is_none() && !auth_refreshes {
+        if let Some(stored) = signin::stored_credentials(default_scope)? {
+            return Ok(stored);
+        }
+    }
     let auth_error = |message: String| ConfigError::Auth {
         source_name: file_name.to_string(),
         message,
@@ -390,6 +405,7 @@ fn resolve_credentials(
                 refresh_token,
                 refresh_token_file,
                 scope: a.scope.clone().unwrap_or_else(|| default_scope.into()),
+                stored: None,
             }))
         }
     }

@@ -10,7 +10,7 @@
 //! # Adding an option
 //!
 //! Add one row to the table in [`with_options!`], in the group it belongs to (`common`: `run`
-//! and `audit`; `run`: only `run`; `file`: only the config file); then, if the core reads it,
+//! and `audit`; `run`: only `run`; `login`: only `login`; `file`: only the config file); then, if the core reads it,
 //! give `Settings` a field and set it from `Values::NAME` in `Settings::from_values` (an option
 //! only `resolve` reads needs no more). A row reads:
 //!
@@ -45,7 +45,7 @@ use crate::settings::values::{
 };
 use crate::settings::ConfigError;
 
-/// The table of options; calls `$then! { common { rows } run { rows } file { rows } }`.
+/// The table of options; calls `$then! { common { rows } run { rows } login { rows } file { rows } }`.
 macro_rules! with_options {
     ($then:ident) => { $then! {
 common {
@@ -138,6 +138,18 @@ run {
         help "After a first Ctrl-C, how long requests in flight may take before the run stops at once",
         cli(long, value_name = "DURATION"), toml "30s";
 }
+login {
+    // `login` resolves these over the `[auth]` section's keys of the same name.
+    tenant: Option<String> = "organizations" => String, parse as_given,
+        help "The tenant to sign in to: the partner tenant's id or domain, or `organizations` [config: [auth] tenant]",
+        cli(long, value_name = "TENANT"), env "BULKPATCH_TENANT";
+    client_id: Option<String> => Option<String>, parse some,
+        help "The application (client) id of the public client app registration to sign in with [config: [auth] client_id]",
+        cli(long, value_name = "GUID"), env "BULKPATCH_CLIENT_ID";
+    authority: Option<String> = "https://login.microsoftonline.com" => reqwest::Url, parse |t| parse_base_url(&t),
+        help "The sign-in authority (sovereign clouds differ) [config: [auth] authority]",
+        cli(long, value_name = "URL"), env "BULKPATCH_AUTHORITY";
+}
 file {
     connect_timeout: Option<String> = "10s" => Duration, parse duration(checked::CONNECT_TIMEOUT),
         help "Time allowed for opening a connection", toml "10s";
@@ -201,8 +213,8 @@ macro_rules! resolve_value {
 
 /// The items made from the table (see the module doc).
 macro_rules! settings_items {
-    (common { $($common:tt)* } run { $($run:tt)* } file { $($file:tt)* }) => {
-        settings_items!(@rows $($common)* $($run)* $($file)*);
+    (common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
+        settings_items!(@rows $($common)* $($run)* $($login)* $($file)*);
     };
     (@rows $(
         $name:ident : $ty:ty $(= $default:tt)? => $val:ty, parse $parse:expr, help $help:tt
@@ -358,6 +370,8 @@ auth_section! {
     token_url: String, example "https://login.microsoftonline.com/contoso/oauth2/v2.0/token";
     /// The OAuth scope.
     scope: String, example "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
+    /// The sign-in authority of `bulkpatch login` (`--authority`).
+    authority: String, example "https://login.microsoftonline.com";
 }
 
 /// A value as clap holds it: `bool` for a flag (set or not), `Option<T>` for a value.

@@ -185,6 +185,7 @@ pub async fn simulate(config: super::SimConfig, port: u16) -> Result<(), crate::
     if let Some(refresh) = sim.valid_refresh_tokens().pop() {
         println!("  token endpoint: {}", sim.token_url("contoso"));
         println!("  refresh token:  {refresh}");
+        println!("  sign-in authority: {} (bulkpatch login --authority {} --client-id ID; approve device codes at {}{})", sim.base_url(), sim.base_url(), sim.base_url(), super::authority_device_path());
     }
     println!("Try: BULKPATCH_TOKEN={} bulkpatch run samples/usage-location.csv --base-url {} --out /tmp/sim.results.csv", sim.token(), sim.base_url());
     println!("Press Ctrl-C to stop.");

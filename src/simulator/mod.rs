@@ -7,6 +7,9 @@
 //! Entra-style validation of the PATCH body, and the error body shapes of
 //! Partner Center (`{"code":N,"description":..,"data":[],"source":"PartnerFD"}`)
 //! and of its throttling layer (`{"statusCode":429,"message":..}`).
+//! With [`SimConfig::oauth`] it is also an OAuth authority at its base URL (`authority`,
+//! `oauth`): `/{tenant}/oauth2/v2.0/authorize`, `/token` (refresh-token, authorization-code
+//! with PKCE, and device-code grants) and `/devicecode`, with a page to approve device codes.
 //!
 //! Each request goes through these steps, in order:
 //! 1. it is recorded (when [`SimConfig::record`] is set) and counted;
@@ -54,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+mod authority;
 pub mod command;
 mod config;
 mod oauth;
@@ -66,9 +70,10 @@ mod store;
 mod tests;
 mod validation;
 
-pub use config::{Fault, SimConfig, SimOAuth, Throttle, WindowQuota};
+pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
 pub use state::{RecordedRequest, SimStats, TokenRequest};
 
+use authority::*;
 use oauth::*;
 use responses::*;
 use routes::*;
@@ -76,6 +81,11 @@ use serve::*;
 use state::*;
 use store::*;
 use validation::*;
+
+/// The path of the device-code verification page (`GET ...?code=USER_CODE[&decline=1]`).
+pub fn authority_device_path() -> &'static str {
+    DEVICE_PATH
+}
 
 /// The running simulator. Dropping it stops the server.
 pub struct Simulator {
@@ -109,6 +119,15 @@ impl Simulator {
                 "/{tenant}/oauth2/v2.0/token",
                 axum::routing::post(token_endpoint),
             )
+            .route(
+                "/{tenant}/oauth2/v2.0/authorize",
+                axum::routing::get(authorize_endpoint),
+            )
+            .route(
+                "/{tenant}/oauth2/v2.0/devicecode",
+                axum::routing::post(devicecode_endpoint),
+            )
+            .route(DEVICE_PATH, axum::routing::get(device_page))
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
@@ -124,6 +143,11 @@ impl Simulator {
     /// The token endpoint's URL for `tenant` (only served when [`SimConfig::oauth`] is set).
     pub fn token_url(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
+    }
+
+    /// The authority's base (`bulkpatch login --authority`): the simulator's base URL.
+    pub fn authority(&self) -> String {
+        self.base_url()
     }
 
     /// Every request to the token endpoint, in arrival order.

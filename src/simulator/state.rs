@@ -21,6 +21,27 @@ pub(super) struct OAuthState {
     pub(super) issued: Vec<String>,
     pub(super) requests: Vec<TokenRequest>,
     pub(super) successes: usize,
+    /// Authorization codes issued by `/authorize`, not yet redeemed.
+    pub(super) codes: HashMap<String, IssuedCode>,
+    /// Device codes by `device_code`.
+    pub(super) devices: HashMap<String, DeviceGrant>,
+}
+
+/// What `/authorize` bound an authorization code to.
+pub(super) struct IssuedCode {
+    pub(super) client_id: String,
+    pub(super) redirect_uri: String,
+    pub(super) challenge: String,
+}
+
+/// A device code and what its user did.
+pub(super) struct DeviceGrant {
+    pub(super) user_code: String,
+    pub(super) client_id: String,
+    /// None while the user has not answered; Some(true) approved, Some(false) declined.
+    pub(super) approved: Option<bool>,
+    /// Polls so far (the first ones get `SimOAuth::device_script`).
+    pub(super) polls: usize,
 }
 
 /// The count of the current window of a [`WindowQuota`].

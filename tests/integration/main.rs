@@ -13,6 +13,7 @@ mod hostile_values;
 mod input_rows;
 mod interrupt;
 mod layering;
+mod login;
 mod output_paths;
 mod passwords;
 mod pipeline;
