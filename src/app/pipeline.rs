@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::rows::{Generator, Reader};
-use super::{blocking, signals, Error};
+use super::{blocking, guards, signals, Error};
+use crate::core::digest::Sha256;
 use crate::core::run_state::{Counters, Operation, Stop};
 use crate::input::csv::{CsvSource, ReadOptions};
 use crate::input::rows::{self as validate, Duplicates, Row};
@@ -32,17 +33,16 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
     crate::output::paths::check_dirs(&settings)?;
     let input = Input::open(&settings).await?;
+    guards::check_digest(&settings, input.sha256)?;
     if input.rows == 0 && !settings.compact_only {
         let (dry_run, audit) = (settings.dry_run, is_audit(&settings));
-        return Ok(Summary::no_data_rows(
-            settings.input,
-            settings.out,
-            dry_run,
-            audit,
-        ));
+        let mut summary = Summary::no_data_rows(settings.input, settings.out, dry_run, audit);
+        summary.input_sha256 = Some(input.sha256.to_string());
+        return Ok(summary);
     }
     // The results file: locked for this run, its fingerprint checked on a resume.
-    let fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    let mut fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    fingerprint.input_sha256 = Some(input.sha256.to_string());
     let continuing = settings.resume || settings.compact_only;
     let mut lock =
         resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
@@ -50,21 +50,20 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         lock.commit()?;
         let out = settings.out.clone();
         let tally = blocking(move || resume::compact(&out, input.max_line)).await?;
-        return Ok(Summary::compacted(
-            settings.input,
-            settings.out,
-            input.rows,
-            &tally,
-        ));
+        let mut summary = Summary::compacted(settings.input, settings.out, input.rows, &tally);
+        summary.input_sha256 = Some(input.sha256.to_string());
+        return Ok(summary);
     }
     let finished = finished_rows(&settings, input.max_line).await?;
+    let finished =
+        guards::check_max_changes(&settings, &input.options, &input.duplicates, finished).await?;
     let sender = connect(&mut settings).await?;
     let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stages = Stages::start(&settings, input.rows)?;
     lock.commit()?;
-    let max_line = input.max_line;
+    let (max_line, sha256) = (input.max_line, input.sha256);
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
     let reader = stages.spawn_reader(&settings, input, generator, finished, row_tx);
     match sender {
@@ -78,6 +77,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     hand_over_secrets(&settings, max_line).await;
     drop(lock);
     let mut summary = ended.summary(&settings, started, &tally, &final_tally);
+    summary.input_sha256 = Some(sha256.to_string());
     note_unsaved_refresh_token(&mut summary, tokens.as_deref());
     write_report(&settings).await?;
     tracing::info!(
@@ -99,6 +99,10 @@ struct Input {
     rows: u64,
     duplicates: Duplicates,
     header_hash: u64,
+    /// The SHA-256 of the whole file, from the first pass.
+    sha256: Sha256,
+    /// How the file is read (the `--max-changes` count reads it so too).
+    options: ReadOptions,
     /// The highest line a results file for this input may name.
     max_line: u64,
 }
@@ -120,10 +124,14 @@ impl Input {
             tracing::warn!("the input has a customer_id column: --customer-id is ignored");
         }
         let (path, default_customer) = (settings.input.clone(), settings.customer_id);
-        let (rows, duplicates) =
-            blocking(move || validate::scan(&path, &options, default_customer)).await?;
+        let scanned = options.clone();
+        let (rows, duplicates, sha256) =
+            blocking(move || validate::scan(&path, &scanned, default_customer)).await?;
+        tracing::info!(rows, sha256 = %sha256, "input read");
         Ok(Input {
             header_hash: source.header.hash,
+            sha256,
+            options,
             max_line: crate::output::paths::max_line(&settings.input),
             source,
             rows,

@@ -252,44 +252,68 @@ impl Reader {
         Ok(())
     }
 
-    /// Validation plus the duplicate check. An invalid row still claims its (customer, user)
-    /// pair, so a later row for the same user is flagged.
+    /// Validation plus the duplicate check (see [`check_row`]).
     fn check(
         &mut self,
         line: u64,
         record: &ByteRecord,
         header: &input::Header,
     ) -> Result<Row, validate::Invalid> {
-        let generating = self.generator.is_some();
-        match validate::validate(
-            line,
-            record,
-            header,
-            self.default_customer,
-            generating,
-            &*self.target,
-        ) {
-            Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
-                Some(first) => Err(validate::Invalid {
-                    hash: row.hash,
-                    line,
-                    customer: row.customer.to_string(),
-                    user: row.user.to_string(),
-                    reason: format!(
-                        "the same customer and user as line {first}: each user may appear once per file"
-                    ),
-                }),
-                None => Ok(row),
-            },
-            Err(invalid) => {
-                if let (Ok(c), Ok(u)) = (
-                    crate::core::ids::parse_guid(&invalid.customer),
-                    crate::core::ids::parse_guid(&invalid.user),
-                ) {
-                    self.duplicates.check(line, c, u);
-                }
-                Err(invalid)
+        let checks = RowChecks {
+            default_customer: self.default_customer,
+            generating: self.generator.is_some(),
+            target: &*self.target,
+        };
+        check_row(&mut self.duplicates, &checks, line, record, header)
+    }
+}
+
+/// What validating a row depends on besides the row.
+pub struct RowChecks<'a> {
+    pub default_customer: Option<Uuid>,
+    /// A password is generated for each row.
+    pub generating: bool,
+    pub target: &'a dyn crate::targets::Target,
+}
+
+/// Validation plus the duplicate check, as the reader (and the `--max-changes` count) sees a
+/// row. An invalid row still claims its (customer, user) pair, so a later row for the same
+/// user is flagged.
+pub fn check_row(
+    duplicates: &mut Duplicates,
+    checks: &RowChecks<'_>,
+    line: u64,
+    record: &ByteRecord,
+    header: &input::Header,
+) -> Result<Row, validate::Invalid> {
+    match validate::validate(
+        line,
+        record,
+        header,
+        checks.default_customer,
+        checks.generating,
+        checks.target,
+    ) {
+        Ok(row) => match duplicates.check(line, row.customer, row.user) {
+            Some(first) => Err(validate::Invalid {
+                hash: row.hash,
+                line,
+                customer: row.customer.to_string(),
+                user: row.user.to_string(),
+                reason: format!(
+                    "the same customer and user as line {first}: each user may appear once per file"
+                ),
+            }),
+            None => Ok(row),
+        },
+        Err(invalid) => {
+            if let (Ok(c), Ok(u)) = (
+                crate::core::ids::parse_guid(&invalid.customer),
+                crate::core::ids::parse_guid(&invalid.user),
+            ) {
+                duplicates.check(line, c, u);
             }
+            Err(invalid)
         }
     }
 }

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::core::digest::{Hashing, Sha256};
 use crate::core::text::shorten;
 use csv::ByteRecord;
 
@@ -325,7 +326,7 @@ pub struct ReadOptions {
 
 /// An open input file positioned after its header.
 pub struct CsvSource {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<BufReader<Hashing<File>>>,
     pub path: PathBuf,
     pub header: Header,
     pub delimiter: u8,
@@ -333,6 +334,8 @@ pub struct CsvSource {
     len: u64,
     /// Whether the last line ends with a line break.
     ends_with_newline: bool,
+    /// Whether the records were read to the end of the file (the digest is then the file's).
+    at_end: bool,
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -407,7 +410,11 @@ impl CsvSource {
             // can be counted (see `next_record`).
             .terminator(csv::Terminator::Any(b'\n'))
             .trim(csv::Trim::None)
-            .from_reader(BufReader::with_capacity(64 * 1024, file));
+            // Every byte passes the hash once, as it is read (the BOM skipped above included).
+            .from_reader(BufReader::with_capacity(
+                64 * 1024,
+                Hashing::new(file, &head[..skip]),
+            ));
         let mut source = CsvSource {
             reader,
             path: path.to_owned(),
@@ -415,6 +422,7 @@ impl CsvSource {
             delimiter,
             len,
             ends_with_newline,
+            at_end: false,
         };
         let mut record = ByteRecord::new();
         if source.next_record(&mut record)?.is_none() {
@@ -457,7 +465,10 @@ impl CsvSource {
                     let start = after.line() - u64::from(terminated) - breaks;
                     return Ok(Some(start.max(1)));
                 }
-                Ok(false) => return Ok(None),
+                Ok(false) => {
+                    self.at_end = true;
+                    return Ok(None);
+                }
                 Err(e) => {
                     return Err(InputError::Io {
                         path: self.path.clone(),
@@ -466,6 +477,15 @@ impl CsvSource {
                 }
             }
         }
+    }
+}
+
+impl CsvSource {
+    /// The SHA-256 of the whole file, once its records have been read to the end; None before.
+    pub fn sha256(self) -> Option<Sha256> {
+        let at_end = self.at_end;
+        let digest = self.reader.into_inner().into_inner().finish();
+        at_end.then_some(digest)
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::input::csv::{Column, CsvSource, Header, InputError, ReadOptions};
 
+use crate::core::digest::Sha256;
 use crate::core::ids::parse_guid;
 use crate::core::text::shorten;
 use crate::input::passwords;
@@ -260,7 +261,7 @@ pub fn pair_key(customer: Uuid, user: Uuid) -> u64 {
 ///
 /// The first pass collects one 64-bit key per row (`pair_key`) and keeps only those seen twice;
 /// the second pass remembers the first line of just those pairs, so memory holds no whole rows.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Duplicates {
     repeated: HashSet<u64>,
     first_line: HashMap<(Uuid, Uuid), u64>,
@@ -296,13 +297,14 @@ impl Duplicates {
     }
 }
 
-/// The first pass over the input: counts data rows (for the progress bar) and builds the duplicate check.
-/// Holds one 64-bit key per row while it runs, and no row.
+/// The first pass over the input: counts data rows (for the progress bar), builds the duplicate
+/// check and hashes the file (SHA-256, as it is read). Holds one 64-bit key per row while it
+/// runs, and no row.
 pub fn scan(
     path: &Path,
     options: &ReadOptions,
     default_customer: Option<Uuid>,
-) -> Result<(u64, Duplicates), InputError> {
+) -> Result<(u64, Duplicates, Sha256), InputError> {
     let mut source = CsvSource::open(path, options)?;
     let customer_at = source.header.position(Column::CustomerId);
     let user_at = source.header.position(Column::UserId);
@@ -326,7 +328,11 @@ pub fn scan(
             keys.push(pair_key(c, u));
         }
     }
-    Ok((rows, Duplicates::from_keys(keys)))
+    let sha256 = source.sha256().ok_or_else(|| InputError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("the file was not read to its end"),
+    })?;
+    Ok((rows, Duplicates::from_keys(keys), sha256))
 }
 
 #[cfg(test)]

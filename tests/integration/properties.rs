@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// Reads a file the way a run does (header, first pass, validation of every record); returns
 /// the number of valid rows, or None when the file is refused as a whole.
 fn read_all(path: &Path, options: &ReadOptions) -> Option<usize> {
-    let (rows, mut duplicates) = validate::scan(path, options, None).ok()?;
+    let (rows, mut duplicates, _) = validate::scan(path, options, None).ok()?;
     let mut source = CsvSource::open(path, options).ok()?;
     let mut record = csv::ByteRecord::new();
     let mut valid = 0;
