@@ -15,6 +15,7 @@ mod layering;
 mod output_paths;
 mod passwords;
 mod pipeline;
+mod plans;
 mod properties;
 mod resume;
 mod retries;
