@@ -424,3 +424,39 @@ async fn max_changes_on_a_resume_counts_only_the_rows_left() {
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert_eq!(sim.requests().len(), 7, "the two rows left, and no more");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sha256_is_of_the_whole_file_bom_and_last_line_included() {
+    let dir = tempdir();
+    let bom = Csv::usage_locations(2)
+        .excel_european()
+        .write(dir.path(), "bom.csv");
+    let unterminated = dir.path().join("unterminated.csv");
+    let text = std::fs::read_to_string(Csv::usage_locations(2).write(dir.path(), "t.csv")).unwrap();
+    std::fs::write(&unterminated, text.trim_end()).unwrap();
+    for input in [bom, unterminated] {
+        let out = dir.path().join("out.csv");
+        let args = [
+            "run",
+            input.to_str().unwrap(),
+            "--dry-run",
+            "--force",
+            "--out",
+        ];
+        let mut args = args.to_vec();
+        args.push(out.to_str().unwrap());
+        let ran = run_bin(bulkpatch(&args)).await;
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert_eq!(
+            meta_sha256(&out),
+            (sha256_of(&input), 2),
+            "{}",
+            input.display()
+        );
+        assert!(
+            ran.stderr.contains(&sha256_of(&input)),
+            "the summary names it: {}",
+            ran.stderr
+        );
+    }
+}
