@@ -73,7 +73,7 @@ struct FieldCounts {
 /// Counts the plan while a file is read.
 #[derive(Default)]
 pub struct PlanTally {
-    /// In the order first seen (the target's field order for a dry run, the file's for an audit).
+    /// In the order first seen (sorted when the plan is made).
     fields: Vec<(String, FieldCounts)>,
     values: HashMap<(usize, String), u64>,
     invalid: Vec<InvalidRow>,
@@ -131,13 +131,14 @@ impl PlanTally {
         }
     }
 
-    /// The plan: per field its most frequent values, then the invalid rows.
+    /// The plan: per field (by name, the password last) its most frequent values, then the
+    /// invalid rows.
     pub fn finish(self) -> Plan {
         let mut per_field: Vec<Vec<ValueCount>> = vec![Vec::new(); self.fields.len()];
         for ((at, value), count) in self.values {
             per_field[at].push(ValueCount { value, count });
         }
-        let fields = self
+        let mut fields: Vec<FieldPlan> = self
             .fields
             .into_iter()
             .zip(per_field)
@@ -158,6 +159,8 @@ impl PlanTally {
                 }
             })
             .collect();
+        fields
+            .sort_by(|a, b| (a.field == PASSWORD, &a.field).cmp(&(b.field == PASSWORD, &b.field)));
         Plan {
             fields,
             invalid: self.invalid,

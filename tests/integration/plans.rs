@@ -460,3 +460,43 @@ async fn the_sha256_is_of_the_whole_file_bom_and_last_line_included() {
         );
     }
 }
+
+/// The plan's Markdown, line for line, against `tests/fixtures/plan/plan.md` (paths, time and run
+/// id masked). `UPDATE_SNAPSHOTS=1 cargo test plan_snapshot` rewrites the file after a change
+/// to the report: review its diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_snapshot() {
+    let dir = tempdir();
+    let input = plan_input(dir.path());
+    let out = dir.path().join("out.csv");
+    let args = [
+        "run",
+        input.to_str().unwrap(),
+        "--dry-run",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let ran = run_bin(bulkpatch(&args)).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let (md, _) = reports(&out, dir.path()).await;
+    let masked: String = md
+        .lines()
+        .map(|l| match l.split_once(": ") {
+            Some((k @ ("- Input" | "- Results"), _)) => format!("{k}: <masked>\n"),
+            _ if l.starts_with("- Generated ") => "- Generated <masked>\n".to_string(),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan/plan.md");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+        std::fs::write(&snapshot, &masked).unwrap();
+    }
+    let want =
+        std::fs::read_to_string(&snapshot).expect("the snapshot (UPDATE_SNAPSHOTS=1 writes it)");
+    assert!(
+        masked == want,
+        "the plan differs from {}:\n{masked}",
+        snapshot.display()
+    );
+}
