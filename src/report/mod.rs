@@ -260,7 +260,7 @@ impl Accumulator {
             throttled.into(),
             row.time(cols.finished),
         );
-        let listed = plan::InvalidRow {
+        let listed = || plan::InvalidRow {
             line: line.clone(),
             customer_id: row.cell(cols.customer).to_string(),
             user_id: row.cell(cols.user).to_string(),

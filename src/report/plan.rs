@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::core::run_state::Outcome;
+use crate::core::text::shorten;
 use crate::targets::Target;
 
 /// Values shown per field, the most frequent first; the rest are summed up.
@@ -22,6 +23,11 @@ const MAX_FIELDS: usize = 32;
 pub const INVALID_SHOWN: usize = 100;
 /// The field name a password change has in a plan.
 const PASSWORD: &str = "password";
+/// Characters kept of a value, a field name and an invalid row's cells (a valid value has at
+/// most 256; a crafted file's longer ones are cut, so memory stays bounded).
+const VALUE_CHARS: usize = 260;
+const FIELD_CHARS: usize = 64;
+const REASON_CHARS: usize = 500;
 
 /// One desired value and the rows that ask for it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -82,7 +88,14 @@ pub struct PlanTally {
 
 impl PlanTally {
     /// A row (once per row): a dry run's planned row counts its fields; an invalid row is listed.
-    pub fn add_row(&mut self, outcome: Outcome, body: &str, target: &dyn Target, row: InvalidRow) {
+    /// `row` gives the row's cells, asked for only for an invalid row.
+    pub fn add_row(
+        &mut self,
+        outcome: Outcome,
+        body: &str,
+        target: &dyn Target,
+        row: impl FnOnce() -> InvalidRow,
+    ) {
         match outcome {
             Outcome::Planned => {
                 for (field, value) in target.shown_fields(body) {
@@ -90,8 +103,14 @@ impl PlanTally {
                 }
             }
             Outcome::Invalid if self.invalid.len() < INVALID_SHOWN => {
-                let reason = crate::core::redact::redact(&row.reason).into_owned();
-                self.invalid.push(InvalidRow { reason, ..row });
+                let row = row();
+                let reason = crate::core::redact::redact(&row.reason);
+                self.invalid.push(InvalidRow {
+                    line: shorten(&row.line, FIELD_CHARS),
+                    customer_id: shorten(&row.customer_id, FIELD_CHARS),
+                    user_id: shorten(&row.user_id, FIELD_CHARS),
+                    reason: shorten(&reason, REASON_CHARS),
+                });
             }
             Outcome::Invalid => self.invalid_more += 1,
             _ => {}
@@ -109,6 +128,7 @@ impl PlanTally {
 
     /// One field a row sets, with its value (never kept for a password).
     fn add_value(&mut self, field: &str, value: Option<&str>) {
+        let field = &shorten(field, FIELD_CHARS);
         let at = match self.fields.iter().position(|(f, _)| f == field) {
             Some(at) => at,
             None if self.fields.len() < MAX_FIELDS => {
@@ -123,7 +143,7 @@ impl PlanTally {
         let Some(value) = value.filter(|_| field != PASSWORD) else {
             return;
         };
-        let key = (at, value.to_string());
+        let key = (at, shorten(value, VALUE_CHARS));
         if self.values.len() < MAX_VALUES || self.values.contains_key(&key) {
             *self.values.entry(key).or_default() += 1;
         } else {
@@ -239,6 +259,10 @@ mod tests {
             f.rows
         );
         assert!(f.other_more);
+        // A crafted value is cut.
+        let mut t = PlanTally::default();
+        t.add_audit_field(Outcome::WouldChange, "displayName", &"x".repeat(100_000));
+        assert!(t.finish().fields[0].values[0].value.chars().count() <= VALUE_CHARS + 1);
     }
 
     #[test]
@@ -246,13 +270,13 @@ mod tests {
         let mut t = PlanTally::default();
         let target = crate::targets::default_target();
         for line in 2..(INVALID_SHOWN as u64 + 7) {
-            t.add_row(Outcome::Invalid, "", &*target, invalid(line));
+            t.add_row(Outcome::Invalid, "", &*target, || invalid(line));
         }
         t.add_row(
             Outcome::Planned,
             r#"{"usageLocation":"DE"}"#,
             &*target,
-            invalid(0),
+            || invalid(0),
         );
         let plan = t.finish();
         assert_eq!(plan.invalid.len(), INVALID_SHOWN);
