@@ -52,10 +52,10 @@ impl fmt::Debug for Sha256 {
     }
 }
 
-/// A reader that hashes every byte read through it.
+/// A reader that hashes every byte read through it (or, made with [`Hashing::off`], none).
 pub struct Hashing<R> {
     inner: R,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
 }
 
 impl<R: Read> Hashing<R> {
@@ -64,19 +64,32 @@ impl<R: Read> Hashing<R> {
     pub fn new(inner: R, already: &[u8]) -> Hashing<R> {
         let mut hasher = Hasher::new();
         hasher.update(already);
-        Hashing { inner, hasher }
+        Hashing {
+            inner,
+            hasher: Some(hasher),
+        }
     }
 
-    /// The digest of everything read so far.
-    pub fn finish(self) -> Sha256 {
-        Sha256(self.hasher.finalize().into())
+    /// A plain reader: hashes nothing (the passes after the first).
+    pub fn off(inner: R) -> Hashing<R> {
+        Hashing {
+            inner,
+            hasher: None,
+        }
+    }
+
+    /// The digest of everything read so far; None when hashing is off.
+    pub fn finish(self) -> Option<Sha256> {
+        Some(Sha256(self.hasher?.finalize().into()))
     }
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -124,6 +137,9 @@ mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"bc");
-        assert_eq!(r.finish(), Sha256::of(b"abc"));
+        assert_eq!(r.finish(), Some(Sha256::of(b"abc")));
+        let mut off = Hashing::off(&b"bc"[..]);
+        off.read_to_end(&mut out).unwrap();
+        assert_eq!(off.finish(), None);
     }
 }

@@ -343,6 +343,15 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 impl CsvSource {
     /// Opens the file, checks its encoding, detects the delimiter and maps the header.
     pub fn open(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        CsvSource::open_with(path, options, false)
+    }
+
+    /// Like [`CsvSource::open`], and hashes the file as it is read (see [`CsvSource::sha256`]).
+    pub fn open_hashed(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        CsvSource::open_with(path, options, true)
+    }
+
+    fn open_with(path: &Path, options: &ReadOptions, hash: bool) -> Result<CsvSource, InputError> {
         let io = |source| InputError::Io {
             path: path.to_owned(),
             source,
@@ -410,10 +419,14 @@ impl CsvSource {
             // can be counted (see `next_record`).
             .terminator(csv::Terminator::Any(b'\n'))
             .trim(csv::Trim::None)
-            // Every byte passes the hash once, as it is read (the BOM skipped above included).
+            // With `hash`, every byte passes the hash once, as it is read (the BOM skipped
+            // above included).
             .from_reader(BufReader::with_capacity(
                 64 * 1024,
-                Hashing::new(file, &head[..skip]),
+                match hash {
+                    true => Hashing::new(file, &head[..skip]),
+                    false => Hashing::off(file),
+                },
             ));
         let mut source = CsvSource {
             reader,
@@ -481,10 +494,11 @@ impl CsvSource {
 }
 
 impl CsvSource {
-    /// The SHA-256 of the whole file, once its records have been read to the end; None before.
+    /// The SHA-256 of the whole file, once its records have been read to the end; None before,
+    /// and for a source not opened with [`CsvSource::open_hashed`].
     pub fn sha256(self) -> Option<Sha256> {
         let at_end = self.at_end;
-        let digest = self.reader.into_inner().into_inner().finish();
+        let digest = self.reader.into_inner().into_inner().finish()?;
         at_end.then_some(digest)
     }
 }

@@ -305,7 +305,7 @@ pub fn scan(
     options: &ReadOptions,
     default_customer: Option<Uuid>,
 ) -> Result<(u64, Duplicates, Sha256), InputError> {
-    let mut source = CsvSource::open(path, options)?;
+    let mut source = CsvSource::open_hashed(path, options)?;
     let customer_at = source.header.position(Column::CustomerId);
     let user_at = source.header.position(Column::UserId);
     let guid_at = |record: &ByteRecord, i: usize| {
