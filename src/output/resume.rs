@@ -33,6 +33,9 @@ pub struct Fingerprint {
     /// it: rows are recognised one by one). None in a file of an older version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_sha256: Option<String>,
+    /// Written by a dry run (its report is a plan). Not compared on a resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl Fingerprint {
@@ -44,6 +47,7 @@ impl Fingerprint {
             header_hash: format!("{header_hash:016x}"),
             rows,
             input_sha256: None,
+            dry_run: false,
         }
     }
 

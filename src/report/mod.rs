@@ -354,9 +354,11 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         .filter(|o| count(**o) > 0)
         .map(|o| (o.as_str().to_string(), count(*o)))
         .collect();
-    // A dry run's file holds only planned and invalid rows.
-    let dry_run = count(Outcome::Planned) > 0
+    // A dry run's file holds only planned and invalid rows (an older version's `.meta` does
+    // not say it was a dry run).
+    let only_planned = count(Outcome::Planned) > 0
         && count(Outcome::Planned) + count(Outcome::Invalid) == acc.rows;
+    let dry_run = only_planned || meta.as_ref().is_some_and(|m| m.fingerprint.dry_run);
     let (heading, is_plan) = match kind {
         Kind::Audit => ("Audit plan", true),
         Kind::Run if dry_run => ("Plan", true),

@@ -500,3 +500,34 @@ async fn plan_snapshot() {
         snapshot.display()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_with_only_invalid_rows_is_still_a_plan() {
+    let dir = tempdir();
+    let input = Csv::new(&["customer_id", "user_id", "usage_location"])
+        .row(&[&customer(1).to_string(), &user(1).to_string(), "XX"])
+        .row(&[&customer(1).to_string(), "", "DE"])
+        .write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let args = [
+        "run",
+        input.to_str().unwrap(),
+        "--dry-run",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let ran = run_bin(bulkpatch(&args)).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let (md, html) = reports(&out, dir.path()).await;
+    assert!(md.starts_with("# bulkpatch Plan: in\\.csv\n"), "{md}");
+    assert!(html.contains("<h1>Plan: in.csv</h1>"));
+    assert!(
+        md.contains("| planned | 0 |") && md.contains("No field to change."),
+        "{md}"
+    );
+    let invalid = md.split("## Invalid rows").nth(1).unwrap();
+    assert!(
+        invalid.contains("| 2 |") && invalid.contains("| 3 |"),
+        "{md}"
+    );
+}
