@@ -116,7 +116,9 @@ impl Input {
             has_default_customer: settings.customer_id.is_some(),
             generate_passwords: settings.generate_passwords.is_some(),
         };
-        let source = CsvSource::open(&settings.input, &options)?;
+        // Opened before the first pass and hashed again as the reader reads it: a file replaced
+        // or changed between the passes, or while the run goes, stops the run at its end.
+        let source = CsvSource::open_hashed(&settings.input, &options)?;
         let customer_column = source
             .header
             .position(crate::input::csv::Column::CustomerId)
@@ -266,6 +268,7 @@ impl Stages {
             generator,
             finished,
             counters: self.counters.clone(),
+            input_sha256: input.sha256,
         };
         let (sink, stop, source) = (self.sink.clone(), self.stop.clone(), input.source);
         tokio::task::spawn_blocking(move || reader.read_rows(source, &rows, &sink, &stop))

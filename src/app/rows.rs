@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Error;
+use crate::core::digest::Sha256;
 use crate::core::run_state::{Counters, Outcome, Stop, StopReason};
 use crate::input::csv as input;
 use crate::input::csv::CsvSource;
@@ -100,6 +101,8 @@ pub struct Reader {
     /// What earlier runs finished (a resume); rows in it are skipped.
     pub finished: resume::Finished,
     pub counters: Arc<Counters>,
+    /// The input's SHA-256 from the first pass: read to its end, the file must still have it.
+    pub input_sha256: Sha256,
 }
 
 /// Rows held back to be taken round-robin across customers. 4096 rows are a few MB whatever
@@ -246,8 +249,16 @@ impl Reader {
                 }
             }
         }
-        if !stop.is_stopping() {
-            queue.drain();
+        // At the end, before the rows held back go out: the file read must be the one checked.
+        match source.sha256() {
+            Some(now) if now != self.input_sha256 => stop.stop(StopReason::InputChanged {
+                first: self.input_sha256.to_string(),
+                now: now.to_string(),
+            }),
+            _ if !stop.is_stopping() => {
+                queue.drain();
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -531,3 +531,113 @@ async fn a_dry_run_with_only_invalid_rows_is_still_a_plan() {
         "{md}"
     );
 }
+
+/// A token endpoint that answers its first request with `token` only once the test says so:
+/// the run is held after its first pass over the input and before the reader's.
+async fn held_token_endpoint(
+    token: String,
+) -> (
+    String,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let (asked_tx, asked) = tokio::sync::oneshot::channel();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The head, then as many body bytes as Content-Length says.
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the token request ended early");
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        asked_tx.send(()).unwrap();
+        go_rx.await.unwrap();
+        let body =
+            format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(answer.as_bytes()).await.unwrap();
+    });
+    (url, asked, go)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_changed_while_the_run_reads_it_stops_the_run() {
+    let dir = tempdir();
+    let sim = simulator(SimConfig::default()).await;
+    // Larger than the reader's buffers (its first 64 KiB are read when it opens the file).
+    let input = Csv::usage_locations(3000).write(dir.path(), "in.csv");
+    assert!(std::fs::metadata(&input).unwrap().len() > 200_000);
+    let approved = sha256_of(&input);
+    let (url, asked, go) = held_token_endpoint(sim.token().to_string()).await;
+    let refresh = dir.path().join("refresh-token");
+    {
+        use std::io::Write;
+        let mut f = bulkpatch::core::files::create_private_file(&refresh).unwrap();
+        writeln!(f, "refresh-1").unwrap();
+    }
+    let config = dir.path().join("auth.toml");
+    let text = format!(
+        "[auth]\ntoken_url = \"{url}\"\nclient_id = \"app\"\nrefresh_token_file = \"{}\"\n",
+        refresh.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let (out, summary) = (dir.path().join("out.csv"), dir.path().join("summary.json"));
+    let args = [
+        "--expect-sha256",
+        &approved,
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--rate",
+        "unlimited",
+    ];
+    let run = run_bin(run_with_config(&sim, &input, &out, &config, &args));
+    let run = tokio::spawn(run);
+    // The digest was checked (the run asks for a token only after): now the file changes in
+    // place, under the reader's open file.
+    asked.await.unwrap();
+    let changed = std::fs::read_to_string(&input)
+        .unwrap()
+        .replace(",DE", ",FR");
+    std::fs::write(&input, &changed).unwrap();
+    go.send(()).unwrap();
+    let ran = run.await.unwrap();
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let s = summary_json(&summary);
+    let stopped = s["stopped"].as_str().unwrap();
+    assert!(
+        stopped.contains("the input file changed while the run read it"),
+        "{stopped}"
+    );
+    // The reader read its first part before the change: its digest is of neither file.
+    assert!(
+        stopped.contains(&format!("SHA-256 {approved} when checked")),
+        "{stopped}"
+    );
+    assert!(
+        !stopped.contains(&format!("{approved} when read")),
+        "{stopped}"
+    );
+    assert_eq!(s["input_sha256"].as_str(), Some(approved.as_str()));
+    // The rows held back when the change was found are never sent.
+    assert!(sim.requests().len() < 3000, "{}", sim.requests().len());
+}
