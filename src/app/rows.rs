@@ -2,7 +2,8 @@
 //! when an earlier run finished it, given its password (generated ones written to the secrets
 //! file first), then queued for the workers or recorded (invalid rows; planned rows in a dry run).
 //! Rows for the workers pass through a bounded look-ahead that takes them round-robin across
-//! customers (`input::interleave`), so a file grouped by customer is sent interleaved.
+//! customers (`input::interleave`), so a file grouped by customer is sent interleaved. Read to
+//! its end, the file must still have the first pass's SHA-256, or the run stops there.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
