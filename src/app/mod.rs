@@ -3,6 +3,7 @@
 //! and the workers, `signals` the Ctrl-C and SIGTERM handling. May use every layer below it;
 //! never prints.
 
+mod guards;
 mod pipeline;
 mod rows;
 mod signals;
@@ -46,6 +47,18 @@ pub enum Error {
     },
     #[error(transparent)]
     Paths(#[from] paths::PathError),
+    #[error("input file {path} is not the expected one: its SHA-256 is {actual}, --expect-sha256 gave {expected}; nothing was sent")]
+    InputDigest {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{rows} rows would be written, more than --max-changes {limit}{}; nothing was sent", if *skip_unchanged { " (with --skip-unchanged every valid row is counted: users are not read before the count)" } else { "" })]
+    TooManyChanges {
+        rows: u64,
+        limit: u64,
+        skip_unchanged: bool,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -73,7 +86,13 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
     let outcome = pipeline::run_to_summary(settings).await;
     let summary = match &outcome {
         Ok(summary) => summary.clone(),
-        Err(e) => Summary::fatal(input, results, dry_run, audit, error_chain(e)),
+        Err(e) => {
+            let mut s = Summary::fatal(input, results, dry_run, audit, error_chain(e));
+            if let Error::InputDigest { actual, .. } = e {
+                s.input_sha256 = Some(actual.clone());
+            }
+            s
+        }
     };
     let json = serde_json::to_string_pretty(&summary).expect("the summary serialises");
     let written = std::fs::write(&path, redact::redact(&json).as_bytes())

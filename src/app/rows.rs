@@ -2,7 +2,8 @@
 //! when an earlier run finished it, given its password (generated ones written to the secrets
 //! file first), then queued for the workers or recorded (invalid rows; planned rows in a dry run).
 //! Rows for the workers pass through a bounded look-ahead that takes them round-robin across
-//! customers (`input::interleave`), so a file grouped by customer is sent interleaved.
+//! customers (`input::interleave`), so a file grouped by customer is sent interleaved. Read to
+//! its end, the file must still have the first pass's SHA-256, or the run stops there.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Error;
+use crate::core::digest::Sha256;
 use crate::core::run_state::{Counters, Outcome, Stop, StopReason};
 use crate::input::csv as input;
 use crate::input::csv::CsvSource;
@@ -112,6 +114,8 @@ pub struct Reader {
     /// What earlier runs finished (a resume); rows in it are skipped.
     pub finished: resume::Finished,
     pub counters: Arc<Counters>,
+    /// The input's SHA-256 from the first pass: read to its end, the file must still have it.
+    pub input_sha256: Sha256,
 }
 
 /// The reader's end of the row queue. It waits for a quarter of the queue to be free before
@@ -202,48 +206,79 @@ impl Reader {
                 }
             }
         }
+        // At the end: the file read must be the one checked (rows still waiting are not sent).
+        if let Some(now) = source.sha256().filter(|now| *now != self.input_sha256) {
+            stop.stop(StopReason::InputChanged {
+                first: self.input_sha256.to_string(),
+                now: now.to_string(),
+            });
+        }
         Ok(())
     }
 
-    /// Validation plus the duplicate check. An invalid row still claims its (customer, user)
-    /// pair, so a later row for the same user is flagged.
+    /// Validation plus the duplicate check (see [`check_row`]).
     fn check(
         &mut self,
         line: u64,
         record: &ByteRecord,
         header: &input::Header,
     ) -> Result<Row, validate::Invalid> {
-        let generating = self.generator.is_some();
-        match validate::validate(
-            line,
-            record,
-            header,
-            self.default_customer,
-            generating,
-            &*self.target,
-        ) {
-            Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
-                Some(first) => Err(validate::Invalid {
-                    context: Box::new(row.context),
-                    hash: row.hash,
-                    line,
-                    customer: row.customer.to_string(),
-                    user: row.user.to_string(),
-                    reason: format!(
-                        "the same customer and user as line {first}: each user may appear once per file"
-                    ),
-                }),
-                None => Ok(row),
-            },
-            Err(invalid) => {
-                if let (Ok(c), Ok(u)) = (
-                    crate::core::ids::parse_guid(&invalid.customer),
-                    crate::core::ids::parse_guid(&invalid.user),
-                ) {
-                    self.duplicates.check(line, c, u);
-                }
-                Err(invalid)
+        let checks = RowChecks {
+            default_customer: self.default_customer,
+            generating: self.generator.is_some(),
+            target: &*self.target,
+        };
+        check_row(&mut self.duplicates, &checks, line, record, header)
+    }
+}
+
+/// What validating a row depends on besides the row.
+pub struct RowChecks<'a> {
+    pub default_customer: Option<Uuid>,
+    /// A password is generated for each row.
+    pub generating: bool,
+    pub target: &'a dyn crate::targets::Target,
+}
+
+/// Validation plus the duplicate check, as the reader (and the `--max-changes` count) sees a
+/// row. An invalid row still claims its (customer, user) pair, so a later row for the same
+/// user is flagged.
+pub fn check_row(
+    duplicates: &mut Duplicates,
+    checks: &RowChecks<'_>,
+    line: u64,
+    record: &ByteRecord,
+    header: &input::Header,
+) -> Result<Row, validate::Invalid> {
+    match validate::validate(
+        line,
+        record,
+        header,
+        checks.default_customer,
+        checks.generating,
+        checks.target,
+    ) {
+        Ok(row) => match duplicates.check(line, row.customer, row.user) {
+            Some(first) => Err(validate::Invalid {
+                context: Box::new(row.context),
+                hash: row.hash,
+                line,
+                customer: row.customer.to_string(),
+                user: row.user.to_string(),
+                reason: format!(
+                    "the same customer and user as line {first}: each user may appear once per file"
+                ),
+            }),
+            None => Ok(row),
+        },
+        Err(invalid) => {
+            if let (Ok(c), Ok(u)) = (
+                crate::core::ids::parse_guid(&invalid.customer),
+                crate::core::ids::parse_guid(&invalid.user),
+            ) {
+                duplicates.check(line, c, u);
             }
+            Err(invalid)
         }
     }
 }

@@ -6,173 +6,13 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
+use crate::core::digest::{Hashing, Sha256};
 use crate::core::text::shorten;
 use crate::targets::{Field, Target};
 use csv::ByteRecord;
 
-/// A column the tool understands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Column {
-    CustomerId,
-    UserId,
-    UsageLocation,
-    DisplayName,
-    FirstName,
-    LastName,
-    /// The user's current UPN: context, never sent.
-    UserPrincipalName,
-    /// A new UPN (a rename): sent as the user principal name.
-    NewUserPrincipalName,
-    /// The customer's domain: context, never sent.
-    CustomerDomain,
-    Password,
-    ForceChangePassword,
-}
-
-impl Column {
-    pub const ALL: [Column; 11] = [
-        Column::CustomerId,
-        Column::UserId,
-        Column::UsageLocation,
-        Column::DisplayName,
-        Column::FirstName,
-        Column::LastName,
-        Column::UserPrincipalName,
-        Column::NewUserPrincipalName,
-        Column::CustomerDomain,
-        Column::Password,
-        Column::ForceChangePassword,
-    ];
-
-    /// The name used in documentation and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Column::CustomerId => "customer_id",
-            Column::UserId => "user_id",
-            Column::UsageLocation => "usage_location",
-            Column::DisplayName => "display_name",
-            Column::FirstName => "first_name",
-            Column::LastName => "last_name",
-            Column::UserPrincipalName => "user_principal_name",
-            Column::NewUserPrincipalName => "new_user_principal_name",
-            Column::CustomerDomain => "customer_domain",
-            Column::Password => "password",
-            Column::ForceChangePassword => "force_change_password",
-        }
-    }
-
-    /// Accepted header spellings, already normalised (lower case, no spaces, `-` or `_`); a
-    /// target adds the names of its own exports (`Target::column_alias`).
-    pub fn aliases(self) -> &'static [&'static str] {
-        match self {
-            Column::CustomerId => &["customerid", "customertenantid", "tenantid"],
-            Column::UserId => &["userid"],
-            Column::UsageLocation => &["usagelocation"],
-            Column::DisplayName => &["displayname"],
-            Column::FirstName => &["firstname"],
-            Column::LastName => &["lastname"],
-            Column::UserPrincipalName => &["userprincipalname", "upn"],
-            Column::NewUserPrincipalName => &["newuserprincipalname", "newupn"],
-            Column::CustomerDomain => &["customerdomain"],
-            Column::Password => &["password"],
-            Column::ForceChangePassword => &["forcechangepassword", "forcechangepasswordnextlogin"],
-        }
-    }
-
-    /// The field the column changes, if it changes one on its own (not the ids, the context
-    /// columns or `force_change_password`, which qualifies a password).
-    pub fn field(self) -> Option<Field> {
-        Some(match self {
-            Column::UsageLocation => Field::UsageLocation,
-            Column::DisplayName => Field::DisplayName,
-            Column::FirstName => Field::FirstName,
-            Column::LastName => Field::LastName,
-            Column::NewUserPrincipalName => Field::UserPrincipalName,
-            Column::Password => Field::Password,
-            _ => return None,
-        })
-    }
-
-    /// Whether the column carries a change on its own.
-    pub fn is_update(self) -> bool {
-        self.field().is_some()
-    }
-
-    pub(crate) const COUNT: usize = 11;
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Lower-cases and removes spaces, `-` and `_`: the form header names are matched in.
-pub fn normalize_header(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '_' | '\t'))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-fn column_for(normalized: &str, target: &dyn Target) -> Option<Column> {
-    let own = |n: &str| Column::ALL.into_iter().find(|c| c.aliases().contains(&n));
-    own(normalized).or_else(|| target.column_alias(normalized).and_then(own))
-}
-
-/// How alike (normalised Damerau-Levenshtein, 1 = equal) an unknown name must be to a known
-/// one to be suggested: about one edit in five characters (`usagelocaton` is 0.92 from
-/// `usagelocation`; `username` is 0.75 from `surname`, an alias of last_name: not suggested).
-const SUGGEST_AT_LEAST: f64 = 0.8;
-
-/// The closest known column to an unknown header name, when it looks like a typo of one.
-fn suggest(normalized: &str) -> Option<Column> {
-    let mut best: Option<(f64, Column)> = None;
-    for col in Column::ALL {
-        for alias in col.aliases() {
-            let score = strsim::normalized_damerau_levenshtein(normalized, alias);
-            let long_enough = normalized.len() >= 3 || alias.len() <= 3;
-            if long_enough && score >= SUGGEST_AT_LEAST && best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, col));
-            }
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-/// A header name that matches no column.
-#[derive(Clone, Debug)]
-pub struct UnknownColumn {
-    pub name: String,
-    /// 1-based.
-    pub position: usize,
-    /// The known column it is close to, if any.
-    pub suggestion: Option<Column>,
-    /// A user property the target cannot change (`jobTitle`), named by the target's title:
-    /// not a typo.
-    pub not_changeable_through: Option<&'static str>,
-}
-
-/// Unknown columns named in the message; the rest are counted.
-const UNKNOWN_NAMED: usize = 10;
-
-/// `"a" (column 3), did you mean "b"?; "c" (column 5)`, then `; and N more`.
-fn list_unknown(columns: &[UnknownColumn]) -> String {
-    let mut items: Vec<String> = columns
-        .iter()
-        .take(UNKNOWN_NAMED)
-        .map(|c| {
-            let hint = match (c.not_changeable_through, c.suggestion) {
-                (Some(title), _) => format!(": not changeable through {title}"),
-                (None, Some(s)) => format!(", did you mean \"{}\"?", s.name()),
-                (None, None) => String::new(),
-            };
-            format!("\"{}\" (column {}){hint}", c.name, c.position)
-        })
-        .collect();
-    if columns.len() > UNKNOWN_NAMED {
-        items.push(format!("and {} more", columns.len() - UNKNOWN_NAMED));
-    }
-    items.join("; ")
-}
+use crate::input::columns::{column_for, list_unknown, suggest};
+pub use crate::input::columns::{normalize_header, Column, UnknownColumn};
 
 /// A fatal problem with the input file as a whole: nothing is sent.
 #[derive(Debug, thiserror::Error)]
@@ -464,7 +304,7 @@ impl ReadOptions {
 
 /// An open input file positioned after its header.
 pub struct CsvSource {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<BufReader<Hashing<File>>>,
     pub path: PathBuf,
     pub header: Header,
     pub delimiter: u8,
@@ -472,6 +312,8 @@ pub struct CsvSource {
     len: u64,
     /// Whether the last line ends with a line break.
     ends_with_newline: bool,
+    /// Whether the records were read to the end of the file (the digest is then the file's).
+    at_end: bool,
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -479,6 +321,15 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 impl CsvSource {
     /// Opens the file, checks its encoding, detects the delimiter and maps the header.
     pub fn open(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        CsvSource::open_with(path, options, false)
+    }
+
+    /// Like [`CsvSource::open`], and hashes the file as it is read (see [`CsvSource::sha256`]).
+    pub fn open_hashed(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        CsvSource::open_with(path, options, true)
+    }
+
+    fn open_with(path: &Path, options: &ReadOptions, hash: bool) -> Result<CsvSource, InputError> {
         let io = |source| InputError::Io {
             path: path.to_owned(),
             source,
@@ -546,7 +397,15 @@ impl CsvSource {
             // can be counted (see `next_record`).
             .terminator(csv::Terminator::Any(b'\n'))
             .trim(csv::Trim::None)
-            .from_reader(BufReader::with_capacity(64 * 1024, file));
+            // With `hash`, every byte passes the hash once, as it is read (the BOM skipped
+            // above included).
+            .from_reader(BufReader::with_capacity(
+                64 * 1024,
+                match hash {
+                    true => Hashing::new(file, &head[..skip]),
+                    false => Hashing::off(file),
+                },
+            ));
         let mut source = CsvSource {
             reader,
             path: path.to_owned(),
@@ -554,6 +413,7 @@ impl CsvSource {
             delimiter,
             len,
             ends_with_newline,
+            at_end: false,
         };
         let mut record = ByteRecord::new();
         if source.next_record(&mut record)?.is_none() {
@@ -596,7 +456,10 @@ impl CsvSource {
                     let start = after.line() - u64::from(terminated) - breaks;
                     return Ok(Some(start.max(1)));
                 }
-                Ok(false) => return Ok(None),
+                Ok(false) => {
+                    self.at_end = true;
+                    return Ok(None);
+                }
                 Err(e) => {
                     return Err(InputError::Io {
                         path: self.path.clone(),
@@ -605,6 +468,16 @@ impl CsvSource {
                 }
             }
         }
+    }
+}
+
+impl CsvSource {
+    /// The SHA-256 of the whole file, once its records have been read to the end; None before,
+    /// and for a source not opened with [`CsvSource::open_hashed`].
+    pub fn sha256(self) -> Option<Sha256> {
+        let at_end = self.at_end;
+        let digest = self.reader.into_inner().into_inner().finish()?;
+        at_end.then_some(digest)
     }
 }
 

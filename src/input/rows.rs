@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::input::context::{self, Context};
 use crate::input::csv::{Column, CsvSource, Header, InputError, ReadOptions};
 
+use crate::core::digest::Sha256;
 use crate::core::ids::parse_guid;
 use crate::core::text::shorten;
 use crate::input::passwords;
@@ -303,7 +304,7 @@ pub fn pair_key(customer: Uuid, user: Uuid) -> u64 {
 ///
 /// The first pass collects one 64-bit key per row (`pair_key`) and keeps only those seen twice;
 /// the second pass remembers the first line of just those pairs, so memory holds no whole rows.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Duplicates {
     repeated: HashSet<u64>,
     first_line: HashMap<(Uuid, Uuid), u64>,
@@ -339,8 +340,6 @@ impl Duplicates {
     }
 }
 
-/// The first pass over the input: counts data rows (for the progress bar) and builds the duplicate check.
-/// Holds one 64-bit key per row while it runs, and no row.
 /// Distinct customers counted by the first pass (for the progress display); a file with more
 /// shows progress for these only.
 const CUSTOMERS_COUNTED: usize = 200_000;
@@ -351,14 +350,19 @@ pub struct Scanned {
     pub duplicates: Duplicates,
     /// Each customer's rows (the first `CUSTOMERS_COUNTED` customers).
     pub rows_per_customer: std::collections::HashMap<Uuid, u64>,
+    /// The file's SHA-256, as read.
+    pub sha256: Sha256,
 }
 
+/// The first pass over the input: counts data rows (for the progress bar), builds the duplicate
+/// check and hashes the file (SHA-256, as it is read). Holds one 64-bit key per row while it
+/// runs, and no row.
 pub fn scan(
     path: &Path,
     options: &ReadOptions,
     default_customer: Option<Uuid>,
 ) -> Result<Scanned, InputError> {
-    let mut source = CsvSource::open(path, options)?;
+    let mut source = CsvSource::open_hashed(path, options)?;
     let customer_at = source.header.position(Column::CustomerId);
     let user_at = source.header.position(Column::UserId);
     let guid_at = |record: &ByteRecord, i: usize| {
@@ -387,10 +391,15 @@ pub fn scan(
             }
         }
     }
+    let sha256 = source.sha256().ok_or_else(|| InputError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("the file was not read to its end"),
+    })?;
     Ok(Scanned {
         rows,
         duplicates: Duplicates::from_keys(keys),
         rows_per_customer: customers,
+        sha256,
     })
 }
 

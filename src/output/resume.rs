@@ -29,6 +29,13 @@ pub struct Fingerprint {
     pub header_hash: String,
     /// Data rows in the input.
     pub rows: u64,
+    /// The SHA-256 of the whole input file, in hex (reports show it; a resume does not compare
+    /// it: rows are recognised one by one). None in a file of an older version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
+    /// Written by a dry run (its report is a plan). Not compared on a resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl Fingerprint {
@@ -39,6 +46,8 @@ impl Fingerprint {
             input: input.canonicalize().unwrap_or_else(|_| input.to_owned()),
             header_hash: format!("{header_hash:016x}"),
             rows,
+            input_sha256: None,
+            dry_run: false,
         }
     }
 

@@ -150,7 +150,10 @@ fn csv_line(cells: &[String]) -> String {
 }
 
 /// The header and the users already in an undo file (complete lines only).
-fn read_keys(path: &Path) -> std::io::Result<(Vec<String>, HashSet<(Uuid, Uuid)>)> {
+/// The users an undo file holds values for: (customer, user).
+type Users = HashSet<(Uuid, Uuid)>;
+
+fn read_keys(path: &Path) -> std::io::Result<(Vec<String>, Users)> {
     let mut header = Vec::new();
     let mut keys = HashSet::new();
     for_each_line(path, |i, cells| {

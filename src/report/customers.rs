@@ -1,5 +1,5 @@
-//! The per-customer table of a run report: rows, updated, failed, other problems, 429s and
-//! pace per `customer_id`, counted record by record while the report reads the results file.
+//! The per-customer table of a report: rows, updated (a plan: rows to change), failed, other
+//! problems, 429s and pace per `customer_id`, counted record by record while the report reads the results file.
 //! Bounded: a few numbers per customer (at most `MAX_TRACKED` customers; the rest are counted
 //! together), and only the `SHOWN` customers with the most problems, then the most rows, are
 //! rendered. Uses only `core`.
@@ -21,6 +21,8 @@ const MAX_TRACKED: usize = 200_000;
 struct Counts {
     rows: u64,
     updated: u64,
+    /// Planned (a dry run) or would change (an audit).
+    to_change: u64,
     failed: u64,
     other_problems: u64,
     throttled: u64,
@@ -38,6 +40,8 @@ pub struct CustomerRow {
     pub customer_domain: String,
     pub rows: u64,
     pub updated: u64,
+    /// Rows a dry run plans, or an audit finds would change (a plan shows them).
+    pub to_change: u64,
     pub failed: u64,
     /// Invalid, interrupted, not found and forbidden rows.
     pub other_problems: u64,
@@ -89,6 +93,7 @@ impl CustomerTally {
         c.rows += 1;
         match outcome {
             Outcome::Updated => c.updated += 1,
+            Outcome::Planned | Outcome::WouldChange => c.to_change += 1,
             Outcome::Failed => c.failed += 1,
             o if o.is_problem() => c.other_problems += 1,
             _ => {}
@@ -154,6 +159,7 @@ fn row_of(customer_id: String, customer_domain: String, c: &Counts) -> CustomerR
         customer_domain,
         rows: c.rows,
         updated: c.updated,
+        to_change: c.to_change,
         failed: c.failed,
         other_problems: c.other_problems,
         throttled: c.throttled,

@@ -126,6 +126,10 @@ pub struct Settings {
     pub keep_columns: Vec<String>,
     pub delimiter: Option<u8>,
     pub dry_run: bool,
+    /// `--expect-sha256`: the input must have this digest, or the run does not start.
+    pub expect_sha256: Option<crate::core::digest::Sha256>,
+    /// `--max-changes`: the most rows a run may write.
+    pub max_changes: Option<u64>,
     pub summary_json: Option<PathBuf>,
     /// Where access tokens come from; None only in a dry run.
     pub credentials: Option<credentials::Credentials>,
@@ -183,6 +187,8 @@ impl Settings {
             keep_columns: v.keep_columns,
             delimiter: v.delimiter,
             dry_run: v.dry_run,
+            expect_sha256: v.expect_sha256,
+            max_changes: v.max_changes,
             summary_json: v.summary_json,
             credentials: None,
             generate_passwords: None,

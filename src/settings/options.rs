@@ -112,6 +112,13 @@ run {
     skip_unchanged: bool => bool, parse as_given,
         help "Read each user first and skip the rows already as desired (recorded `unchanged`)",
         cli(long, conflicts_with = "dry_run");
+    expect_sha256: Option<String> => Option<crate::core::digest::Sha256>,
+        parse |t| crate::core::digest::Sha256::parse_hex(&t).map(Some).map_err(|e| format!("(--expect-sha256) {e}")),
+        help "Refuse to start (exit 2, nothing sent) unless the input file's SHA-256 is this (hex, as a plan report or `sha256sum` shows it)",
+        cli(long, value_name = "HEX");
+    max_changes: Option<u32> => Option<u64>, parse |n: u32| Ok(Some(u64::from(n))),
+        help "Refuse to start (exit 2, nothing sent) when more than N valid rows would be written (rows a resume already finished not counted)",
+        cli(long, value_name = "N"), toml "5000";
     generate_passwords: bool => bool, parse as_given,
         help "Give every row a new random password (from the OS CSPRNG); needs --secrets-out",
         cli(long), toml "true";

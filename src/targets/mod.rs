@@ -189,6 +189,13 @@ pub trait Target: Send + Sync + Debug {
     fn request(&self, op: Op, rows: &[RowRef<'_>], ids: Ids) -> Request;
     /// The body of a write as it may be shown (dry-run plans): secrets replaced.
     fn shown_body(&self, changes: &Changes) -> String;
+    /// The fields a shown body (from [`Target::shown_body`], read back from a results file,
+    /// so possibly crafted) sets, each with its value; None for a secret (a password), which
+    /// a plan only counts. Fields in the order the target lists them.
+    fn shown_fields(&self, shown_body: &str) -> Vec<(&'static str, Option<String>)> {
+        let _ = shown_body;
+        Vec::new()
+    }
     /// When a retry gets a new request id.
     fn request_ids(&self) -> IdRule;
 

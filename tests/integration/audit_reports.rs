@@ -147,7 +147,7 @@ async fn an_audit_reads_compares_and_never_writes() {
 
     // The HTML report: numbers, per-field table, escaping.
     let html = std::fs::read_to_string(&report).unwrap();
-    assert!(html.contains("Audit report: audit.csv"), "title");
+    assert!(html.contains("Audit plan: audit.csv"), "title");
     assert!(
         html.contains("usageLocation: 1 would change, 1 already as desired"),
         "{html}"

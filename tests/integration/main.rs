@@ -17,6 +17,7 @@ mod login;
 mod output_paths;
 mod passwords;
 mod pipeline;
+mod plans;
 mod properties;
 mod resume;
 mod retries;

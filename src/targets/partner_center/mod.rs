@@ -95,6 +95,10 @@ impl Target for PartnerCenter {
         changes.to_redacted_body()
     }
 
+    fn shown_fields(&self, shown_body: &str) -> Vec<(&'static str, Option<String>)> {
+        body::shown_fields(shown_body)
+    }
+
     fn request_ids(&self) -> IdRule {
         // Partner Center deduplicates on MS-RequestId: a retry after a timeout or a dropped
         // connection may be the same request arriving twice; after an answer it is a new one.
