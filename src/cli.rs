@@ -52,6 +52,21 @@ Examples:
 Exit codes: 0 every row unchanged or would change; 1 some rows not found, forbidden, invalid or
 failed; 2 usage, config, header or fatal error; 130 interrupted.";
 
+const EXPORT_EXAMPLES: &str = "\
+Writes customer_id,customer_domain,user_id,user_principal_name,display_name,first_name,last_name,
+usage_location: one row per user, each customer's users together. Edit it, then give it to `run`.
+--out names the export file [default: users-export.csv]; an existing one is refused unless
+--force (start again) or --resume (keep the customers it finished, list the others again).
+The rate, concurrency, retries, timeouts and token are those of `run`.
+
+Examples:
+  bulkpatch export --all-customers --out users.csv
+  bulkpatch export --customer contoso.onmicrosoft.com --customer 0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60
+  bulkpatch export --customers-file customers.txt --out users.csv --resume
+
+Exit codes: 0 every chosen customer exported; 1 some customers failed (listed in the summary);
+2 usage, config or fatal error (including a refused token); 130 interrupted.";
+
 const REPORT_EXAMPLES: &str = "\
 Examples:
   bulkpatch report migration.results.csv --html report.html
@@ -97,6 +112,9 @@ pub enum Command {
     /// Read each user's live values and write what a run would change; sends no write.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditCmd),
+    /// List customers' users into a CSV that `run` accepts (edit it, then run it).
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export(ExportCmd),
     /// Render a report (HTML and/or Markdown) from a results file or an audit file.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportCmd),
@@ -217,4 +235,46 @@ pub struct ReportCmd {
     /// Write the Markdown report here.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("customers").required(true).multiple(true)
+    .args(["customer", "customers_file", "all_customers"])))]
+pub struct ExportCmd {
+    /// A customer whose users to export, by tenant GUID or domain; repeatable.
+    #[arg(long, value_name = "GUID|DOMAIN")]
+    pub customer: Vec<String>,
+    /// A file naming one customer (GUID or domain) per line; `#` starts a comment line.
+    #[arg(long, value_name = "FILE")]
+    pub customers_file: Option<PathBuf>,
+    /// Every customer of the partner.
+    #[arg(long, conflicts_with_all = ["customer", "customers_file"])]
+    pub all_customers: bool,
+    /// Finish a stopped export: keep the customers it finished, list the others again.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+    /// A TOML config file (see config.example.toml). Command-line values win over it.
+    #[arg(long, env = "BULKPATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: CommonOptions,
+}
+
+impl ExportCmd {
+    /// The plain values the export's settings take.
+    pub fn into_args(self, quiet: bool) -> crate::settings::export::ExportArgs {
+        let mut options = CliOptions::default();
+        let out = self.options.out.clone();
+        self.options.give(&mut options);
+        crate::settings::export::ExportArgs {
+            out,
+            config: self.config,
+            quiet,
+            customers: self.customer,
+            customers_file: self.customers_file,
+            all_customers: self.all_customers,
+            resume: self.resume,
+            options,
+        }
+    }
 }

@@ -1,8 +1,11 @@
 //! The orchestration: `run` takes resolved `Settings` through the pipeline (`pipeline`:
 //! input -> send -> output) and returns the summary; `rows` is the reader between the input
-//! and the workers, `signals` the Ctrl-C and SIGTERM handling. May use every layer below it;
+//! and the workers, `signals` the Ctrl-C and SIGTERM handling; `export` lists customers and
+//! users into an export file through `listing`. May use every layer below it;
 //! never prints.
 
+pub mod export;
+pub mod listing;
 mod pipeline;
 mod rows;
 mod signals;
@@ -43,6 +46,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Paths(#[from] paths::PathError),
+    #[error(transparent)]
+    Export(#[from] crate::output::export_file::ExportFileError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

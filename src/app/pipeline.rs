@@ -145,7 +145,9 @@ async fn finished_rows(settings: &Settings, max_line: u64) -> Result<resume::Fin
 
 /// The HTTP client and the token provider, with a first token already fetched (so a refused
 /// refresh token stops the run before any update); None in a dry run.
-async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
+pub(super) async fn connect(
+    settings: &mut Settings,
+) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
     if settings.dry_run {
         return Ok(None);
     }
