@@ -6,6 +6,7 @@ mod cli_and_config;
 mod commands;
 mod credentials;
 mod customer_report;
+mod export;
 mod fair_customers;
 mod hostile_server;
 mod hostile_values;
