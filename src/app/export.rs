@@ -15,8 +15,6 @@ use crate::core::run_state::{Counters, Outcome, Stop, StopReason};
 use crate::output::export_file::{ExportFile, ExportFileError};
 use crate::output::progress::Progress;
 use crate::output::summary::exit;
-use crate::send::pacer::Pacer;
-use crate::send::retry;
 use crate::settings::export::{Choice, ExportSettings, Selection};
 use crate::targets::CustomerItem;
 
@@ -96,36 +94,13 @@ impl ExportSummary {
 pub async fn export(mut settings: ExportSettings) -> Result<ExportSummary, Error> {
     let started = Instant::now();
     crate::output::paths::check_export(&settings.run)?;
-    let Some((client, tokens)) = super::pipeline::connect(&mut settings.run).await? else {
-        return Err(Error::Other(anyhow::anyhow!(
-            "export sends requests: it has no dry run"
-        )));
-    };
-    let run = &settings.run;
     let stop = Arc::new(Stop::default());
-    let signals = signals::watch_signals(stop.clone(), run.grace_period);
     let counters = Arc::new(Counters::default());
-    let lister = Arc::new(Lister {
-        target: run.target.clone(),
-        client,
-        tokens: tokens.clone(),
-        pacer: Pacer::with_limits(
-            run.rate.interval(),
-            run.per_customer_rate.and_then(|r| r.interval()),
-        ),
-        stop: stop.clone(),
-        policy: retry::Policy {
-            max_attempts: run.max_attempts,
-            backoff: retry::Backoff {
-                base: run.backoff_base,
-                cap: run.backoff_cap,
-            },
-            ids: run.target.request_ids(),
-        },
-        counters: counters.clone(),
-    });
+    let lister = Lister::for_settings(&mut settings.run, stop.clone(), counters.clone()).await?;
+    let (tokens, lister) = (lister.tokens.clone(), Arc::new(lister));
+    let signals = signals::watch_signals(stop.clone(), settings.run.grace_period);
     let mut summary = ExportSummary {
-        out: run.out.clone(),
+        out: settings.run.out.clone(),
         customers: 0,
         users: 0,
         already_done: 0,

@@ -70,6 +70,37 @@ pub struct Listed {
 }
 
 impl Lister {
+    /// A lister with the settings' client, token provider (a first token already fetched),
+    /// pacer and retry policy, stopping with `stop` and counting into `counters`.
+    pub async fn for_settings(
+        settings: &mut crate::settings::Settings,
+        stop: Arc<Stop>,
+        counters: Arc<Counters>,
+    ) -> Result<Lister, super::Error> {
+        let Some((client, tokens)) = super::pipeline::connect(settings).await? else {
+            let e = anyhow::anyhow!("listing sends requests: it has no dry run");
+            return Err(super::Error::Other(e));
+        };
+        let s = &*settings;
+        let per_customer = s.per_customer_rate.and_then(|r| r.interval());
+        Ok(Lister {
+            target: s.target.clone(),
+            client,
+            tokens,
+            pacer: Pacer::with_limits(s.rate.interval(), per_customer),
+            stop,
+            policy: Policy {
+                max_attempts: s.max_attempts,
+                backoff: retry::Backoff {
+                    base: s.backoff_base,
+                    cap: s.backoff_cap,
+                },
+                ids: s.target.request_ids(),
+            },
+            counters,
+        })
+    }
+
     /// Every customer of the partner (a few thousand at most: kept in memory).
     pub async fn customers(&self) -> Result<(Vec<CustomerItem>, Listed), ListError> {
         let mut all = Vec::new();
