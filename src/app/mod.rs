@@ -7,6 +7,7 @@
 pub mod export;
 pub mod listing;
 mod pipeline;
+pub mod resolve;
 mod rows;
 mod signals;
 

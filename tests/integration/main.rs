@@ -17,6 +17,7 @@ mod output_paths;
 mod passwords;
 mod pipeline;
 mod properties;
+mod resolve;
 mod resume;
 mod retries;
 mod rough_edges;

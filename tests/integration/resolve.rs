@@ -1,0 +1,154 @@
+//! Name resolution against the simulator's directory: a customer by domain and a user by UPN
+//! become their GUIDs; the customers are listed once and each customer's users once however
+//! many rows ask at the same time; a name that matches nothing is `not_found`, a domain two
+//! customers share is `invalid` naming both, a GUID given is the key.
+
+use std::sync::Arc;
+
+use bulkpatch::app::listing::Lister;
+use bulkpatch::app::resolve::Resolver;
+use bulkpatch::core::run_state::{Counters, Outcome};
+use bulkpatch::settings::credentials::Credentials;
+use bulkpatch::settings::{Rate, Settings};
+use bulkpatch::simulator::{Directory, SimConfig, Simulator};
+
+use crate::support::*;
+
+async fn resolver(sim: &Simulator, wanted: Vec<String>) -> Arc<Resolver> {
+    let mut settings = Settings::with_defaults("unused.csv");
+    settings.base_url = reqwest::Url::parse(&sim.base_url()).unwrap();
+    settings.rate = Rate::Unlimited;
+    settings.credentials = Some(Credentials::Fixed(sim.token().to_string().into()));
+    let lister = Lister::for_settings(&mut settings, Arc::default(), Arc::new(Counters::default()))
+        .await
+        .unwrap();
+    Arc::new(Resolver::new(Arc::new(lister), wanted))
+}
+
+#[tokio::test]
+async fn domains_and_upns_resolve_once_each_and_names_that_match_nothing_or_several_say_so() {
+    let mut directory = Directory::generated(4, 5, guid);
+    directory.customers[3].domain = "shared.example".into();
+    directory.customers[2].domain = "Shared.Example".into();
+    let sim = simulator(SimConfig {
+        directory: Some(directory.clone()),
+        page_size: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let c1 = &directory.customers[0];
+    let c2 = &directory.customers[1];
+    let wanted: Vec<String> = c1
+        .users
+        .iter()
+        .chain(&c2.users)
+        .map(|u| u.user_principal_name.to_uppercase())
+        .collect();
+    let resolver = resolver(&sim, wanted).await;
+
+    // Twenty rows at once: every one of c1's and c2's users, by domain and UPN in any case.
+    let mut tasks = tokio::task::JoinSet::new();
+    let pairs: Vec<_> = [c1, c2]
+        .iter()
+        .flat_map(|c| c.users.iter().map(move |u| ((*c).clone(), u.clone())))
+        .collect();
+    for (c, u) in pairs.into_iter().cycle().take(20) {
+        let resolver = resolver.clone();
+        tasks.spawn(async move {
+            let customer = resolver.customer(&c.domain.to_uppercase()).await.unwrap();
+            let user = resolver
+                .user(
+                    customer,
+                    None,
+                    Some(&format!(" {} ", u.user_principal_name.to_uppercase())),
+                )
+                .await
+                .unwrap();
+            assert_eq!((customer, user), (c.id, u.id));
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let requests = sim.requests();
+    let pages = |path: &str| requests.iter().filter(|r| r.path == path).count();
+    assert_eq!(
+        pages("/v1/customers"),
+        2,
+        "the customers are listed once (2 pages)"
+    );
+    assert_eq!(pages(&format!("/v1/customers/{}/users", c1.id)), 3);
+    assert_eq!(pages(&format!("/v1/customers/{}/users", c2.id)), 3);
+    assert_eq!(requests.len(), 8);
+
+    // Not found: an unknown domain, an unknown UPN (not listed again: cached).
+    let e = resolver.customer("nobody.example").await.unwrap_err();
+    assert_eq!(e.outcome, Outcome::NotFound);
+    assert!(
+        e.reason
+            .contains("no customer of the partner has the domain \"nobody.example\""),
+        "{}",
+        e.reason
+    );
+    let e = resolver
+        .user(c1.id, None, Some("ghost@tenant1.onmicrosoft.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.outcome, Outcome::NotFound);
+    assert!(
+        e.reason
+            .contains("has no user \"ghost@tenant1.onmicrosoft.com\""),
+        "{}",
+        e.reason
+    );
+    // Ambiguous: two customers share the domain (compared without case).
+    let e = resolver.customer("shared.example").await.unwrap_err();
+    assert_eq!(e.outcome, Outcome::Invalid);
+    let (third, fourth) = (directory.customers[2].id, directory.customers[3].id);
+    assert!(
+        e.reason.contains(&format!("({third} and {fourth})")),
+        "{}",
+        e.reason
+    );
+    // A GUID is the key: no listing, whatever the UPN says.
+    let id = guid(2, 999);
+    assert_eq!(resolver.customer(&c1.id.to_string()).await, Ok(c1.id));
+    assert_eq!(
+        resolver.user(c1.id, Some(id), Some("someone@else")).await,
+        Ok(id)
+    );
+    assert_eq!(sim.requests().len(), 8, "nothing listed twice");
+}
+
+#[tokio::test]
+async fn a_customer_whose_users_cannot_be_listed_fails_its_rows_once() {
+    let directory = Directory::generated(2, 2, guid);
+    let forbidden = directory.customers[0].id;
+    let sim = simulator(SimConfig {
+        directory: Some(directory.clone()),
+        forbidden_customers: [forbidden].into(),
+        ..SimConfig::default()
+    })
+    .await;
+    let upn = directory.customers[0].users[0].user_principal_name.clone();
+    let resolver = resolver(&sim, vec![upn.clone()]).await;
+    for _ in 0..3 {
+        let e = resolver
+            .user(forbidden, None, Some(&upn))
+            .await
+            .unwrap_err();
+        assert_eq!(e.outcome, Outcome::Failed);
+        assert!(e.reason.contains("HTTP 403 (code 20002)"), "{}", e.reason);
+    }
+    assert_eq!(sim.requests().len(), 1);
+    let ok = &directory.customers[1];
+    let e = resolver
+        .user(ok.id, None, Some(&ok.users[0].user_principal_name))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.outcome,
+        Outcome::NotFound,
+        "a UPN the input does not name is not kept"
+    );
+}
