@@ -431,3 +431,104 @@ async fn the_export_of_the_default_simulator_is_the_demo_directory_and_run_plans
         .unwrap();
     assert!(row["body"].contains(&first.user_principal_name), "{row:?}");
 }
+
+#[tokio::test]
+async fn an_interrupted_export_exits_130_and_a_resume_lists_only_the_customers_not_done() {
+    let dir = tempdir();
+    let directory = directory(4, 6);
+    let config = SimConfig {
+        latency: std::time::Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let sim = sim_with(&directory, 2, config).await;
+    let out = dir.path().join("users.csv");
+    let mut child = export_from(&sim, &out, &["--all-customers", "-c", "1"])
+        .spawn()
+        .unwrap();
+    // The customers, the first customer's three pages and two of the next one's.
+    until_received(&sim, 6).await;
+    send_signal(&child, "INT");
+    let ran = wait_child(child).await;
+    assert_eq!(ran.code, 130, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("Stopped: interrupted"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("--resume"), "{}", ran.stderr);
+    let state = std::fs::read_to_string(dir.path().join("users.csv.export-state")).unwrap();
+    let done: Vec<String> = state
+        .lines()
+        .filter_map(|l| l.strip_prefix("done "))
+        .map(String::from)
+        .collect();
+    assert!(!done.is_empty() && done.len() < 4, "{state}");
+    let positions: Vec<usize> = directory
+        .customers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| done.contains(&c.id.to_string()))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(rows(&out, b','), expected(&directory, &positions));
+
+    let sim2 = sim_with(&directory, 2, SimConfig::default()).await;
+    let resumed = run_bin(export_from(&sim2, &out, &["--all-customers", "--resume"])).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(rows(&out, b','), expected(&directory, &[1, 2, 3, 4]));
+    for id in &done {
+        assert!(
+            sim2.requests()
+                .iter()
+                .all(|r| !r.path.contains(id.as_str())),
+            "{id} listed again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_directory_answers_get_patch_and_the_listing_alike() {
+    let dir = tempdir();
+    let directory = directory(1, 3);
+    let sim = sim_with(&directory, 2, SimConfig::default()).await;
+    let (c, u) = (
+        directory.customers[0].id,
+        directory.customers[0].users[1].clone(),
+    );
+    let input = Csv::new(&["customer_id", "user_id", "usage_location"])
+        .row(&[&c.to_string(), &u.id.to_string(), "NO"])
+        .row(&[&c.to_string(), &guid(2, 999).to_string(), "NO"])
+        .write(dir.path(), "in.csv");
+    let results = dir.path().join("in.results.csv");
+    let ran = run_bin(run_against(&sim, &input, &results, &["--skip-unchanged"])).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let results = Results::read(&results);
+    assert_eq!(results.line(2)["outcome"], "updated");
+    // A user outside the directory given on purpose does not exist.
+    assert_eq!(
+        (
+            results.line(3)["http_status"].as_str(),
+            results.line(3)["error_code"].as_str()
+        ),
+        ("404", "60002")
+    );
+    let out = dir.path().join("users.csv");
+    let exported = run_bin(export_from(
+        &sim,
+        &out,
+        &["--customer", "tenant1.onmicrosoft.com"],
+    ))
+    .await;
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let mut want = expected(&directory, &[1]);
+    let old = want
+        .iter()
+        .find(|r| r[2] == u.id.to_string())
+        .unwrap()
+        .clone();
+    want.remove(&old);
+    let mut new = old;
+    new[7] = "NO".into();
+    want.insert(new);
+    assert_eq!(rows(&out, b','), want);
+}
