@@ -442,7 +442,7 @@ async fn an_interrupted_export_exits_130_and_a_resume_lists_only_the_customers_n
     };
     let sim = sim_with(&directory, 2, config).await;
     let out = dir.path().join("users.csv");
-    let mut child = export_from(&sim, &out, &["--all-customers", "-c", "1"])
+    let child = export_from(&sim, &out, &["--all-customers", "-c", "1"])
         .spawn()
         .unwrap();
     // The customers, the first customer's three pages and two of the next one's.
