@@ -15,6 +15,7 @@ Examples:
   bulkpatch demo                                   # try it against the built-in simulator
   BULKPATCH_TOKEN=... bulkpatch run users.csv      # send the updates in users.csv
   bulkpatch run users.csv --dry-run                # validate and plan; sends nothing
+  bulkpatch export --all-customers --out users.csv # every customer's users, to edit and run
   bulkpatch simulate --port 8400                   # a local Partner Center look-alike
 
 Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
