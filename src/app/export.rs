@@ -240,6 +240,9 @@ async fn export_users(
         let (customer, outcome) = joined.map_err(anyhow::Error::from)?;
         match outcome {
             Ok(Some((users, malformed))) => {
+                if malformed > 0 {
+                    tracing::warn!(customer = %customer.id, malformed, "malformed users in the answers were left out");
+                }
                 lister.counters.record(Outcome::Updated);
                 summary.customers += 1;
                 summary.users += users;
@@ -248,7 +251,8 @@ async fn export_users(
             Ok(None) => summary.not_finished += 1,
             Err(CustomerError::Listing(reason)) => {
                 lister.counters.record(Outcome::Failed);
-                let label = format!("{} ({})", customer.id, customer.domain);
+                let domain = crate::core::text::shorten(&customer.domain, 80);
+                let label = format!("{} ({domain})", customer.id);
                 tracing::warn!(customer = %label, reason = %reason, "cannot list the customer's users");
                 summary.failed.push(FailedCustomer {
                     customer: label,

@@ -192,6 +192,29 @@ async fn customers_are_chosen_by_guid_and_by_domain_and_unmatched_or_ambiguous_o
     );
     let none = run_bin(export_from(&sim, &dir.path().join("x.csv"), &[])).await;
     assert_eq!(none.code, 2, "{}", none.stderr);
+    // The export file is never the customers file, nor a secrets file.
+    let same = run_bin(export_from(
+        &sim,
+        &list,
+        &["--customers-file", list.to_str().unwrap(), "--force"],
+    ))
+    .await;
+    assert_eq!(same.code, 2);
+    assert!(
+        same.stderr.contains("name the same file"),
+        "{}",
+        same.stderr
+    );
+    let secrets = dir.path().join("secrets.csv");
+    std::fs::write(
+        &secrets,
+        "line,customer_id,user_id,user_principal_name,password\n",
+    )
+    .unwrap();
+    let over = run_bin(export_from(&sim, &secrets, &["--all-customers", "--force"])).await;
+    assert_eq!(over.code, 2);
+    assert!(over.stderr.contains("secrets file"), "{}", over.stderr);
+    assert_eq!(std::fs::read_to_string(&list).unwrap().lines().count(), 4);
 }
 
 #[tokio::test]
