@@ -22,6 +22,7 @@ mod resume;
 mod retries;
 mod rough_edges;
 mod secrets;
+mod sim_directory;
 mod support;
 mod sweep;
 mod tenant_refusals;
