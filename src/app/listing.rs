@@ -55,7 +55,8 @@ pub struct Lister {
     pub target: Arc<dyn Target>,
     pub client: Client,
     pub tokens: Arc<TokenProvider>,
-    pub pacer: Pacer,
+    /// Shared with whatever else sends in the run, so that listing stays within its limits.
+    pub pacer: Arc<Pacer>,
     pub stop: Arc<Stop>,
     pub policy: Policy,
     pub counters: Arc<Counters>,
@@ -87,7 +88,7 @@ impl Lister {
             target: s.target.clone(),
             client,
             tokens,
-            pacer: Pacer::with_limits(s.rate.interval(), per_customer),
+            pacer: Arc::new(Pacer::with_limits(s.rate.interval(), per_customer)),
             stop,
             policy: Policy {
                 max_attempts: s.max_attempts,

@@ -13,8 +13,11 @@ use crate::targets::{
     Collection, CustomerItem, Ids, Method, NextLink, Page, PageError, Request, UserItem,
 };
 
-/// Items asked for per page (the service allows up to 500).
+/// Users asked for per page (the service allows up to 500; 100 keeps a page of long names
+/// well under the 1 MiB an answer may have).
 pub const PAGE_SIZE: usize = 100;
+/// Customers asked for per page (the service's most: a partner's customers take few pages).
+pub const CUSTOMERS_PAGE_SIZE: usize = 500;
 /// The longest next-page URI accepted.
 const MAX_URI: usize = 2048;
 /// The longest continuation token accepted.
@@ -41,7 +44,13 @@ pub fn request(collection: Collection, next: Option<&NextLink>, ids: Ids) -> Req
             headers.extend(next.headers.iter().cloned());
             next.path_and_query.clone()
         }
-        None => format!("/v1{}?size={PAGE_SIZE}", collection_path(collection)),
+        None => {
+            let size = match collection {
+                Collection::Customers => CUSTOMERS_PAGE_SIZE,
+                Collection::Users { .. } => PAGE_SIZE,
+            };
+            format!("/v1{}?size={size}", collection_path(collection))
+        }
     };
     Request {
         method: Method::Get,
@@ -259,6 +268,8 @@ mod tests {
             second.headers[2],
             ("ms-continuationtoken", "abc==".to_string())
         );
+        let customers_first = request(Collection::Customers, None, ids());
+        assert_eq!(customers_first.path_and_query, "/v1/customers?size=500");
         let last = obj(json!({"items": [], "links": {"self": {"uri": "/customers"}}}));
         assert_eq!(customers(&last).unwrap().next, None);
     }
