@@ -102,6 +102,42 @@ impl Lister {
         })
     }
 
+    /// A lister sharing the run's token provider (one refresh for everyone, the rotated
+    /// refresh token written back once), with its own client and pacer at the run's limits.
+    pub fn sharing(
+        settings: &crate::settings::Settings,
+        tokens: Arc<TokenProvider>,
+        stop: Arc<Stop>,
+        counters: Arc<Counters>,
+    ) -> Result<Lister, super::Error> {
+        use crate::send::http_client;
+        let http = http_client::client(&http_client::HttpSettings {
+            connect_timeout: settings.connect_timeout,
+            timeout: settings.timeout,
+            pool_size: settings.concurrency,
+            ca: settings.ca_file.as_ref(),
+        })?;
+        let target = settings.target.clone();
+        let client = Client::new(http, &settings.base_url, settings.timeout, target.clone())?;
+        let per_customer = settings.per_customer_rate.and_then(|r| r.interval());
+        Ok(Lister {
+            target: target.clone(),
+            client,
+            tokens,
+            pacer: Arc::new(Pacer::with_limits(settings.rate.interval(), per_customer)),
+            stop,
+            policy: Policy {
+                max_attempts: settings.max_attempts,
+                backoff: retry::Backoff {
+                    base: settings.backoff_base,
+                    cap: settings.backoff_cap,
+                },
+                ids: target.request_ids(),
+            },
+            counters,
+        })
+    }
+
     /// Every customer of the partner (a few thousand at most: kept in memory).
     pub async fn customers(&self) -> Result<(Vec<CustomerItem>, Listed), ListError> {
         let mut all = Vec::new();

@@ -60,13 +60,17 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let finished = finished_rows(&settings, input.max_line).await?;
     let sender = connect(&mut settings).await?;
     let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
+    let resolver = match &tokens {
+        Some(tokens) => super::resolve::prepare(&settings, tokens.clone()).await?,
+        None => None,
+    };
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stages = Stages::start(&settings, input.rows)?;
     lock.commit()?;
     let max_line = input.max_line;
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
-    let reader = stages.spawn_reader(&settings, input, generator, finished, row_tx);
+    let reader = stages.spawn_reader(&settings, input, (generator, resolver), finished, row_tx);
     match sender {
         Some((client, tokens)) => stages.send(&settings, client, tokens, row_rx).await,
         None => drop(row_rx),
@@ -247,7 +251,7 @@ impl Stages {
         &self,
         settings: &Settings,
         input: Input,
-        generator: Option<Generator>,
+        (generator, resolver): (Option<Generator>, Option<Arc<super::resolve::Resolver>>),
         finished: resume::Finished,
         rows: mpsc::Sender<Row>,
     ) -> JoinHandle<Result<(), Error>> {
@@ -259,6 +263,7 @@ impl Stages {
             generator,
             finished,
             counters: self.counters.clone(),
+            resolver,
         };
         let (sink, stop, source) = (self.sink.clone(), self.stop.clone(), input.source);
         tokio::task::spawn_blocking(move || reader.read_rows(source, &rows, &sink, &stop))

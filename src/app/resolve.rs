@@ -68,6 +68,54 @@ fn failed(what: &str, e: ListError) -> Unresolved {
     }
 }
 
+/// Before any row is sent: when some rows of the input name customers by domain or users by
+/// UPN, lists what they name (the customers once, each such customer's users once, several
+/// customers at once up to `--concurrency`) and returns the resolver holding the answers; None
+/// when no row names anything. Nothing else is sent meanwhile, so listing keeps to the run's
+/// limits.
+pub async fn prepare(
+    settings: &crate::settings::Settings,
+    tokens: Arc<crate::send::auth::TokenProvider>,
+) -> Result<Option<Arc<Resolver>>, super::Error> {
+    let options = crate::input::csv::ReadOptions {
+        delimiter: settings.delimiter,
+        ignore_unknown_columns: settings.ignore_unknown_columns,
+        has_default_customer: settings.customer_id.is_some(),
+        generate_passwords: settings.generate_passwords.is_some(),
+    };
+    let path = settings.input.clone();
+    let wanted = super::blocking(move || crate::input::names::wanted(&path, &options)).await?;
+    if wanted.customers.is_empty() {
+        return Ok(None);
+    }
+    let counters = Arc::new(crate::core::run_state::Counters::default());
+    let lister = Lister::sharing(settings, tokens, Arc::default(), counters)?;
+    let resolver = Arc::new(Resolver::new(Arc::new(lister), wanted.upns));
+    tracing::info!(
+        customers = wanted.customers.len(),
+        "finding the customers and users the input names"
+    );
+    let limit = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for customer in wanted.customers {
+        let (resolver, limit) = (resolver.clone(), limit.clone());
+        let list_users = wanted.listed.contains(&customer);
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            if let Ok(id) = resolver.customer(&customer).await {
+                if list_users {
+                    let cell = resolver.users_cell(id);
+                    let _ = cell.get_or_init(|| resolver.list_users(id)).await;
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(anyhow::Error::from)?;
+    }
+    Ok(Some(resolver))
+}
+
 impl Resolver {
     /// A resolver listing through `lister`; `wanted` are the UPNs the input names (any case).
     pub fn new(lister: Arc<Lister>, wanted: impl IntoIterator<Item = String>) -> Resolver {

@@ -152,3 +152,127 @@ async fn a_customer_whose_users_cannot_be_listed_fails_its_rows_once() {
         "a UPN the input does not name is not kept"
     );
 }
+
+#[tokio::test]
+async fn a_run_finds_customers_by_domain_and_users_by_upn_before_sending_and_records_what_it_cannot(
+) {
+    let dir = tempdir();
+    let mut directory = Directory::generated(4, 3, guid);
+    directory.customers[2].domain = "shared.example".into();
+    directory.customers[3].domain = "shared.example".into();
+    let sim = simulator(SimConfig {
+        directory: Some(directory.clone()),
+        page_size: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let (c1, c2) = (&directory.customers[0], &directory.customers[1]);
+    let input = Csv::new(&["customer_id", "user_principal_name", "usage_location"])
+        .row(&[
+            "TENANT1.onmicrosoft.com",
+            &c1.users[0].user_principal_name.to_uppercase(),
+            "NO",
+        ])
+        .row(&[&c2.id.to_string(), &c2.users[1].user_principal_name, "SE"])
+        .row(&[
+            "tenant1.onmicrosoft.com",
+            "ghost@tenant1.onmicrosoft.com",
+            "DE",
+        ])
+        .row(&["nobody.example", "x@nobody.example", "DE"])
+        .row(&["shared.example", "y@shared.example", "DE"])
+        .write(dir.path(), "by-name.csv");
+    let out = dir.path().join("by-name.results.csv");
+    let ran = run_bin(run_against(&sim, &input, &out, &["--rate", "unlimited"])).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let results = Results::read(&out);
+    assert_eq!(results.line(2)["outcome"], "updated");
+    assert_eq!(results.line(2)["user_id"], c1.users[0].id.to_string());
+    assert_eq!(results.line(3)["outcome"], "updated");
+    assert_eq!(results.line(4)["outcome"], "not_found");
+    assert!(
+        results.line(4)["message"].contains("has no user \"ghost@tenant1.onmicrosoft.com\""),
+        "{:?}",
+        results.line(4)
+    );
+    assert_eq!(results.line(5)["outcome"], "not_found");
+    assert_eq!(results.line(6)["outcome"], "invalid");
+    let (third, fourth) = (directory.customers[2].id, directory.customers[3].id);
+    assert!(
+        results.line(6)["message"].contains(&format!("({third} and {fourth})")),
+        "{:?}",
+        results.line(6)
+    );
+
+    // The users found were sent their change only (the UPN that found them is no change).
+    let patched = sim.user(c1.id, c1.users[0].id).unwrap();
+    assert_eq!(patched["usageLocation"], "NO");
+    let requests = sim.requests();
+    let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 2);
+    assert!(patches
+        .iter()
+        .all(|r| r.body_json().unwrap().get("userPrincipalName").is_none()));
+    // The customers listed once (2 pages), each named customer's users once (2 pages each),
+    // and no listing of the ambiguous ones.
+    let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
+    assert_eq!(count("/v1/customers"), 2);
+    assert_eq!(count(&format!("/v1/customers/{}/users", c1.id)), 2);
+    assert_eq!(count(&format!("/v1/customers/{}/users", c2.id)), 2);
+    assert_eq!(requests.len(), 2 + 2 + 2 + 2);
+
+    // A dry run lists nothing: the rows are planned, saying they are found when sent.
+    let plan = dir.path().join("plan.csv");
+    let mut cmd = run_against(&sim, &input, &plan, &["--dry-run"]);
+    cmd.env_remove("BULKPATCH_TOKEN");
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let plan = Results::read(&plan);
+    assert_eq!(plan.count("planned"), 5);
+    assert!(
+        plan.line(2)["message"].contains("found when sent"),
+        "{:?}",
+        plan.line(2)
+    );
+    assert_eq!(sim.requests().len(), 8);
+}
+
+#[tokio::test]
+async fn with_a_user_id_the_guid_is_the_key_and_only_the_customer_domain_is_found() {
+    let dir = tempdir();
+    let directory = Directory::generated(2, 2, guid);
+    let sim = simulator(SimConfig {
+        directory: Some(directory.clone()),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = &directory.customers[1];
+    let input = Csv::new(&[
+        "customer_id",
+        "user_id",
+        "user_principal_name",
+        "usage_location",
+    ])
+    .row(&[
+        "tenant2.onmicrosoft.com",
+        &c.users[0].id.to_string(),
+        &c.users[0].user_principal_name,
+        "FR",
+    ])
+    .write(dir.path(), "ids.csv");
+    let out = dir.path().join("ids.results.csv");
+    let ran = run_bin(run_against(&sim, &input, &out, &[])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        sim.user(c.id, c.users[0].id).unwrap()["usageLocation"],
+        "FR"
+    );
+    let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/customers".to_string(),
+            format!("/v1/customers/{}/users/{}", c.id, c.users[0].id)
+        ]
+    );
+}
