@@ -78,8 +78,9 @@ pub fn resolve(args: ExportArgs) -> Result<ExportSettings, ConfigError> {
     file.summary_json = None;
     let mut options = args.options.clone();
     options.out = None;
+    // BULKPATCH_CUSTOMER_ID set for runs is no export's business.
+    options.customer_id = None;
     for (given, flag) in [
-        (options.customer_id.is_some(), "--customer-id"),
         (options.summary_json.is_some(), "--summary-json"),
         (options.report.is_some(), "--report"),
         (
