@@ -16,6 +16,7 @@ Examples:
   bulkpatch login --tenant contoso.onmicrosoft.com --client-id <app id>   # sign in once (MFA)
   BULKPATCH_TOKEN=... bulkpatch run users.csv      # send the updates in users.csv
   bulkpatch run users.csv --dry-run                # validate and plan; sends nothing
+  bulkpatch export --all-customers --out users.csv # every customer's users, to edit and run
   bulkpatch simulate --port 8400                   # a local Partner Center look-alike
 
 Exit codes: 0 all rows updated (or planned); 1 some rows failed or were invalid;
@@ -67,6 +68,21 @@ Examples:
   bulkpatch login --device-code --config bulkpatch.toml   # [auth] tenant and client_id
   bulkpatch status
   bulkpatch logout";
+
+const EXPORT_EXAMPLES: &str = "\
+Writes customer_id,customer_domain,user_id,user_principal_name,display_name,first_name,last_name,
+usage_location: one row per user, each customer's users together. Edit it, then give it to `run`.
+--out names the export file [default: users-export.csv]; an existing one is refused unless
+--force (start again) or --resume (keep the customers it finished, list the others again).
+The rate, concurrency, retries, timeouts and token are those of `run`.
+
+Examples:
+  bulkpatch export --all-customers --out users.csv
+  bulkpatch export --customer contoso.onmicrosoft.com --customer 0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60
+  bulkpatch export --customers-file customers.txt --out users.csv --resume
+
+Exit codes: 0 every chosen customer exported; 1 some customers failed (listed in the summary);
+2 usage, config or fatal error (including a refused token); 130 interrupted.";
 
 const REPORT_EXAMPLES: &str = "\
 Examples:
@@ -120,6 +136,9 @@ pub enum Command {
     Logout,
     /// Show who is signed in and when the stored tokens expire (never a token).
     Status,
+    /// List customers' users into a CSV that `run` accepts (edit it, then run it).
+    #[command(after_help = EXPORT_EXAMPLES)]
+    Export(ExportCmd),
     /// Render a report (HTML and/or Markdown) from a results file or an audit file.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportCmd),
@@ -268,6 +287,48 @@ impl LoginCmd {
             options,
             device_code: self.device_code,
             no_browser: self.no_browser,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("customers").required(true).multiple(true)
+    .args(["customer", "customers_file", "all_customers"])))]
+pub struct ExportCmd {
+    /// A customer whose users to export, by tenant GUID or domain; repeatable.
+    #[arg(long, value_name = "GUID|DOMAIN")]
+    pub customer: Vec<String>,
+    /// A file naming one customer (GUID or domain) per line; `#` starts a comment line.
+    #[arg(long, value_name = "FILE")]
+    pub customers_file: Option<PathBuf>,
+    /// Every customer of the partner.
+    #[arg(long, conflicts_with_all = ["customer", "customers_file"])]
+    pub all_customers: bool,
+    /// Finish a stopped export: keep the customers it finished, list the others again.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+    /// A TOML config file (see config.example.toml). Command-line values win over it.
+    #[arg(long, env = "BULKPATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: CommonOptions,
+}
+
+impl ExportCmd {
+    /// The plain values the export's settings take.
+    pub fn into_args(self, quiet: bool) -> crate::settings::export::ExportArgs {
+        let mut options = CliOptions::default();
+        let out = self.options.out.clone();
+        self.options.give(&mut options);
+        crate::settings::export::ExportArgs {
+            out,
+            config: self.config,
+            quiet,
+            customers: self.customer,
+            customers_file: self.customers_file,
+            all_customers: self.all_customers,
+            resume: self.resume,
+            options,
         }
     }
 }

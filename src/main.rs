@@ -55,6 +55,14 @@ fn main() -> ExitCode {
                     Ok(exit::ROWS_FAILED)
                 }
             },
+            Command::Export(cmd) => {
+                let settings = bulkpatch::settings::export::resolve(cmd.into_args(quiet))?;
+                let summary = bulkpatch::app::export::export(settings).await?;
+                if !(quiet && summary.exit_code == exit::OK) {
+                    eprint!("{}", for_terminal(&summary.to_text()));
+                }
+                Ok(summary.exit_code)
+            }
             Command::Report(cmd) => {
                 let markdown = bulkpatch::report::write_reports(
                     &cmd.results,

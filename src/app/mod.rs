@@ -1,10 +1,14 @@
 //! The orchestration: `run` takes resolved `Settings` through the pipeline (`pipeline`:
 //! input -> send -> output) and returns the summary; `rows` is the reader between the input
-//! and the workers, `signals` the Ctrl-C and SIGTERM handling. May use every layer below it;
+//! and the workers, `signals` the Ctrl-C and SIGTERM handling; `export` lists customers and
+//! users into an export file through `listing`. May use every layer below it;
 //! never prints.
 
+pub mod export;
 mod guards;
+pub mod listing;
 mod pipeline;
+pub mod resolve;
 mod rows;
 mod signals;
 pub mod signin;
@@ -59,6 +63,8 @@ pub enum Error {
         limit: u64,
         skip_unchanged: bool,
     },
+    #[error(transparent)]
+    Export(#[from] crate::output::export_file::ExportFileError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

@@ -59,6 +59,10 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         guards::check_max_changes(&settings, &input.options, &input.duplicates, finished).await?;
     let sender = connect(&mut settings).await?;
     let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
+    let resolver = match &tokens {
+        Some(tokens) => super::resolve::prepare(&settings, tokens.clone()).await?,
+        None => None,
+    };
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stages = Stages::start(&settings, input.rows)?;
@@ -68,7 +72,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     lock.commit()?;
     let (max_line, sha256) = (input.max_line, input.sha256);
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
-    let reader = stages.spawn_reader(&settings, input, generator, finished, row_tx);
+    let reader = stages.spawn_reader(&settings, input, (generator, resolver), finished, row_tx);
     match sender {
         Some((client, tokens)) => stages.send(&settings, client, tokens, row_rx).await,
         None => drop(row_rx),
@@ -114,15 +118,7 @@ struct Input {
 
 impl Input {
     async fn open(settings: &Settings) -> Result<Input, Error> {
-        let options = ReadOptions {
-            delimiter: settings.delimiter,
-            ignore_unknown_columns: settings.ignore_unknown_columns,
-            has_default_customer: settings.customer_id.is_some(),
-            generate_passwords: settings.generate_passwords.is_some(),
-            fields: settings.fields.clone(),
-            keep_columns: settings.keep_columns.clone(),
-            target: Some(settings.target.clone()),
-        };
+        let options = read_options(settings);
         // Opened before the first pass and hashed again as the reader reads it: a file replaced
         // or changed between the passes, or while the run goes, stops the run at its end.
         let source = CsvSource::open_hashed(&settings.input, &options)?;
@@ -151,6 +147,19 @@ impl Input {
     }
 }
 
+/// How the input is read for these settings (every pass reads it the same way).
+pub(super) fn read_options(settings: &Settings) -> ReadOptions {
+    ReadOptions {
+        delimiter: settings.delimiter,
+        ignore_unknown_columns: settings.ignore_unknown_columns,
+        has_default_customer: settings.customer_id.is_some(),
+        generate_passwords: settings.generate_passwords.is_some(),
+        fields: settings.fields.clone(),
+        keep_columns: settings.keep_columns.clone(),
+        target: Some(settings.target.clone()),
+    }
+}
+
 /// What earlier runs finished (a resume); nothing otherwise.
 async fn finished_rows(settings: &Settings, max_line: u64) -> Result<resume::Finished, Error> {
     if !settings.resume {
@@ -164,7 +173,9 @@ async fn finished_rows(settings: &Settings, max_line: u64) -> Result<resume::Fin
 
 /// The HTTP client and the token provider, with a first token already fetched (so a refused
 /// refresh token stops the run before any update); None in a dry run.
-async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
+pub(super) async fn connect(
+    settings: &mut Settings,
+) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
     if settings.dry_run {
         return Ok(None);
     }
@@ -267,7 +278,7 @@ impl Stages {
         &self,
         settings: &Settings,
         input: Input,
-        generator: Option<Generator>,
+        (generator, resolver): (Option<Generator>, Option<Arc<super::resolve::Resolver>>),
         finished: resume::Finished,
         rows: mpsc::Sender<Row>,
     ) -> JoinHandle<Result<(), Error>> {
@@ -280,6 +291,7 @@ impl Stages {
             finished,
             counters: self.counters.clone(),
             input_sha256: input.sha256,
+            resolver,
         };
         let (sink, stop, source) = (self.sink.clone(), self.stop.clone(), input.source);
         tokio::task::spawn_blocking(move || reader.read_rows(source, &rows, &sink, &stop))

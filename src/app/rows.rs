@@ -116,6 +116,9 @@ pub struct Reader {
     pub counters: Arc<Counters>,
     /// The input's SHA-256 from the first pass: read to its end, the file must still have it.
     pub input_sha256: Sha256,
+    /// Finds the GUIDs of customers named by domain and users named by UPN (None: no row
+    /// names any, or a dry run).
+    pub resolver: Option<Arc<super::resolve::Resolver>>,
 }
 
 /// The reader's end of the row queue. It waits for a quarter of the queue to be free before
@@ -164,11 +167,23 @@ impl Reader {
     ) -> Result<(), Error> {
         let mut record = ByteRecord::new();
         let mut queue = Queue::new(rows);
+        let wide = source.header.with_user_id();
         while !stop.is_stopping() {
             let Some(line) = source.next_record(&mut record)? else {
                 break;
             };
-            let row = self.check(line, &record, &source.header);
+            let row = match self.resolve(line, &record, &source.header) {
+                None => self.check(line, &record, &source.header),
+                Some(Ok((rewritten, true))) => {
+                    let header = wide.as_ref().unwrap_or(&source.header);
+                    self.check(line, &rewritten, header)
+                }
+                Some(Ok((rewritten, false))) => self.check(line, &rewritten, &source.header),
+                Some(Err(unresolved)) => {
+                    sink.send_paced(unresolved);
+                    continue;
+                }
+            };
             let hash = match &row {
                 Ok(r) => r.hash,
                 Err(i) => i.hash,
@@ -214,6 +229,58 @@ impl Reader {
             });
         }
         Ok(())
+    }
+
+    /// A row that names its customer by domain or its user by UPN: the record with their GUIDs
+    /// (and whether the user's id was added after the header's fields), or its record when
+    /// they cannot be found (in a dry run: planned, saying it needs resolution).
+    fn resolve(
+        &self,
+        line: u64,
+        record: &ByteRecord,
+        header: &input::Header,
+    ) -> Option<Result<(ByteRecord, bool), Record>> {
+        use crate::input::names;
+        let names = names::names(record, header)?;
+        let unresolved = |outcome: Outcome, reason: String| {
+            let invalid = validate::Invalid {
+                context: Default::default(),
+                line,
+                customer: crate::core::text::shorten(&names.customer, 60),
+                user: String::new(),
+                reason,
+                hash: crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
+            };
+            Record {
+                outcome,
+                ..Record::invalid(&invalid)
+            }
+        };
+        let Some(resolver) = &self.resolver else {
+            let (outcome, why) = match self.dry_run {
+                true => (Outcome::Planned, "a dry run lists nothing"),
+                false => (Outcome::Invalid, "no resolver"),
+            };
+            let reason = format!("names its customer by domain or its user by user principal name: found when sent ({why})");
+            return Some(Err(unresolved(outcome, reason)));
+        };
+        let handle = tokio::runtime::Handle::current();
+        let found = handle.block_on(async {
+            let customer = resolver.customer(&names.customer).await?;
+            let user = match &names.user_principal_name {
+                Some(upn) => Some(resolver.user(customer, None, Some(upn)).await?),
+                None => None,
+            };
+            Ok::<_, super::resolve::Unresolved>((customer, user))
+        });
+        Some(match found {
+            Ok((customer, user)) => {
+                let rewritten = names::with_ids(record, header, &names, customer, user);
+                let widened = user.is_some() && header.position(input::Column::UserId).is_none();
+                Ok((rewritten, widened))
+            }
+            Err(e) => Err(unresolved(e.outcome, e.reason)),
+        })
     }
 
     /// Validation plus the duplicate check (see [`check_row`]).

@@ -46,7 +46,7 @@ pub enum InputError {
         second_name: String,
     },
     #[error(
-        "input file {path}: no user_id column (accepted names: user_id, userid, id, objectid)"
+        "input file {path}: no user_id column (accepted names: user_id, userid, id, objectid) and no user_principal_name column to find the users by"
     )]
     MissingUserId { path: PathBuf },
     #[error("input file {path}: no customer_id column (accepted names: customer_id, customer_tenant_id, tenant_id) and no --customer-id given")]
@@ -251,7 +251,10 @@ impl Header {
     /// The columns every run needs.
     fn check(&self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
         let path = || path.to_owned();
-        if self.position(Column::UserId).is_none() {
+        // Without user_id, users are found by user_principal_name (`input::names`).
+        if self.position(Column::UserId).is_none()
+            && self.position(Column::UserPrincipalName).is_none()
+        {
             return Err(InputError::MissingUserId { path: path() });
         }
         if self.position(Column::CustomerId).is_none() && !options.has_default_customer {
@@ -275,6 +278,19 @@ impl Header {
     /// The record index of a column, if the file has it.
     pub fn position(&self, col: Column) -> Option<usize> {
         self.positions[col.index()]
+    }
+
+    /// This header with a `user_id` column after the others (rows whose users were found by
+    /// user principal name carry the id there); None when it has one.
+    pub fn with_user_id(&self) -> Option<Header> {
+        if self.position(Column::UserId).is_some() {
+            return None;
+        }
+        let mut header = self.clone();
+        header.positions[Column::UserId.index()] = Some(self.width);
+        header.width += 1;
+        header.names.push(Column::UserId.name().to_string());
+        Some(header)
     }
 }
 
@@ -630,8 +646,12 @@ mod tests {
             ),
             "{e}"
         );
-        let e = header(&["customer_id", "upn"]).unwrap_err();
+        let e = header(&["customer_id", "usage_location"]).unwrap_err();
         assert!(matches!(e, InputError::MissingUserId { .. }), "{e}");
+        // Without user_id the UPN finds the users: it is no change.
+        let e = header(&["customer_id", "upn"]).unwrap_err();
+        assert!(matches!(e, InputError::NothingToUpdate { .. }), "{e}");
+        assert!(header(&["customer_id", "upn", "usage_location"]).is_ok());
         let e = header(&["user_id", "upn"]).unwrap_err();
         assert!(matches!(e, InputError::MissingCustomer { .. }), "{e}");
         let e = header(&["customer_id", "user_id"]).unwrap_err();

@@ -3,6 +3,7 @@
 //! and progress. Uses `core`, `targets`, `settings` and `input`.
 
 pub mod audit_file;
+pub mod export_file;
 pub mod handover;
 pub mod paths;
 pub mod progress;

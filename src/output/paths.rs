@@ -170,6 +170,55 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     Ok(())
 }
 
+/// `bulkpatch export`: the export file and its state file are neither each other, nor the
+/// customers file, nor a file the export reads (config, token, client secret), nor the
+/// refresh-token file, nor a secrets file, nor a symbolic link, nor a device.
+pub fn check_export(settings: &Settings) -> Result<(), PathError> {
+    let state = crate::output::export_file::state_path(&settings.out);
+    let refresh = match &settings.credentials {
+        Some(crate::settings::credentials::Credentials::Refresh(g)) => g.refresh_token_file.clone(),
+        _ => None,
+    };
+    let files: Vec<Named> = [
+        ("--out", Some(settings.out.clone())),
+        ("the export state file", Some(state.clone())),
+        ("[auth] refresh_token_file", refresh),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| {
+        Some(Named {
+            name: name.into(),
+            path: path?,
+        })
+    })
+    .collect();
+    refuse_collisions(&files)?;
+    for (name, path) in &settings.read_files {
+        let read = Identity::of(path);
+        if let Some(output) = files[..2]
+            .iter()
+            .find(|f| read.same(&Identity::of(&f.path)))
+        {
+            return Err(PathError::Same {
+                first: output.name.clone(),
+                second: (*name).into(),
+                path: output.path.clone(),
+            });
+        }
+    }
+    refuse_missing_dir("--out", &settings.out)?;
+    for file in &files[..2] {
+        refuse_symlink(&file.path, &file.name)?;
+        if std::fs::metadata(&file.path).is_ok_and(|m| !m.is_file()) {
+            return Err(PathError::OutNotAFile {
+                path: file.path.clone(),
+            });
+        }
+        refuse_secrets(&file.name, &file.path)?;
+    }
+    Ok(())
+}
+
 /// Refuses a `--summary-json` or `--report` in a directory that does not exist: they are
 /// written only at the end, so this is found before any update is sent rather than after.
 /// Checked once the summary JSON can report it (after [`check_run`]).

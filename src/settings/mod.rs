@@ -6,6 +6,7 @@
 
 pub mod ca;
 pub mod credentials;
+pub mod export;
 pub mod file;
 pub mod login;
 pub mod options;

@@ -41,6 +41,12 @@ pub struct SimConfig {
     /// An OAuth 2.0 token endpoint (refresh-token grant) at `/{tenant}/oauth2/v2.0/token`;
     /// the access tokens it issues are accepted by the API until they expire.
     pub oauth: Option<SimOAuth>,
+    /// The customers and users the collections list and GET answers. None: the demo's
+    /// directory, and users outside it are synthesized; Some: users and customers outside it
+    /// are answered 404.
+    pub directory: Option<Directory>,
+    /// The most items a collection page holds (small values make tests cross pages). Default 100.
+    pub page_size: usize,
 }
 
 /// The simulator's token endpoint, like Entra ID's for Partner Center's App+User flow.
@@ -124,6 +130,8 @@ impl Default for SimConfig {
             record: true,
             script: HashMap::new(),
             oauth: None,
+            directory: None,
+            page_size: 100,
         }
     }
 }

@@ -27,6 +27,9 @@
 //! 9. the PATCH body is validated and merged into the stored user, or the GET
 //!    answers the stored (or a synthesized) user.
 //!
+//! `GET /v1/customers` and `/v1/customers/{customer}/users` list the [`Directory`] in pages
+//! (see `collections`); a user the directory holds is answered from it.
+//!
 //! Connections are served by a hand-written accept loop so that a single
 //! connection can be closed without any response (the `Drop` fault).
 
@@ -58,8 +61,10 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 mod authority;
+mod collections;
 pub mod command;
 mod config;
+mod directory;
 mod oauth;
 mod responses;
 mod routes;
@@ -71,9 +76,11 @@ mod tests;
 mod validation;
 
 pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
+pub use directory::{DirCustomer, DirUser, Directory};
 pub use state::{RecordedRequest, SimStats, TokenRequest};
 
 use authority::*;
+use directory::Indexed;
 use oauth::*;
 use responses::*;
 use routes::*;
@@ -205,7 +212,9 @@ impl Simulator {
     /// `"passwordProfile":{"forceChangePassword":..,"passwordSet":true}`.
     pub fn user(&self, customer: Uuid, user: Uuid) -> Option<Value> {
         let overrides = lock(&self.shared.users).get(&(customer, user)).cloned()?;
-        Some(Value::Object(current_user(customer, user, &overrides)))
+        Some(Value::Object(
+            self.shared.current_user(customer, user, &overrides),
+        ))
     }
 
     /// Presets a user's current fields, over the synthesized default user.

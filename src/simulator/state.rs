@@ -166,6 +166,11 @@ pub(super) struct Shared {
     pub(super) counters: Counters,
     pub(super) oauth: Option<SimOAuth>,
     pub(super) oauth_state: Mutex<OAuthState>,
+    /// The customers and users the collections list.
+    pub(super) directory: Indexed,
+    pub(super) page_size: usize,
+    /// Makes this simulator's continuation tokens its own.
+    pub(super) salt: String,
 }
 
 impl Shared {
@@ -209,6 +214,9 @@ impl Shared {
                 ..OAuthState::default()
             }),
             oauth: c.oauth,
+            directory: Indexed::new(c.directory),
+            page_size: c.page_size.max(1),
+            salt: Uuid::new_v4().simple().to_string(),
         }
     }
 

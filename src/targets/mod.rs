@@ -5,6 +5,7 @@
 //! [`TARGETS`]. Uses only `core`.
 
 pub mod changes;
+pub mod listing;
 pub mod partner_center;
 pub mod select;
 
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use crate::targets::changes::{Changes, FieldChange};
+pub use crate::targets::listing::{Collection, CustomerItem, NextLink, Page, PageError, UserItem};
 
 /// Every target, by the name a setting would choose it by: one line per target.
 pub const TARGETS: &[(&str, MakeTarget)] =
@@ -243,6 +245,32 @@ pub trait Target: Send + Sync + Debug {
     /// `FieldChange::field`, the CSV column that sets it again). Empty: no undo.
     fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
         &[]
+    }
+
+    /// The request for a page of `collection`: its first page, or the page `next` names.
+    /// A target that cannot list answers why.
+    fn list_request(
+        &self,
+        collection: Collection,
+        next: Option<&NextLink>,
+        ids: Ids,
+    ) -> Result<Request, PageError> {
+        let _ = (collection, next, ids);
+        Err(listing::unsupported("customers or users"))
+    }
+    /// A page of customers from a successful answer (a JSON object, hostile like any answer).
+    fn customers_page(&self, body: &Map<String, Value>) -> Result<Page<CustomerItem>, PageError> {
+        let _ = body;
+        Err(listing::unsupported("customers"))
+    }
+    /// A page of `customer`'s users from a successful answer.
+    fn users_page(
+        &self,
+        customer: Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<UserItem>, PageError> {
+        let _ = (customer, body);
+        Err(listing::unsupported("users"))
     }
 }
 

@@ -1,11 +1,12 @@
 //! Partner Center (`api.partnercenter.microsoft.com`): one PATCH or GET per row on
 //! `/v1/customers/{customer}/users/{user}`, `MS-RequestId` (renewed after each answer, kept when
 //! none arrived) and `MS-CorrelationId` (one per row), the body, the fields and their checks,
-//! the error bodies and what their codes mean, reading users back for audits, and the OAuth
-//! scope. Uses only `core` and `targets`.
+//! the error bodies and what their codes mean, reading users back for audits, the customers
+//! and users collections (`collections`), and the OAuth scope. Uses only `core` and `targets`.
 
 pub mod audit;
 pub mod body;
+pub mod collections;
 pub mod columns;
 pub mod errors;
 pub mod explain;
@@ -14,7 +15,8 @@ pub mod fields;
 use serde_json::{Map, Value};
 
 use crate::targets::{
-    Answer, Changes, Field, FieldChange, IdRule, Ids, Method, Op, Request, RowRef, Target,
+    Answer, Changes, Collection, CustomerItem, Field, FieldChange, IdRule, Ids, Method, NextLink,
+    Op, Page, PageError, Request, RowRef, Target, UserItem,
 };
 
 /// The default API root.
@@ -119,6 +121,27 @@ impl Target for PartnerCenter {
 
     fn refuses_tenant(&self, status: u16, code: Option<&str>) -> Option<&'static str> {
         errors::tenant_refusal(status, code)
+    }
+
+    fn list_request(
+        &self,
+        collection: Collection,
+        next: Option<&NextLink>,
+        ids: Ids,
+    ) -> Result<Request, PageError> {
+        Ok(collections::request(collection, next, ids))
+    }
+
+    fn customers_page(&self, body: &Map<String, Value>) -> Result<Page<CustomerItem>, PageError> {
+        collections::customers(body)
+    }
+
+    fn users_page(
+        &self,
+        customer: uuid::Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<UserItem>, PageError> {
+        collections::users(customer, body)
     }
 }
 
