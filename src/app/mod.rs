@@ -41,6 +41,8 @@ pub enum Error {
     #[error(transparent)]
     Secrets(#[from] crate::output::secrets::SecretsError),
     #[error(transparent)]
+    Undo(#[from] crate::output::undo::UndoError),
+    #[error(transparent)]
     Resume(#[from] crate::output::reader::ResumeError),
     #[error(transparent)]
     Render(#[from] crate::report::RenderError),

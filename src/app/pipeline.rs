@@ -65,6 +65,8 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     };
     let generator = Generator::for_run(&settings, &finished)?;
 
+    // Before anything is sent: a run that cannot keep the previous values does not start.
+    let undo = open_undo_file(&settings)?;
     let stages = Stages::start(&settings, input.rows)?;
     stages
         .counters
@@ -74,7 +76,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
     let reader = stages.spawn_reader(&settings, input, (generator, resolver), finished, row_tx);
     match sender {
-        Some((client, tokens)) => stages.send(&settings, client, tokens, row_rx).await,
+        Some((client, tokens)) => stages.send(&settings, client, tokens, undo, row_rx).await,
         None => drop(row_rx),
     }
     let (tally, ended) = stages.finish(reader).await?;
@@ -82,6 +84,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let final_tally = compact(&settings, &tally, max_line).await;
     // Still under the lock: no other run appends to the secrets file while it is replaced.
     hand_over_secrets(&settings, max_line).await;
+    finish_undo_file(&settings, max_line).await;
     drop(lock);
     let mut summary = ended.summary(&settings, started, &tally, &final_tally);
     summary.input_sha256 = Some(sha256.to_string());
@@ -303,6 +306,7 @@ impl Stages {
         settings: &Settings,
         client: Client,
         tokens: Arc<TokenProvider>,
+        undo: Option<Arc<crate::output::undo::UndoFile>>,
         rows: mpsc::Receiver<Row>,
     ) {
         let pacer = Arc::new(Pacer::with_limits(
@@ -331,6 +335,7 @@ impl Stages {
             counters: self.counters.clone(),
             reach: reach::Reach::new(settings.base_url.host_str().unwrap_or("the API")),
             tenants: Default::default(),
+            undo,
         });
         pool::run(rows, ctx, settings.concurrency).await;
     }
@@ -391,6 +396,8 @@ impl Ended {
             tally,
             attempts: c.attempts.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
+            reads: c.reads.load(Ordering::Relaxed),
+            not_undoable: c.not_undoable.load(Ordering::Relaxed),
             elapsed: started.elapsed(),
             stopped: self.stop.reason(),
             skipped: c.skipped.load(Ordering::Relaxed),
@@ -440,6 +447,43 @@ async fn hand_over_secrets(settings: &Settings, max_line: u64) {
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot add the applied column to the secrets file: it is as the run wrote it")
+        }
+    }
+}
+
+/// The undo file of a run with `--undo-file` (created new, or continued on a resume).
+fn open_undo_file(
+    settings: &Settings,
+) -> Result<Option<Arc<crate::output::undo::UndoFile>>, Error> {
+    let Some(path) = settings.undo_file.as_ref().filter(|_| !settings.dry_run) else {
+        return Ok(None);
+    };
+    let columns = settings
+        .target
+        .undo_columns()
+        .iter()
+        .map(|(_, c)| *c)
+        .collect();
+    let undo = crate::output::undo::UndoFile::open(path, columns, settings.resume)?;
+    Ok(Some(Arc::new(undo)))
+}
+
+/// The undo file rewritten to the rows applied or possibly applied, once each.
+async fn finish_undo_file(settings: &Settings, max_line: u64) {
+    let Some(undo) = settings.undo_file.clone().filter(|p| p.exists()) else {
+        return;
+    };
+    let results = settings.out.clone();
+    let path = undo.clone();
+    match blocking(move || crate::output::undo::finish(&path, &results, max_line)).await {
+        Ok(kept) => tracing::info!(
+            rows = kept.rows,
+            dropped = kept.dropped,
+            file = %undo.display(),
+            "undo file rewritten: run it as input to revert the rows applied"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot rewrite the undo file: it is as the run wrote it (every line a value read before its request; run it to revert)")
         }
     }
 }

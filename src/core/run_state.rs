@@ -118,6 +118,10 @@ pub struct Counters {
     pub attempts: AtomicU64,
     /// Requests answered 429.
     pub throttled: AtomicU64,
+    /// Of the requests sent, those that read a user (`--skip-unchanged`, `--undo-file`, audits).
+    pub reads: AtomicU64,
+    /// Rows whose password change cannot be undone (an undo file cannot read a password back).
+    pub not_undoable: AtomicU64,
     /// An audit's counts: its outcomes are shown, not `updated`.
     audit: bool,
     /// Customers done of those in the input (set once the input's first pass counted them).

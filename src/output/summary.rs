@@ -63,6 +63,10 @@ pub struct Summary {
     pub attempts: u64,
     /// Requests answered 429.
     pub throttled: u64,
+    /// Of the requests, those that read a user first (`--skip-unchanged`, `--undo-file`).
+    pub reads: u64,
+    /// Rows whose password change an undo file cannot revert (a password cannot be read back).
+    pub not_undoable: u64,
     pub elapsed_seconds: f64,
     /// Rows recorded per second.
     pub rows_per_second: f64,
@@ -109,6 +113,8 @@ pub struct SummaryInput<'a> {
     pub tally: &'a Tally,
     pub attempts: u64,
     pub throttled: u64,
+    pub reads: u64,
+    pub not_undoable: u64,
     pub elapsed: Duration,
     pub stopped: Option<&'a StopReason>,
     pub skipped: u64,
@@ -167,6 +173,8 @@ impl Summary {
             errors,
             attempts: s.attempts,
             throttled: s.throttled,
+            reads: s.reads,
+            not_undoable: s.not_undoable,
             elapsed_seconds: round3(s.elapsed.as_secs_f64()),
             rows_per_second: round3(t.recorded as f64 / secs),
             requests_per_second: round3(s.attempts as f64 / secs),
@@ -205,6 +213,8 @@ impl Summary {
             tally,
             attempts: 0,
             throttled: 0,
+            reads: 0,
+            not_undoable: 0,
             elapsed: Duration::ZERO,
             stopped: None,
             skipped: 0,
@@ -229,6 +239,8 @@ impl Summary {
             tally: &empty,
             attempts: 0,
             throttled: 0,
+            reads: 0,
+            not_undoable: 0,
             elapsed: Duration::ZERO,
             stopped: None,
             skipped: 0,
@@ -280,6 +292,8 @@ impl Summary {
                     errors = %to_json(&self.errors),
                     attempts = self.attempts,
                     throttled = self.throttled,
+                    reads = self.reads,
+                    not_undoable = self.not_undoable,
                     elapsed_seconds = self.elapsed_seconds,
                     rows_per_second = self.rows_per_second,
                     requests_per_second = self.requests_per_second,
@@ -340,9 +354,13 @@ impl Summary {
             );
         }
         if !self.dry_run && self.attempts > 0 {
+            let reads = match self.reads {
+                0 => String::new(),
+                r => format!("{r} reads and {} writes, ", self.attempts.saturating_sub(r)),
+            };
             let _ = writeln!(
                 out,
-                "  requests: {} sent ({} answered 429), {:.1} rows/s, {:.1} requests/s",
+                "  requests: {} sent ({reads}{} answered 429), {:.1} rows/s, {:.1} requests/s",
                 self.attempts, self.throttled, self.rows_per_second, self.requests_per_second
             );
         }
@@ -350,6 +368,13 @@ impl Summary {
             let _ = writeln!(
                 out,
                 "  pace adapted to the API: {pace:.1} requests/s at the end (429s or rate-limit headers)"
+            );
+        }
+        if self.not_undoable > 0 {
+            let _ = writeln!(
+                out,
+                "  not undoable: {} password changes (a password cannot be read back; they are not in the undo file)",
+                self.not_undoable
             );
         }
         if self.customers_paced_alone > 0 {
@@ -462,6 +487,8 @@ mod tests {
             tally: &tally,
             attempts: 0,
             throttled: 0,
+            reads: 0,
+            not_undoable: 0,
             elapsed: Duration::from_secs(1),
             stopped: Some(&StopReason::Interrupted),
             skipped: 0,

@@ -41,6 +41,8 @@ pub struct Context {
     pub reach: crate::send::reach::Reach,
     /// Customers that refused several rows in a row: their other rows are not sent.
     pub tenants: crate::send::tenants::Tenants,
+    /// `--undo-file`: each row's previous values, written and synced before its request.
+    pub undo: Option<Arc<crate::output::undo::UndoFile>>,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops. The
@@ -94,9 +96,13 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             .get()
             .map_or(Duration::ZERO, std::time::Instant::elapsed)
     };
+    // An undo file reads first too (one read serves both), and skips rows already as desired.
     let (reads, skip_unchanged) = match ctx.operation {
         Operation::Audit => (true, false),
-        Operation::Patch { skip_unchanged } => (skip_unchanged, skip_unchanged),
+        Operation::Patch { skip_unchanged } => {
+            let read = skip_unchanged || ctx.undo.is_some();
+            (read, read)
+        }
     };
     let mut read_attempts = (0, 0);
     if reads {
@@ -126,7 +132,12 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             }
             // Could not read the user: the write would fail the same way.
             (_, None) => return Some(record),
-            (_, Some(_)) => read_attempts = (read.attempts, read.throttled),
+            (_, Some(fields)) => {
+                if !write_ahead(ctx, &row, &fields) {
+                    return None;
+                }
+                read_attempts = (read.attempts, read.throttled);
+            }
         }
     }
     let mut driven = exchange(ctx, &row, Op::Write, correlation_id, &first_sent, &held).await;
@@ -144,6 +155,37 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
         "row finished"
     );
     Some(record)
+}
+
+/// With `--undo-file`: appends the row's previous values of the fields it changes and syncs
+/// them, before its request. False (the run stopped, nothing sent for the row) when the file
+/// cannot be written: an update whose original value could be lost is not sent.
+fn write_ahead(ctx: &Context, row: &Row, fields: &[crate::targets::FieldChange]) -> bool {
+    let Some(undo) = &ctx.undo else {
+        return true;
+    };
+    if row.changes.password.is_some() {
+        ctx.counters.not_undoable.fetch_add(1, Ordering::Relaxed);
+    }
+    let columns = ctx.target.undo_columns();
+    let previous: Vec<(&'static str, String)> = fields
+        .iter()
+        .filter(|f| f.changes)
+        .filter_map(|f| {
+            let (_, column) = columns.iter().find(|(api, _)| *api == f.field)?;
+            Some((*column, f.current.clone().unwrap_or_default()))
+        })
+        .collect();
+    if previous.is_empty() {
+        return true; // only a password changes: nothing to keep
+    }
+    match undo.record(row.customer, row.user, &previous) {
+        Ok(_) => true,
+        Err(e) => {
+            ctx.stop.stop(StopReason::WriteFailed(e.to_string()));
+            false
+        }
+    }
 }
 
 /// An audit row's outcome from its GET.
@@ -264,6 +306,11 @@ async fn exchange(
     ctx.counters
         .throttled
         .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
+    if op == Op::Read {
+        ctx.counters
+            .reads
+            .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
+    }
     ctx.tenants.observe(customer, Seen::of(target, &driven));
     driven
 }

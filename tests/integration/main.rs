@@ -33,3 +33,4 @@ mod throttling;
 mod tls_and_proxies;
 mod torn_records;
 mod toy_target;
+mod undo;
