@@ -173,6 +173,23 @@ impl Lister {
         .await
     }
 
+    /// The names of `user`'s directory roles (a few at most: kept in memory).
+    pub async fn roles(&self, customer: Uuid, user: Uuid) -> Result<Vec<String>, ListError> {
+        let mut names = Vec::new();
+        let target = self.target.clone();
+        self.walk(
+            Collection::Roles { customer, user },
+            Some(customer),
+            |b| target.roles_page(customer, user, b),
+            |name| {
+                names.push(name);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(names)
+    }
+
     async fn walk<T>(
         &self,
         collection: Collection,
@@ -276,6 +293,9 @@ impl Lister {
             .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
         c.throttled
             .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
+        // Every listing request reads (the summary shows reads and writes apart).
+        c.reads
+            .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
     }
 }
 

@@ -8,6 +8,7 @@ pub mod export;
 mod guards;
 pub mod listing;
 mod pipeline;
+pub mod protect;
 pub mod resolve;
 mod rows;
 mod signals;
@@ -42,6 +43,8 @@ pub enum Error {
     Secrets(#[from] crate::output::secrets::SecretsError),
     #[error(transparent)]
     Undo(#[from] crate::output::undo::UndoError),
+    #[error(transparent)]
+    Protect(#[from] crate::input::protect_list::ProtectFileError),
     #[error(transparent)]
     Resume(#[from] crate::output::reader::ResumeError),
     #[error(transparent)]

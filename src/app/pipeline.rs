@@ -15,6 +15,7 @@ use super::{blocking, guards, signals, Error};
 use crate::core::digest::Sha256;
 use crate::core::run_state::{Counters, Operation, Stop};
 use crate::input::csv::{CsvSource, ReadOptions};
+use crate::input::protect_list::ProtectList;
 use crate::input::rows::{self as validate, Duplicates, Row};
 use crate::output::progress::Progress;
 use crate::output::results::{self, Sink, Tally};
@@ -33,6 +34,10 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     crate::output::paths::check_dirs(&settings)?;
     let mut input = Input::open(&settings).await?;
     guards::check_digest(&settings, input.sha256)?;
+    let protect = match &settings.protect_file {
+        Some(path) => ProtectList::read(path)?,
+        None => ProtectList::default(),
+    };
     if input.rows == 0 && !settings.compact_only {
         let (dry_run, audit) = (settings.dry_run, is_audit(&settings));
         let mut summary = Summary::no_data_rows(settings.input, settings.out, dry_run, audit);
@@ -57,6 +62,8 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let finished = finished_rows(&settings, input.max_line).await?;
     let finished =
         guards::check_max_changes(&settings, &input.options, &input.duplicates, finished).await?;
+    // Before anything is sent: a run that cannot keep the previous values does not start.
+    let undo = open_undo_file(&settings)?;
     let sender = connect(&mut settings).await?;
     let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
     let resolver = match &tokens {
@@ -64,9 +71,6 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         None => None,
     };
     let generator = Generator::for_run(&settings, &finished)?;
-
-    // Before anything is sent: a run that cannot keep the previous values does not start.
-    let undo = open_undo_file(&settings)?;
     let stages = Stages::start(&settings, input.rows)?;
     stages
         .counters
@@ -74,7 +78,13 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     lock.commit()?;
     let (max_line, sha256) = (input.max_line, input.sha256);
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
-    let reader = stages.spawn_reader(&settings, input, (generator, resolver), finished, row_tx);
+    let reader = stages.spawn_reader(
+        &settings,
+        input,
+        (generator, resolver, protect),
+        finished,
+        row_tx,
+    );
     match sender {
         Some((client, tokens)) => stages.send(&settings, client, tokens, undo, row_rx).await,
         None => drop(row_rx),
@@ -281,7 +291,11 @@ impl Stages {
         &self,
         settings: &Settings,
         input: Input,
-        (generator, resolver): (Option<Generator>, Option<Arc<super::resolve::Resolver>>),
+        (generator, resolver, protect): (
+            Option<Generator>,
+            Option<Arc<super::resolve::Resolver>>,
+            ProtectList,
+        ),
         finished: resume::Finished,
         rows: mpsc::Sender<Row>,
     ) -> JoinHandle<Result<(), Error>> {
@@ -295,6 +309,7 @@ impl Stages {
             counters: self.counters.clone(),
             input_sha256: input.sha256,
             resolver,
+            protect,
         };
         let (sink, stop, source) = (self.sink.clone(), self.stop.clone(), input.source);
         tokio::task::spawn_blocking(move || reader.read_rows(source, &rows, &sink, &stop))
@@ -316,6 +331,31 @@ impl Stages {
         if let Ok(mut slot) = self.pace.lock() {
             *slot = Some(pacer.clone());
         }
+        let policy = retry::Policy {
+            max_attempts: settings.max_attempts,
+            backoff: retry::Backoff {
+                base: settings.backoff_base,
+                cap: settings.backoff_cap,
+            },
+            ids: settings.target.request_ids(),
+        };
+        // Administrators' passwords: their roles read first, through the same pacer and client.
+        let patching = matches!(settings.operation, Operation::Patch { .. });
+        let guard = (patching && !settings.include_admins).then(|| {
+            let protection = crate::app::protect::Protection {
+                lister: crate::app::listing::Lister {
+                    target: settings.target.clone(),
+                    client: client.clone(),
+                    tokens: tokens.clone(),
+                    pacer: pacer.clone(),
+                    stop: self.stop.clone(),
+                    policy,
+                    counters: self.counters.clone(),
+                },
+                roles: settings.protected_roles.clone(),
+            };
+            Arc::new(protection) as Arc<dyn crate::send::guard::Guard>
+        });
         let ctx = Arc::new(pool::Context {
             operation: settings.operation,
             target: settings.target.clone(),
@@ -323,19 +363,13 @@ impl Stages {
             tokens,
             pacer,
             stop: self.stop.clone(),
-            policy: retry::Policy {
-                max_attempts: settings.max_attempts,
-                backoff: retry::Backoff {
-                    base: settings.backoff_base,
-                    cap: settings.backoff_cap,
-                },
-                ids: settings.target.request_ids(),
-            },
+            policy,
             results: self.sink.clone(),
             counters: self.counters.clone(),
             reach: reach::Reach::new(settings.base_url.host_str().unwrap_or("the API")),
             tenants: Default::default(),
             undo,
+            guard,
         });
         pool::run(rows, ctx, settings.concurrency).await;
     }

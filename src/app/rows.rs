@@ -119,6 +119,8 @@ pub struct Reader {
     /// Finds the GUIDs of customers named by domain and users named by UPN (None: no row
     /// names any, or a dry run).
     pub resolver: Option<Arc<super::resolve::Resolver>>,
+    /// `--protect-file`: users never changed.
+    pub protect: crate::input::protect_list::ProtectList,
 }
 
 /// The reader's end of the row queue. It waits for a quarter of the queue to be free before
@@ -198,6 +200,18 @@ impl Reader {
                 self.counters.customer_row_done(&customer);
                 continue;
             }
+            // A protected user gets no request and no password.
+            let row = match row {
+                Ok(r) if self.protect.protects(&r) => {
+                    sink.send_paced(Record {
+                        outcome: Outcome::Protected,
+                        message: "not changed: the user is listed in --protect-file".into(),
+                        ..Record::unsent(&r)
+                    });
+                    continue;
+                }
+                row => row,
+            };
             let row = match (row, self.generator.as_mut()) {
                 (Ok(mut row), Some(generator)) => match generator.password_for(&row) {
                     Ok(password) => {

@@ -243,12 +243,16 @@ pub enum Outcome {
     NotFound,
     /// An audit: the partner may not read this customer's users (403).
     Forbidden,
+    /// Not changed on purpose: an administrator's password (`--include-admins` changes it), or
+    /// a user listed in `--protect-file`.
+    Protected,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Updated,
         Outcome::Unchanged,
+        Outcome::Protected,
         Outcome::WouldChange,
         Outcome::Planned,
         Outcome::NotFound,
@@ -293,6 +297,7 @@ impl Outcome {
             Outcome::WouldChange => "would_change",
             Outcome::NotFound => "not_found",
             Outcome::Forbidden => "forbidden",
+            Outcome::Protected => "protected",
         }
     }
 }

@@ -7,4 +7,5 @@ pub mod csv;
 pub mod interleave;
 pub mod names;
 pub mod passwords;
+pub mod protect_list;
 pub mod rows;

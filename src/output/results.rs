@@ -69,6 +69,29 @@ impl Record {
         }
     }
 
+    /// A record for a row nothing was sent for (its outcome and message still to be set).
+    pub fn unsent(row: &crate::input::rows::Row) -> Record {
+        Record {
+            line: row.line,
+            customer_id: row.customer.to_string(),
+            user_id: row.user.to_string(),
+            outcome: Outcome::Failed,
+            http_status: None,
+            error_code: None,
+            message: String::new(),
+            attempts: 0,
+            elapsed_ms: 0,
+            request_id: None,
+            correlation_id: None,
+            finished_at: SystemTime::now(),
+            body: None,
+            row_hash: row.hash,
+            throttled: 0,
+            fields: Vec::new(),
+            context: row.context.clone(),
+        }
+    }
+
     /// The context columns' cells (`CONTEXT_COLUMNS`), made safe for spreadsheets.
     fn context_cells(&self) -> [Cow<'_, str>; 3] {
         [

@@ -27,7 +27,9 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const AGENT: HeaderValue =
     HeaderValue::from_static(concat!("bulkpatch/", env!("CARGO_PKG_VERSION")));
 
-/// The API client, built once per run and shared by all workers.
+/// The API client, built once per run and shared by all workers (a clone shares its
+/// connections).
+#[derive(Clone)]
 pub struct Client {
     /// The run's one HTTP client (`crate::send::http_client::client`), shared with the token provider.
     http: reqwest::Client,

@@ -43,6 +43,8 @@ pub struct Context {
     pub tenants: crate::send::tenants::Tenants,
     /// `--undo-file`: each row's previous values, written and synced before its request.
     pub undo: Option<Arc<crate::output::undo::UndoFile>>,
+    /// Protected administrators: checked before a password row is sent.
+    pub guard: Option<Arc<dyn crate::send::guard::Guard>>,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops. The
@@ -88,6 +90,9 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
         held.get()
             .map(|refusal| held_record(&row, refusal, ctx.operation))
     };
+    if let Some(record) = guard(ctx, &row).await {
+        return record;
+    }
     let correlation_id = crate::core::ids::new_id();
     // elapsed_ms runs from the row's first request, not from its wait behind the pacer.
     let first_sent = OnceLock::new();
@@ -155,6 +160,35 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
         "row finished"
     );
     Some(record)
+}
+
+/// The protection check of a password row: Some(the row's record, or None when the run
+/// stopped) when the row goes no further.
+async fn guard(ctx: &Context, row: &Row) -> Option<Option<Record>> {
+    use crate::send::guard::Guarded;
+    let guard = ctx.guard.as_ref().filter(|g| g.applies(row))?;
+    let (outcome, http_status, error_code, message) = match guard.check(row).await {
+        Guarded::Allow => return None,
+        Guarded::Stopped => return Some(None),
+        Guarded::Protected(why) => (Outcome::Protected, None, None, why),
+        Guarded::Unknown {
+            status,
+            code,
+            message,
+        } => (
+            Outcome::Failed,
+            status,
+            code,
+            format!("not sent: the user's directory roles could not be read ({message}); an administrator's password is never reset unread"),
+        ),
+    };
+    Some(Some(Record {
+        outcome,
+        http_status,
+        error_code,
+        message,
+        ..Record::unsent(row)
+    }))
 }
 
 /// With `--undo-file`: appends the row's previous values of the fields it changes and syncs

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use uuid::Uuid;
 
@@ -156,23 +155,11 @@ pub fn held_record(row: &Row, refusal: &Refusal, operation: Operation) -> Record
         row.customer, refusal.count, refusal.status, refusal.reason
     );
     Record {
-        line: row.line,
-        customer_id: row.customer.to_string(),
-        user_id: row.user.to_string(),
         outcome,
         http_status: Some(refusal.status),
         error_code: refusal.code.clone(),
         message,
-        attempts: 0,
-        elapsed_ms: 0,
-        request_id: None,
-        correlation_id: None,
-        finished_at: SystemTime::now(),
-        body: None,
-        row_hash: row.hash,
-        throttled: 0,
-        fields: Vec::new(),
-        context: row.context.clone(),
+        ..Record::unsent(row)
     }
 }
 

@@ -143,6 +143,12 @@ pub struct Settings {
     /// Continue the run recorded in `out` (`--resume`).
     /// `--undo-file`: the previous values, written ahead of each row's request.
     pub undo_file: Option<PathBuf>,
+    /// `--include-admins`: administrators' passwords are changed too (no roles read).
+    pub include_admins: bool,
+    /// `--protected-roles`: the roles that protect a password (empty: any role).
+    pub protected_roles: Vec<String>,
+    /// `--protect-file`: users never changed.
+    pub protect_file: Option<PathBuf>,
     pub resume: bool,
     /// With `resume`, send again every failed row, not only those that failed transiently.
     pub retry_failed: bool,
@@ -198,6 +204,9 @@ impl Settings {
             },
             report: v.report,
             undo_file: v.undo_file,
+            include_admins: v.include_admins,
+            protected_roles: v.protected_roles,
+            protect_file: v.protect_file,
             resume: v.resume,
             retry_failed: v.retry_failed,
             compact_only: v.compact,

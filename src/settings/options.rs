@@ -132,6 +132,15 @@ run {
     undo_file: Option<PathBuf> => Option<PathBuf>, parse some,
         help "New file that receives, before each row is sent, the user's previous values of the fields it changes: running it as input reverts the run (each row read first, like --skip-unchanged)",
         cli(long, value_name = "FILE", conflicts_with = "dry_run"), toml "undo.csv";
+    include_admins: bool => bool, parse as_given,
+        help "Change passwords of users holding an administrative directory role too (by default such rows are recorded `protected`, their roles read first)",
+        cli(long), toml "true";
+    protected_roles: Option<String> => Vec<String>, parse |t| Ok(t.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()),
+        help "Only these directory roles (comma-separated names, as Partner Center names them: `Company Administrator` is Global Administrator) protect a user's password [default: any role]",
+        cli(long, value_name = "ROLE,..."), toml "\"Company Administrator,User Administrator\"";
+    protect_file: Option<PathBuf> => Option<PathBuf>, parse some,
+        help "A file of users never changed by any run: one user GUID or user principal name per line (`#` comments); their rows are recorded `protected`",
+        cli(long, value_name = "FILE"), toml "/etc/bulkpatch/break-glass.txt";
     resume: bool => bool, parse as_given,
         help "Continue an interrupted run: skip rows the results file already has as done, send the rest, and add their records to the same results file",
         cli(long);

@@ -17,6 +17,8 @@ const MAX_SIZE: usize = 500;
 pub(super) enum Listing {
     Customers,
     Users(Uuid),
+    /// A user's directory roles: customer, user.
+    Roles(Uuid, Uuid),
     /// `/v1/customers/{not a GUID}/users`.
     BadCustomer,
 }
@@ -27,7 +29,15 @@ pub(super) fn route(path: &str) -> Option<Listing> {
     if rest.is_empty() || rest == "/" {
         return Some(Listing::Customers);
     }
-    let customer = rest.strip_prefix('/')?.strip_suffix("/users")?;
+    let rest = rest.strip_prefix('/')?;
+    if let Some(ids) = rest.strip_suffix("/directoryroles") {
+        let (customer, user) = ids.split_once("/users/")?;
+        return match (parse_guid(customer), parse_guid(user)) {
+            (Some(c), Some(u)) => Some(Listing::Roles(c, u)),
+            _ => Some(Listing::BadCustomer),
+        };
+    }
+    let customer = rest.strip_suffix("/users")?;
     if customer.contains('/') {
         return None;
     }
@@ -44,6 +54,7 @@ pub(super) async fn answer(
 ) -> Response {
     let key = match listing {
         Listing::Users(c) => Some(c),
+        Listing::Roles(_, u) => Some(u),
         _ => None,
     };
     if let Some(answer) = injected(ctx, conn, key, key, body).await {
@@ -103,6 +114,7 @@ fn page(
     let key = match listing {
         Listing::Customers => "customers".to_string(),
         Listing::Users(c) => c.to_string(),
+        Listing::Roles(c, u) => format!("{c}/{u}/roles"),
         Listing::BadCustomer => {
             return Err(bad_request("The customer tenant id must be a GUID."));
         }
@@ -116,10 +128,12 @@ fn page(
     };
     let (items, more) = match listing {
         Listing::Users(c) => users(shared, c, offset, size)?,
+        Listing::Roles(_, u) => roles(shared, u, offset, size),
         _ => customers(shared, param("filter"), offset, size)?,
     };
     let path = match listing {
         Listing::Users(c) => format!("/customers/{c}/users"),
+        Listing::Roles(c, u) => format!("/customers/{c}/users/{u}/directoryroles"),
         _ => "/customers".to_string(),
     };
     let filter = raw_filter(parts)
@@ -143,6 +157,23 @@ fn page(
             "attributes": {"objectType": "Collection"},
         }),
     ))
+}
+
+/// A page of a user's directory roles.
+fn roles(shared: &Shared, user: Uuid, offset: usize, size: usize) -> (Vec<Value>, bool) {
+    let held = shared.roles.get(&user).map_or(&[][..], Vec::as_slice);
+    let items = held
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|name| {
+            let hash = crate::core::hash::fnv1a([name.as_bytes()]);
+            let id = Uuid::from_u64_pair(hash, hash.rotate_left(17));
+            json!({"name": name, "id": id, "attributes": {"objectType": "DirectoryRole"}})
+        })
+        .collect::<Vec<_>>();
+    let more = offset + items.len() < held.len();
+    (items, more)
 }
 
 /// The `filter` parameter as sent (still encoded), to carry into the next link.

@@ -47,6 +47,9 @@ pub struct SimConfig {
     pub directory: Option<Directory>,
     /// The most items a collection page holds (small values make tests cross pages). Default 100.
     pub page_size: usize,
+    /// By user id: the names of the directory roles the user holds
+    /// (`GET .../users/{user}/directoryroles`); a user not listed holds none.
+    pub roles: HashMap<Uuid, Vec<String>>,
 }
 
 /// The simulator's token endpoint, like Entra ID's for Partner Center's App+User flow.
@@ -132,6 +135,7 @@ impl Default for SimConfig {
             oauth: None,
             directory: None,
             page_size: 100,
+            roles: HashMap::new(),
         }
     }
 }

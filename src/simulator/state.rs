@@ -169,6 +169,8 @@ pub(super) struct Shared {
     /// The customers and users the collections list.
     pub(super) directory: Indexed,
     pub(super) page_size: usize,
+    /// Each user's directory role names.
+    pub(super) roles: HashMap<Uuid, Vec<String>>,
     /// Makes this simulator's continuation tokens its own.
     pub(super) salt: String,
 }
@@ -216,6 +218,7 @@ impl Shared {
             oauth: c.oauth,
             directory: Indexed::new(c.directory),
             page_size: c.page_size.max(1),
+            roles: c.roles,
             salt: Uuid::new_v4().simple().to_string(),
         }
     }

@@ -20,6 +20,8 @@ pub enum Collection {
     Customers,
     /// One customer's users.
     Users { customer: Uuid },
+    /// One user's directory roles (administrative roles: Global Administrator, ...).
+    Roles { customer: Uuid, user: Uuid },
 }
 
 /// One customer as a listing shows it.

@@ -263,6 +263,16 @@ pub trait Target: Send + Sync + Debug {
         let _ = body;
         Err(listing::unsupported("customers"))
     }
+    /// A page of a user's directory role names from a successful answer.
+    fn roles_page(
+        &self,
+        customer: Uuid,
+        user: Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<String>, PageError> {
+        let _ = (customer, user, body);
+        Err(listing::unsupported("directory roles"))
+    }
     /// A page of `customer`'s users from a successful answer.
     fn users_page(
         &self,

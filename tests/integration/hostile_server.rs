@@ -212,6 +212,7 @@ async fn a_password_echoed_json_escaped_in_an_error_reaches_no_output() {
         &out,
         &[
             "-vv",
+            "--include-admins",
             "--report",
             html.to_str().unwrap(),
             "--summary-json",

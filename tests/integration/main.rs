@@ -20,6 +20,7 @@ mod passwords;
 mod pipeline;
 mod plans;
 mod properties;
+mod protect;
 mod resolve;
 mod resume;
 mod retries;

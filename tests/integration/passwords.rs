@@ -74,6 +74,7 @@ async fn a_generated_password_meets_the_rules_and_is_the_same_on_every_retry_and
         &out,
         &[
             "--generate-passwords",
+            "--include-admins",
             "--password-length",
             "20",
             "--secrets-out",
@@ -124,6 +125,7 @@ async fn a_generated_password_meets_the_rules_and_is_the_same_on_every_retry_and
         &dir.path().join("o2.csv"),
         &[
             "--generate-passwords",
+            "--include-admins",
             "--secrets-out",
             secrets_path.to_str().unwrap(),
         ],
@@ -150,6 +152,7 @@ async fn each_password_is_in_the_secrets_file_before_its_request_arrives() {
         &dir.path().join("o.csv"),
         &[
             "--generate-passwords",
+            "--include-admins",
             "--secrets-out",
             secrets_path.to_str().unwrap(),
         ],
@@ -191,7 +194,7 @@ async fn supplied_passwords_are_checked_sent_in_a_password_profile_and_redacted_
     .row(&[&c, &user(3).to_string(), "Sh0rt!", ""])
     .write(dir.path(), "pw.csv");
     let out = dir.path().join("o.csv");
-    let ran = run_bin(run_against(&sim, &input, &out, &[])).await;
+    let ran = run_bin(run_against(&sim, &input, &out, &["--include-admins"])).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let requests = sim.requests();
     assert_eq!(requests.len(), 1);
@@ -242,6 +245,7 @@ async fn supplied_passwords_are_checked_sent_in_a_password_profile_and_redacted_
         gen.to_str().unwrap(),
         "--dry-run",
         "--generate-passwords",
+        "--include-admins",
         "--secrets-out",
         secrets_path.to_str().unwrap(),
     ]))
@@ -296,6 +300,7 @@ async fn a_password_rotation_at_trace_level_leaks_no_password_or_token() {
         let secrets_path = sub.join("secrets.csv");
         let mut args = vec![
             "-vv",
+            "--include-admins",
             "--rate",
             "15/s",
             "--summary-json",

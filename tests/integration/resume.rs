@@ -303,6 +303,7 @@ async fn resume_reuses_the_password_of_a_row_in_flight_at_a_crash() {
         "--rate",
         "unlimited",
         "--generate-passwords",
+        "--include-admins",
         "--secrets-out",
         secrets.to_str().unwrap(),
     ];

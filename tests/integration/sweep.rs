@@ -19,6 +19,7 @@ async fn a_secrets_file_torn_inside_its_header_keeps_every_password_sent_on_resu
         let s = secrets.display().to_string();
         let args = [
             "--generate-passwords",
+            "--include-admins",
             "--secrets-out",
             &s,
             "--rate",
@@ -296,7 +297,12 @@ async fn a_dangling_link_as_secrets_out_is_refused_naming_the_file() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let sim = simulator(SimConfig::default()).await;
     let l = link.display().to_string();
-    let args = ["--generate-passwords", "--secrets-out", &l];
+    let args = [
+        "--generate-passwords",
+        "--include-admins",
+        "--secrets-out",
+        &l,
+    ];
     let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(

@@ -143,6 +143,7 @@ async fn a_secrets_line_cut_mid_password_gets_a_new_full_password_on_resume() {
     let sim = simulator(SimConfig::default()).await;
     let args = [
         "--generate-passwords",
+        "--include-admins",
         "--secrets-out",
         &s,
         "--rate",
@@ -201,6 +202,7 @@ async fn the_final_secrets_file_is_private_one_line_per_row_and_says_what_was_ap
     .await;
     let args = [
         "--generate-passwords",
+        "--include-admins",
         "--secrets-out",
         &s,
         "--rate",
@@ -318,6 +320,7 @@ async fn a_row_in_flight_at_an_interrupt_is_unknown_in_the_secrets_file() {
     let s = secrets.display().to_string();
     let args = [
         "--generate-passwords",
+        "--include-admins",
         "--secrets-out",
         &s,
         "--rate",

@@ -189,6 +189,7 @@ async fn rows_already_as_desired_and_passwords_are_not_in_the_undo_file() {
         &input,
         &out,
         &[
+            "--include-admins",
             "--undo-file",
             undo.to_str().unwrap(),
             "--summary-json",

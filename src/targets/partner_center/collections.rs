@@ -30,6 +30,9 @@ fn collection_path(collection: Collection) -> String {
     match collection {
         Collection::Customers => "/customers".into(),
         Collection::Users { customer } => format!("/customers/{customer}/users"),
+        Collection::Roles { customer, user } => {
+            format!("/customers/{customer}/users/{user}/directoryroles")
+        }
     }
 }
 
@@ -47,7 +50,7 @@ pub fn request(collection: Collection, next: Option<&NextLink>, ids: Ids) -> Req
         None => {
             let size = match collection {
                 Collection::Customers => CUSTOMERS_PAGE_SIZE,
-                Collection::Users { .. } => PAGE_SIZE,
+                Collection::Users { .. } | Collection::Roles { .. } => PAGE_SIZE,
             };
             format!("/v1{}?size={size}", collection_path(collection))
         }
@@ -87,6 +90,18 @@ pub fn users(customer: Uuid, body: &Map<String, Value>) -> Result<Page<UserItem>
             last_name: text(item, "lastName")?,
             usage_location: text(item, "usageLocation")?,
         })
+    })
+}
+
+/// A page of a user's directory roles: their names ("Company Administrator" is Global
+/// Administrator's directory name).
+pub fn roles(
+    customer: Uuid,
+    user: Uuid,
+    body: &Map<String, Value>,
+) -> Result<Page<String>, PageError> {
+    page(body, Collection::Roles { customer, user }, |item| {
+        text(item, "name")
     })
 }
 
@@ -215,6 +230,13 @@ fn same_collection(path: &str, collection: Collection) -> bool {
             c.eq_ignore_ascii_case("customers")
                 && u.eq_ignore_ascii_case("users")
                 && crate::core::ids::parse_guid(id).ok() == Some(customer)
+        }
+        (Collection::Roles { customer, user }, ["", c, cid, u, uid, r]) => {
+            c.eq_ignore_ascii_case("customers")
+                && u.eq_ignore_ascii_case("users")
+                && r.eq_ignore_ascii_case("directoryroles")
+                && crate::core::ids::parse_guid(cid).ok() == Some(customer)
+                && crate::core::ids::parse_guid(uid).ok() == Some(user)
         }
         _ => false,
     }

@@ -136,6 +136,15 @@ impl Target for PartnerCenter {
         collections::customers(body)
     }
 
+    fn roles_page(
+        &self,
+        customer: uuid::Uuid,
+        user: uuid::Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<String>, PageError> {
+        collections::roles(customer, user, body)
+    }
+
     fn users_page(
         &self,
         customer: uuid::Uuid,
