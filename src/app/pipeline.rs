@@ -114,6 +114,7 @@ impl Input {
             ignore_unknown_columns: settings.ignore_unknown_columns,
             has_default_customer: settings.customer_id.is_some(),
             generate_passwords: settings.generate_passwords.is_some(),
+            fields: Some(settings.target.fields()),
         };
         let source = CsvSource::open(&settings.input, &options)?;
         let customer_column = source

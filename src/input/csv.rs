@@ -5,6 +5,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::core::text::shorten;
+use crate::targets::Field;
 use csv::ByteRecord;
 
 /// A column the tool understands.
@@ -19,10 +20,25 @@ pub enum Column {
     UserPrincipalName,
     Password,
     ForceChangePassword,
+    // Microsoft Graph's own fields (see `targets::graph::fields`).
+    JobTitle,
+    Department,
+    OfficeLocation,
+    CompanyName,
+    EmployeeId,
+    MobilePhone,
+    BusinessPhones,
+    City,
+    State,
+    Country,
+    PostalCode,
+    StreetAddress,
+    PreferredLanguage,
+    AccountEnabled,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 23] = [
         Column::CustomerId,
         Column::UserId,
         Column::UsageLocation,
@@ -32,6 +48,20 @@ impl Column {
         Column::UserPrincipalName,
         Column::Password,
         Column::ForceChangePassword,
+        Column::JobTitle,
+        Column::Department,
+        Column::OfficeLocation,
+        Column::CompanyName,
+        Column::EmployeeId,
+        Column::MobilePhone,
+        Column::BusinessPhones,
+        Column::City,
+        Column::State,
+        Column::Country,
+        Column::PostalCode,
+        Column::StreetAddress,
+        Column::PreferredLanguage,
+        Column::AccountEnabled,
     ];
 
     /// The name used in documentation and messages.
@@ -46,6 +76,20 @@ impl Column {
             Column::UserPrincipalName => "user_principal_name",
             Column::Password => "password",
             Column::ForceChangePassword => "force_change_password",
+            Column::JobTitle => "job_title",
+            Column::Department => "department",
+            Column::OfficeLocation => "office_location",
+            Column::CompanyName => "company_name",
+            Column::EmployeeId => "employee_id",
+            Column::MobilePhone => "mobile_phone",
+            Column::BusinessPhones => "business_phones",
+            Column::City => "city",
+            Column::State => "state",
+            Column::Country => "country",
+            Column::PostalCode => "postal_code",
+            Column::StreetAddress => "street_address",
+            Column::PreferredLanguage => "preferred_language",
+            Column::AccountEnabled => "account_enabled",
         }
     }
 
@@ -60,7 +104,25 @@ impl Column {
             Column::LastName => &["lastname", "surname"],
             Column::UserPrincipalName => &["userprincipalname", "upn"],
             Column::Password => &["password"],
-            Column::ForceChangePassword => &["forcechangepassword", "forcechangepasswordnextlogin"],
+            Column::ForceChangePassword => &[
+                "forcechangepassword",
+                "forcechangepasswordnextlogin",
+                "forcechangepasswordnextsignin",
+            ],
+            Column::JobTitle => &["jobtitle", "title"],
+            Column::Department => &["department"],
+            Column::OfficeLocation => &["officelocation", "office", "physicaldeliveryofficename"],
+            Column::CompanyName => &["companyname"],
+            Column::EmployeeId => &["employeeid"],
+            Column::MobilePhone => &["mobilephone", "mobile"],
+            Column::BusinessPhones => &["businessphones", "businessphone", "officephone", "telephonenumber"],
+            Column::City => &["city"],
+            Column::State => &["state", "stateorprovince"],
+            Column::Country => &["country", "countryorregion"],
+            Column::PostalCode => &["postalcode", "ziporpostalcode"],
+            Column::StreetAddress => &["streetaddress"],
+            Column::PreferredLanguage => &["preferredlanguage"],
+            Column::AccountEnabled => &["accountenabled"],
         }
     }
 
@@ -72,7 +134,34 @@ impl Column {
         )
     }
 
-    pub(crate) const COUNT: usize = 9;
+    pub(crate) const COUNT: usize = 23;
+
+    /// The field the column changes (None for the ids and `force_change_password`).
+    pub fn field(self) -> Option<Field> {
+        Some(match self {
+            Column::CustomerId | Column::UserId | Column::ForceChangePassword => return None,
+            Column::UsageLocation => Field::UsageLocation,
+            Column::DisplayName => Field::DisplayName,
+            Column::FirstName => Field::FirstName,
+            Column::LastName => Field::LastName,
+            Column::UserPrincipalName => Field::UserPrincipalName,
+            Column::Password => Field::Password,
+            Column::JobTitle => Field::JobTitle,
+            Column::Department => Field::Department,
+            Column::OfficeLocation => Field::OfficeLocation,
+            Column::CompanyName => Field::CompanyName,
+            Column::EmployeeId => Field::EmployeeId,
+            Column::MobilePhone => Field::MobilePhone,
+            Column::BusinessPhones => Field::BusinessPhones,
+            Column::City => Field::City,
+            Column::State => Field::State,
+            Column::Country => Field::Country,
+            Column::PostalCode => Field::PostalCode,
+            Column::StreetAddress => Field::StreetAddress,
+            Column::PreferredLanguage => Field::PreferredLanguage,
+            Column::AccountEnabled => Field::AccountEnabled,
+        })
+    }
 
     fn index(self) -> usize {
         self as usize
@@ -241,7 +330,11 @@ impl Header {
                 .trim()
                 .to_string();
             let normalized = normalize_header(&name);
-            match column_for(&normalized) {
+            let known = |col: &Column| match (col.field(), options.fields) {
+                (Some(field), Some(fields)) => fields.contains(&field),
+                _ => true,
+            };
+            match column_for(&normalized).filter(known) {
                 Some(col) => {
                     if let Some(first) = positions[col.index()] {
                         return Err(InputError::DuplicateColumn {
@@ -321,6 +414,9 @@ pub struct ReadOptions {
     pub has_default_customer: bool,
     /// Passwords are generated, so rows need no update column of their own.
     pub generate_passwords: bool,
+    /// The fields the target can change: a column of any other field is unknown to this run (an
+    /// Entra export's `department` through Partner Center). None: every column is known.
+    pub fields: Option<&'static [Field]>,
 }
 
 /// An open input file positioned after its header.

@@ -110,7 +110,7 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Root certificates trusted besides the operating system's (`--ca-file`), already read.
     pub ca_file: Option<ca::CaFile>,
-    /// The API the run updates users through (Partner Center, the only one yet).
+    /// The API the run updates users through (`--target`).
     pub target: std::sync::Arc<dyn crate::targets::Target>,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
@@ -156,13 +156,13 @@ impl Settings {
             out: v.out.clone().unwrap_or_else(|| default_out(&input)),
             input,
             force: v.force,
-            base_url: v.base_url,
+            base_url: v.base_url.unwrap_or_else(|| default_base_url(&*v.target)),
             rate: v.rate,
             per_customer_rate: v.per_customer_rate,
             concurrency: v.concurrency,
             max_attempts: v.max_attempts,
             ca_file: v.ca_file,
-            target: crate::targets::default_target(),
+            target: v.target,
             timeout: v.timeout,
             connect_timeout: v.connect_timeout,
             backoff_base: v.backoff_base,
@@ -228,6 +228,12 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// The target's own API root, for a run without `--base-url`.
+fn default_base_url(target: &dyn crate::targets::Target) -> reqwest::Url {
+    reqwest::Url::parse(target.default_base_url())
+        .expect("every target's default base URL parses (a unit test checks)")
 }
 
 /// The files named as the config and as secrets to read, whether or not they are used.

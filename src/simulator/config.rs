@@ -41,6 +41,8 @@ pub struct SimConfig {
     /// An OAuth 2.0 token endpoint (refresh-token grant) at `/{tenant}/oauth2/v2.0/token`;
     /// the access tokens it issues are accepted by the API until they expire.
     pub oauth: Option<SimOAuth>,
+    /// The Graph routes (under [`GRAPH_PREFIX`]).
+    pub graph: SimGraph,
 }
 
 /// The simulator's token endpoint, like Entra ID's for Partner Center's App+User flow.
@@ -92,6 +94,7 @@ impl Default for SimConfig {
             record: true,
             script: HashMap::new(),
             oauth: None,
+            graph: SimGraph::default(),
         }
     }
 }

@@ -56,6 +56,8 @@ use uuid::Uuid;
 
 pub mod command;
 mod config;
+mod graph;
+mod graph_users;
 mod oauth;
 mod responses;
 mod routes;
@@ -67,6 +69,7 @@ mod tests;
 mod validation;
 
 pub use config::{Fault, SimConfig, SimOAuth, Throttle, WindowQuota};
+pub use graph::{SimGraph, GRAPH_PREFIX};
 pub use state::{RecordedRequest, SimStats, TokenRequest};
 
 use oauth::*;
@@ -108,6 +111,10 @@ impl Simulator {
             .route(
                 "/{tenant}/oauth2/v2.0/token",
                 axum::routing::post(token_endpoint),
+            )
+            .route(
+                &format!("{GRAPH_PREFIX}/{{*rest}}"),
+                axum::routing::any(graph::handle),
             )
             .fallback(handle)
             .with_state(Arc::clone(&shared));
@@ -206,6 +213,27 @@ impl Simulator {
             }
         }
         lock(&self.shared.users).insert((customer, user), stored);
+    }
+
+    /// The base URL of the Graph routes: `http://127.0.0.1:PORT/graph/v1.0`.
+    pub fn graph_url(&self) -> String {
+        format!("{}{GRAPH_PREFIX}", self.base_url())
+    }
+
+    /// A Graph user of `tenant` as stored (never a password), None if never seeded or written.
+    pub fn graph_user(&self, tenant: Uuid, id: Uuid) -> Option<Value> {
+        let users = lock(&self.shared.graph.users);
+        users.get(&(tenant, id)).cloned().map(Value::Object)
+    }
+
+    /// Presets a Graph user of `tenant` over the default user (`userPrincipalName` makes it
+    /// addressable by name); a `passwordProfile` given here is not kept.
+    pub fn seed_graph_user(&self, tenant: Uuid, id: Uuid, fields: Value) {
+        let mut user = graph_users::default_graph_user(id);
+        if let Value::Object(fields) = fields {
+            user.extend(fields.into_iter().filter(|(k, _)| k != "passwordProfile"));
+        }
+        lock(&self.shared.graph.users).insert((tenant, id), user);
     }
 
     /// Stops the server and waits for its connections to close.

@@ -1,0 +1,110 @@
+//! The PATCH body of a Graph user update: each changed field under its property name, a
+//! cleared one as `null` (`businessPhones` as `[]`), `businessPhones` as an array, `accountEnabled` as a boolean and the
+//! password in `passwordProfile{password, forceChangePasswordNextSignIn}`. Uses only `targets`.
+
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+
+use crate::targets::graph::fields::property;
+use crate::targets::{Changes, Field};
+
+/// Shown in place of a password wherever a body is displayed.
+pub const REDACTED: &str = "<redacted>";
+
+/// The field's value as Graph takes it.
+fn value(field: Field, checked: &str) -> Value {
+    match field {
+        Field::AccountEnabled => Value::Bool(checked == "true"),
+        Field::BusinessPhones => json!([checked]),
+        _ => Value::String(checked.to_string()),
+    }
+}
+
+/// The body as JSON; with `redact`, the password replaced by [`REDACTED`].
+pub fn body(changes: &Changes, redact: bool) -> Vec<u8> {
+    let mut m = Map::new();
+    let common = [
+        (Field::UsageLocation, &changes.usage_location),
+        (Field::DisplayName, &changes.display_name),
+        (Field::FirstName, &changes.first_name),
+        (Field::LastName, &changes.last_name),
+        (Field::UserPrincipalName, &changes.user_principal_name),
+    ];
+    for (field, v) in common {
+        if let Some(v) = v {
+            m.insert(property(field).into(), value(field, v));
+        }
+    }
+    for (field, v) in &changes.more {
+        m.insert(property(*field).into(), value(*field, v));
+    }
+    for field in &changes.cleared {
+        // A collection is cleared by emptying it.
+        let none = match field {
+            Field::BusinessPhones => json!([]),
+            _ => Value::Null,
+        };
+        m.insert(property(*field).into(), none);
+    }
+    if let Some(password) = &changes.password {
+        let shown = if redact {
+            REDACTED
+        } else {
+            password.expose_secret()
+        };
+        m.insert(
+            "passwordProfile".into(),
+            json!({"password": shown, "forceChangePasswordNextSignIn": changes.force_change_password}),
+        );
+    }
+    serde_json::to_vec(&m).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn text(changes: &Changes, redact: bool) -> String {
+        String::from_utf8(body(changes, redact)).unwrap()
+    }
+
+    #[test]
+    fn each_field_kind_in_the_body() {
+        let changes = Changes {
+            usage_location: Some("DE".into()),
+            first_name: Some("Anna".into()),
+            more: vec![
+                (Field::JobTitle, "Engineer".into()),
+                (Field::BusinessPhones, "+49 30 1234".into()),
+                (Field::AccountEnabled, "false".into()),
+            ],
+            cleared: vec![Field::Department, Field::MobilePhone],
+            ..Changes::default()
+        };
+        assert_eq!(
+            text(&changes, false),
+            r#"{"accountEnabled":false,"businessPhones":["+49 30 1234"],"department":null,"givenName":"Anna","jobTitle":"Engineer","mobilePhone":null,"usageLocation":"DE"}"#
+        );
+        let cleared = Changes {
+            cleared: vec![Field::BusinessPhones, Field::City],
+            ..Changes::default()
+        };
+        assert_eq!(text(&cleared, false), r#"{"businessPhones":[],"city":null}"#);
+    }
+
+    #[test]
+    fn the_password_goes_in_a_password_profile_and_is_redacted_for_display() {
+        let changes = Changes {
+            password: Some(SecretString::from("Pw-123456!".to_string())),
+            force_change_password: true,
+            ..Changes::default()
+        };
+        assert_eq!(
+            text(&changes, false),
+            r#"{"passwordProfile":{"forceChangePasswordNextSignIn":true,"password":"Pw-123456!"}}"#
+        );
+        let shown = text(&changes, true);
+        assert!(!shown.contains("Pw-123456!") && shown.contains(REDACTED), "{shown}");
+    }
+}
