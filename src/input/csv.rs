@@ -115,7 +115,12 @@ impl Column {
             Column::CompanyName => &["companyname"],
             Column::EmployeeId => &["employeeid"],
             Column::MobilePhone => &["mobilephone", "mobile"],
-            Column::BusinessPhones => &["businessphones", "businessphone", "officephone", "telephonenumber"],
+            Column::BusinessPhones => &[
+                "businessphones",
+                "businessphone",
+                "officephone",
+                "telephonenumber",
+            ],
             Column::City => &["city"],
             Column::State => &["state", "stateorprovince"],
             Column::Country => &["country", "countryorregion"],
@@ -331,7 +336,7 @@ impl Header {
                 .to_string();
             let normalized = normalize_header(&name);
             let known = |col: &Column| match (col.field(), options.fields) {
-                (Some(field), Some(fields)) => fields.contains(&field),
+                (Some(field), Some(fields)) => !ignore_unknown || fields.contains(&field),
                 _ => true,
             };
             match column_for(&normalized).filter(known) {
@@ -414,8 +419,9 @@ pub struct ReadOptions {
     pub has_default_customer: bool,
     /// Passwords are generated, so rows need no update column of their own.
     pub generate_passwords: bool,
-    /// The fields the target can change: a column of any other field is unknown to this run (an
-    /// Entra export's `department` through Partner Center). None: every column is known.
+    /// The fields the target can change: with `ignore_unknown_columns`, a column of any other
+    /// field is skipped too (an Entra export's `department` through Partner Center); without,
+    /// a row that fills it is invalid. None: every column is known.
     pub fields: Option<&'static [Field]>,
 }
 

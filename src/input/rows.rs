@@ -219,6 +219,7 @@ fn ids(
 fn changes(cells: &Cells<'_>, generating: bool, target: &dyn Target) -> Result<Changes, String> {
     let cell = |col: Column| cells[col as usize];
     let mut changes = Changes::default();
+    let mut more = Vec::new();
     for col in Column::ALL {
         let (Some(field), Some(v)) = (col.field(), cell(col)) else {
             continue;
@@ -238,7 +239,7 @@ fn changes(cells: &Cells<'_>, generating: bool, target: &dyn Target) -> Result<C
                     target.name()
                 ));
             }
-            changes.cleared.push(field);
+            more.push((field, None));
             continue;
         }
         let slot = match field {
@@ -254,12 +255,13 @@ fn changes(cells: &Cells<'_>, generating: bool, target: &dyn Target) -> Result<C
             }
             other => {
                 let checked = target.check(other, v)?;
-                changes.more.push((other, checked));
+                more.push((other, Some(checked)));
                 continue;
             }
         };
         *slot = Some(target.check(field, v)?);
     }
+    changes.more = more.into();
     changes.force_change_password =
         passwords::parse_force_change(cell(Column::ForceChangePassword))?;
     if cell(Column::ForceChangePassword).is_some() && changes.password.is_none() && !generating {

@@ -1,7 +1,8 @@
 //! Microsoft Graph's users API in the simulator, under `/graph/v1.0` (pass
 //! `{simulator}/graph/v1.0` as the base URL): `GET /users/{id or upn}?$select=...` and
 //! `PATCH /users/{id or upn}` answered 204, for the one tenant the accepted token is for
-//! ([`SimGraph::tenant`]; a token per tenant comes with GDAP). Scripted faults by object id,
+//! ([`SimGraph::tenant`]; a token per tenant comes with GDAP). Scripted faults by object id
+//! (`Status`, `Throttle`, `Drop`, `Echo`; the others are ignored),
 //! a throttle per tenant answering 429 with a fractional `Retry-After`,
 //! `x-ms-throttle-limit-percentage` when configured, and Graph's error shape
 //! (`{"error":{"code","message","innerError":{"request-id","client-request-id","date"}}}`).
@@ -91,25 +92,39 @@ impl GraphCtx {
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let received = (Instant::now(), SystemTime::now());
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
     shared.counters.received.fetch_add(1, Ordering::Relaxed);
     let ctx = GraphCtx {
         request_id: Uuid::new_v4().to_string(),
         client_request_id: parts.headers.get("client-request-id").cloned(),
         record: record_request(&shared, &parts, &body, received),
     };
-    let path = parts.uri.path().strip_prefix(GRAPH_PREFIX).unwrap_or_default();
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix(GRAPH_PREFIX)
+        .unwrap_or_default();
     let key = path.strip_prefix("/users/").and_then(GraphKey::parse);
-    if let Some(answer) = injected(&shared, &ctx, &parts, key.as_ref()).await {
+    if let Some(answer) = injected(&shared, &ctx, &parts, key.as_ref(), &body).await {
         return answer;
     }
     if !shared.authorized(&parts.headers) {
         let message = "Access token is empty or invalid.";
-        let resp = ctx.error(&shared, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message);
+        let resp = ctx.error(
+            &shared,
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            message,
+        );
         return resp;
     }
     let Some(key) = key else {
-        let message = format!("Resource not found for the segment '{}'.", path.trim_start_matches('/'));
+        let message = format!(
+            "Resource not found for the segment '{}'.",
+            path.trim_start_matches('/')
+        );
         return ctx.error(&shared, StatusCode::BAD_REQUEST, "BadRequest", &message);
     };
     match operate(&shared, &parts, &key, &body) {
@@ -124,6 +139,7 @@ async fn injected(
     ctx: &GraphCtx,
     parts: &axum::http::request::Parts,
     key: Option<&GraphKey>,
+    body: &[u8],
 ) -> Option<Response> {
     if let (true, Some(GraphKey::Id(id))) = (shared.needs_index, key) {
         let index = shared.next_index(*id);
@@ -136,6 +152,12 @@ async fn injected(
                 let status = status_or_500(*s);
                 let reason = status.canonical_reason().unwrap_or("error");
                 return Some(ctx.error(shared, status, "generalException", reason));
+            }
+            Some(Fault::Echo(s)) => {
+                // Quotes the request body (a password included), as some services do.
+                let quoted = format!("Invalid request: {}", String::from_utf8_lossy(body));
+                let status = status_or_500(*s);
+                return Some(ctx.error(shared, status, "Request_BadRequest", &quoted));
             }
             Some(Fault::Throttle { retry_after }) => {
                 return Some(throttled_graph(shared, ctx, &retry_after.to_string()));
@@ -160,7 +182,12 @@ async fn injected(
 
 fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Response {
     let message = "Too many requests. Please retry after the time in the Retry-After header.";
-    let mut resp = ctx.error(shared, StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message);
+    let mut resp = ctx.error(
+        shared,
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        message,
+    );
     if let Ok(v) = HeaderValue::from_str(retry_after) {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -176,10 +203,12 @@ fn operate(
 ) -> Result<Response, GraphRefusal> {
     let tenant = shared.graph.config.tenant;
     let mut users = lock(&shared.graph.users);
-    let not_found = || GraphRefusal {
+    let not_found = || {
+        GraphRefusal {
         status: StatusCode::NOT_FOUND,
         code: "Request_ResourceNotFound",
         message: "Resource does not exist or one of its queried reference-property objects are not present.".into(),
+    }
     };
     let id = find(&users, tenant, key, &shared.unknown_users).ok_or_else(not_found)?;
     let user = users

@@ -116,7 +116,10 @@ impl GraphKey {
         if let Some(id) = parse_guid(&decoded) {
             return Some(GraphKey::Id(id));
         }
-        let name = match decoded.strip_prefix("('").and_then(|r| r.strip_suffix("')")) {
+        let name = match decoded
+            .strip_prefix("('")
+            .and_then(|r| r.strip_suffix("')"))
+        {
             Some(quoted) => quoted.replace("''", "'"),
             None => decoded,
         };
@@ -174,7 +177,9 @@ pub(super) fn selected(query: Option<&str>) -> Result<Vec<String>, GraphRefusal>
     for name in select.split(',').map(str::trim) {
         let known = name == "id"
             || name == "mail"
-            || PROPERTIES.iter().any(|(p, k)| *p == name && *k != Kind::Password);
+            || PROPERTIES
+                .iter()
+                .any(|(p, k)| *p == name && *k != Kind::Password);
         if !known {
             return Err(bad_request(format!(
                 "Could not find a property named '{name}' on type 'microsoft.graph.user'."
@@ -187,7 +192,11 @@ pub(super) fn selected(query: Option<&str>) -> Result<Vec<String>, GraphRefusal>
 
 /// Checks one property's new value, as Graph would.
 fn check_value(name: &str, kind: Kind, v: &Value) -> Result<(), GraphRefusal> {
-    let invalid = || bad_request(format!("Invalid value specified for property '{name}' of resource 'User'."));
+    let invalid = || {
+        bad_request(format!(
+            "Invalid value specified for property '{name}' of resource 'User'."
+        ))
+    };
     let ok = match (kind, v) {
         (Kind::Text(_) | Kind::Country | Kind::Phones, Value::Null) => true,
         (Kind::Text(max) | Kind::Required(max), Value::String(s)) => s.chars().count() <= max,
@@ -195,11 +204,19 @@ fn check_value(name: &str, kind: Kind, v: &Value) -> Result<(), GraphRefusal> {
             s.len() == 2 && isocountry::CountryCode::for_alpha2(s).is_ok()
         }
         (Kind::Boolean, Value::Bool(_)) => true,
-        (Kind::Phones, Value::Array(a)) => a.len() <= 1 && a.iter().all(|p| p.as_str().is_some_and(|p| p.chars().count() <= 64)),
+        (Kind::Phones, Value::Array(a)) => {
+            a.len() <= 1
+                && a.iter()
+                    .all(|p| p.as_str().is_some_and(|p| p.chars().count() <= 64))
+        }
         (Kind::Password, Value::Object(p)) => {
-            p.keys().all(|k| k == "password" || k == "forceChangePasswordNextSignIn")
-                && p.get("password").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
-                && p.get("forceChangePasswordNextSignIn").is_none_or(Value::is_boolean)
+            p.keys()
+                .all(|k| k == "password" || k == "forceChangePasswordNextSignIn")
+                && p.get("password")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+                && p.get("forceChangePasswordNextSignIn")
+                    .is_none_or(Value::is_boolean)
         }
         _ => false,
     };

@@ -21,11 +21,10 @@ pub struct Changes {
     pub password: Option<SecretString>,
     /// Whether the user must change the password at the next sign-in (sent with the password).
     pub force_change_password: bool,
-    /// A target's own fields beyond the ones above (Graph's `jobTitle`, ...), each checked, in
-    /// column order.
-    pub more: Vec<(Field, String)>,
-    /// The fields the row clears (a [`CLEAR`] cell), in column order.
-    pub cleared: Vec<Field>,
+    /// In column order: a target's own fields beyond the ones above (Graph's `jobTitle`, ...),
+    /// each checked, and the fields the row clears (None: a [`CLEAR`] cell). A boxed slice, to
+    /// keep a row small.
+    pub more: Box<[(Field, Option<String>)]>,
 }
 
 impl Changes {
@@ -37,7 +36,6 @@ impl Changes {
             && self.user_principal_name.is_none()
             && self.password.is_none()
             && self.more.is_empty()
-            && self.cleared.is_empty()
     }
 }
 

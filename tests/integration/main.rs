@@ -7,6 +7,7 @@ mod commands;
 mod credentials;
 mod customer_report;
 mod fair_customers;
+mod graph;
 mod hostile_server;
 mod hostile_values;
 mod input_rows;

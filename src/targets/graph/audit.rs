@@ -45,8 +45,7 @@ pub fn compare(changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange>
     .into_iter()
     .filter_map(|(f, v)| Some((f, Some(v.as_deref()?))))
     .collect();
-    wanted.extend(changes.more.iter().map(|(f, v)| (*f, Some(v.as_str()))));
-    wanted.extend(changes.cleared.iter().map(|f| (*f, None)));
+    wanted.extend(changes.more.iter().map(|(f, v)| (*f, v.as_deref())));
     let mut out: Vec<FieldChange> = wanted
         .into_iter()
         .map(|(field, desired)| {
@@ -85,7 +84,10 @@ mod tests {
     #[test]
     fn the_select_names_every_property_but_the_password() {
         let s = select();
-        assert!(s.starts_with("id,usageLocation,displayName,givenName,surname,"), "{s}");
+        assert!(
+            s.starts_with("id,usageLocation,displayName,givenName,surname,"),
+            "{s}"
+        );
         assert!(s.ends_with(",preferredLanguage,accountEnabled"), "{s}");
         assert!(!s.contains("password"));
     }
@@ -95,10 +97,12 @@ mod tests {
         let changes = Changes {
             first_name: Some("Anna".into()),
             more: vec![
-                (Field::AccountEnabled, "false".into()),
-                (Field::BusinessPhones, "+1 555".into()),
-            ],
-            cleared: vec![Field::Department, Field::JobTitle],
+                (Field::AccountEnabled, Some("false".into())),
+                (Field::BusinessPhones, Some("+1 555".into())),
+                (Field::Department, None),
+                (Field::JobTitle, None),
+            ]
+            .into(),
             ..Changes::default()
         };
         let live = json!({"givenName": "Anna", "accountEnabled": true,

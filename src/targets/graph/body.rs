@@ -36,15 +36,13 @@ pub fn body(changes: &Changes, redact: bool) -> Vec<u8> {
         }
     }
     for (field, v) in &changes.more {
-        m.insert(property(*field).into(), value(*field, v));
-    }
-    for field in &changes.cleared {
-        // A collection is cleared by emptying it.
-        let none = match field {
-            Field::BusinessPhones => json!([]),
-            _ => Value::Null,
+        let v = match (field, v) {
+            (_, Some(v)) => value(*field, v),
+            // A collection is cleared by emptying it.
+            (Field::BusinessPhones, None) => json!([]),
+            (_, None) => Value::Null,
         };
-        m.insert(property(*field).into(), none);
+        m.insert(property(*field).into(), v);
     }
     if let Some(password) = &changes.password {
         let shown = if redact {
@@ -75,11 +73,13 @@ mod tests {
             usage_location: Some("DE".into()),
             first_name: Some("Anna".into()),
             more: vec![
-                (Field::JobTitle, "Engineer".into()),
-                (Field::BusinessPhones, "+49 30 1234".into()),
-                (Field::AccountEnabled, "false".into()),
-            ],
-            cleared: vec![Field::Department, Field::MobilePhone],
+                (Field::JobTitle, Some("Engineer".into())),
+                (Field::BusinessPhones, Some("+49 30 1234".into())),
+                (Field::AccountEnabled, Some("false".into())),
+                (Field::Department, None),
+                (Field::MobilePhone, None),
+            ]
+            .into(),
             ..Changes::default()
         };
         assert_eq!(
@@ -87,10 +87,13 @@ mod tests {
             r#"{"accountEnabled":false,"businessPhones":["+49 30 1234"],"department":null,"givenName":"Anna","jobTitle":"Engineer","mobilePhone":null,"usageLocation":"DE"}"#
         );
         let cleared = Changes {
-            cleared: vec![Field::BusinessPhones, Field::City],
+            more: vec![(Field::BusinessPhones, None), (Field::City, None)].into(),
             ..Changes::default()
         };
-        assert_eq!(text(&cleared, false), r#"{"businessPhones":[],"city":null}"#);
+        assert_eq!(
+            text(&cleared, false),
+            r#"{"businessPhones":[],"city":null}"#
+        );
     }
 
     #[test]
@@ -105,6 +108,9 @@ mod tests {
             r#"{"passwordProfile":{"forceChangePasswordNextSignIn":true,"password":"Pw-123456!"}}"#
         );
         let shown = text(&changes, true);
-        assert!(!shown.contains("Pw-123456!") && shown.contains(REDACTED), "{shown}");
+        assert!(
+            !shown.contains("Pw-123456!") && shown.contains(REDACTED),
+            "{shown}"
+        );
     }
 }

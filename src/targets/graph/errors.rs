@@ -72,7 +72,11 @@ mod tests {
         );
         let (code, message) = describe_error(400, long.as_bytes(), true);
         assert_eq!(code, None, "a code that is no plain token is dropped");
-        assert!(message.chars().count() <= MAX_MESSAGE + 1, "{}", message.len());
+        assert!(
+            message.chars().count() <= MAX_MESSAGE + 1,
+            "{}",
+            message.len()
+        );
         let (code, message) = describe_error(400, br#"{"error":{"code":7}}"#, true);
         assert_eq!((code, message.as_str()), (None, "Bad Request"));
         let (code, message) = describe_error(502, b"<html>Bad gateway</html>", false);
@@ -88,7 +92,10 @@ mod tests {
     #[test]
     fn tenant_refusals() {
         assert!(tenant_refusal(401, Some("Authorization_IdentityNotFound")).is_some());
-        assert_eq!(tenant_refusal(403, Some("Authorization_RequestDenied")), None);
+        assert_eq!(
+            tenant_refusal(403, Some("Authorization_RequestDenied")),
+            None
+        );
         assert_eq!(tenant_refusal(404, Some("Request_ResourceNotFound")), None);
         assert_eq!(tenant_refusal(403, None), None);
     }

@@ -94,7 +94,9 @@ pub fn check(field: Field, v: &str) -> Result<String, String> {
         ));
     }
     if field == Field::BusinessPhones && v.contains(';') {
-        return Err("business_phones takes one number (Graph keeps only one business phone)".into());
+        return Err(
+            "business_phones takes one number (Graph keeps only one business phone)".into(),
+        );
     }
     Ok(v.to_string())
 }
@@ -135,7 +137,9 @@ mod tests {
     #[test]
     fn each_kind_of_field_is_checked() {
         assert_eq!(check(Field::UsageLocation, "de").unwrap(), "DE");
-        assert!(check(Field::UsageLocation, "UK").unwrap_err().contains("GB"));
+        assert!(check(Field::UsageLocation, "UK")
+            .unwrap_err()
+            .contains("GB"));
         assert_eq!(check(Field::AccountEnabled, "No").unwrap(), "false");
         assert_eq!(check(Field::AccountEnabled, "TRUE").unwrap(), "true");
         assert!(check(Field::AccountEnabled, "maybe")

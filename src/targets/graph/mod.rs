@@ -99,7 +99,11 @@ impl Target for Graph {
             ("request-id", ids.request.to_string()),
         ];
         let (method, path_and_query, body) = match op {
-            Op::Read => (Method::Get, format!("{path}?$select={}", audit::select()), Vec::new()),
+            Op::Read => (
+                Method::Get,
+                format!("{path}?$select={}", audit::select()),
+                Vec::new(),
+            ),
             Op::Write => {
                 headers.push(("content-type", "application/json".to_string()));
                 (Method::Patch, path, body::body(row.changes, false))
@@ -155,7 +159,9 @@ mod tests {
         let id = Uuid::from_u128(4);
         assert_eq!(user_path(UserKey::Id(id)), format!("/users/{id}"));
         assert_eq!(
-            user_path(UserKey::Name("anna_fabrikam.com#EXT#@contoso.onmicrosoft.com")),
+            user_path(UserKey::Name(
+                "anna_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+            )),
             "/users/anna_fabrikam.com%23EXT%23@contoso.onmicrosoft.com"
         );
         assert_eq!(
@@ -171,8 +177,11 @@ mod tests {
     #[test]
     fn a_write_is_a_patch_with_both_ids_and_a_read_selects_the_fields() {
         let changes = Changes {
-            more: vec![(Field::JobTitle, "Engineer".into())],
-            cleared: vec![Field::Department],
+            more: vec![
+                (Field::JobTitle, Some("Engineer".into())),
+                (Field::Department, None),
+            ]
+            .into(),
             ..Changes::default()
         };
         let row = RowRef {
@@ -182,7 +191,10 @@ mod tests {
         };
         let target = crate::targets::choose("graph").unwrap();
         assert_eq!((target.name(), target.batch_size()), ("graph", 1));
-        assert_eq!(target.default_base_url(), "https://graph.microsoft.com/v1.0");
+        assert_eq!(
+            target.default_base_url(),
+            "https://graph.microsoft.com/v1.0"
+        );
         let w = target.request(Op::Write, &[row], ids());
         assert_eq!(w.method, Method::Patch);
         assert_eq!(w.path_and_query, format!("/users/{}", row.user));
@@ -196,7 +208,10 @@ mod tests {
         );
         assert_eq!(w.body, br#"{"department":null,"jobTitle":"Engineer"}"#);
         let r = target.request(Op::Read, &[row], ids());
-        assert_eq!((r.method, r.body.len(), r.headers.len()), (Method::Get, 0, 2));
+        assert_eq!(
+            (r.method, r.body.len(), r.headers.len()),
+            (Method::Get, 0, 2)
+        );
         assert_eq!(
             r.path_and_query,
             format!("/users/{}?$select={}", row.user, audit::select())
@@ -213,7 +228,10 @@ mod tests {
             is_json: true,
         };
         let got = Graph.split(Op::Write, &answer, 1);
-        assert_eq!(got[0].error_code.as_deref(), Some("Request_ResourceNotFound"));
+        assert_eq!(
+            got[0].error_code.as_deref(),
+            Some("Request_ResourceNotFound")
+        );
         assert_eq!(got[0].message, "gone");
         let ok = Graph.split(
             Op::Write,
