@@ -41,7 +41,8 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         ));
     }
     // The results file: locked for this run, its fingerprint checked on a resume.
-    let fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    let fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows)
+        .for_target(settings.target.name());
     let continuing = settings.resume || settings.compact_only;
     let mut lock =
         resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;

@@ -29,6 +29,13 @@ pub struct Fingerprint {
     pub header_hash: String,
     /// Data rows in the input.
     pub rows: u64,
+    /// The API the run sent to (`--target`); files from before targets were partner-center's.
+    #[serde(default = "partner_center")]
+    pub target: String,
+}
+
+fn partner_center() -> String {
+    "partner-center".into()
 }
 
 impl Fingerprint {
@@ -39,6 +46,15 @@ impl Fingerprint {
             input: input.canonicalize().unwrap_or_else(|_| input.to_owned()),
             header_hash: format!("{header_hash:016x}"),
             rows,
+            target: partner_center(),
+        }
+    }
+
+    /// The same, for a run through `target` (its name).
+    pub fn for_target(self, target: &str) -> Fingerprint {
+        Fingerprint {
+            target: target.to_string(),
+            ..self
         }
     }
 
@@ -58,6 +74,12 @@ impl Fingerprint {
             return Some(format!(
                 "the input had {} data rows then and has {} now",
                 earlier.rows, self.rows
+            ));
+        }
+        if self.target != earlier.target {
+            return Some(format!(
+                "it was written by a run through --target {}, this one is through {}",
+                earlier.target, self.target
             ));
         }
         if self.version != earlier.version {

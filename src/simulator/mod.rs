@@ -220,6 +220,11 @@ impl Simulator {
         format!("{}{GRAPH_PREFIX}", self.base_url())
     }
 
+    /// The tenant whose users the Graph routes serve (the accepted token's).
+    pub fn graph_tenant(&self) -> Uuid {
+        self.shared.graph.config.tenant
+    }
+
     /// A Graph user of `tenant` as stored (never a password), None if never seeded or written.
     pub fn graph_user(&self, tenant: Uuid, id: Uuid) -> Option<Value> {
         let users = lock(&self.shared.graph.users);

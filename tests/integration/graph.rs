@@ -278,6 +278,11 @@ async fn a_graph_run_resumes_sending_only_the_rows_not_done() {
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert_eq!(Results::read(&out).count("updated"), 2);
     let before = sim.requests().len();
+    // The results of a Graph run are not resumed through Partner Center.
+    let ran = run_bin(run_against(&sim, &input, &out, &["--resume"])).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("--target graph"), "{}", ran.stderr);
+    assert_eq!(sim.requests().len(), before);
     let ran = run_bin(graph_command(&sim, "run", &input, &out, &["--resume"])).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let again = &sim.requests()[before..];
@@ -448,28 +453,33 @@ async fn the_simulator_refuses_what_graph_refuses() {
 async fn graph_columns_are_refused_or_skipped_by_partner_center() {
     let sim = simulator(SimConfig::default()).await;
     let dir = tempdir();
+    let c = customer(1).to_string();
     let input = Csv::new(&["customer_id", "user_id", "usage_location", "job_title"])
-        .row(&[
-            &customer(1).to_string(),
-            &user(1).to_string(),
-            "DE",
-            "Engineer",
-        ])
+        .row(&[&c, &user(1).to_string(), "DE", "Engineer"])
+        .row(&[&c, &user(2).to_string(), "<clear>", ""])
         .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
     let ran = run_bin(run_against(&sim, &input, &out, &[])).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
-    let row = Results::read(&out).line(2).clone();
+    let results = Results::read(&out);
+    let row = results.line(2);
     assert_eq!(row["outcome"], "invalid");
     assert!(
         row["message"].contains("job_title cannot be changed through partner-center"),
         "{row:?}"
     );
+    let cleared = results.line(3);
+    assert_eq!(cleared["outcome"], "invalid");
+    assert!(
+        cleared["message"]
+            .contains("usage_location cannot be cleared (<clear>) through partner-center"),
+        "{cleared:?}"
+    );
     assert!(sim.requests().is_empty());
     // An Entra export's extra columns are skipped with --ignore-unknown-columns.
     let args = ["--ignore-unknown-columns", "--force"];
     let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.code, 1, "the <clear> row stays invalid: {}", ran.stderr);
     let requests = sim.requests();
     assert_eq!(requests.len(), 1);
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
