@@ -165,6 +165,21 @@ async fn a_graph_run_patches_each_field_kind_and_the_users_change() {
     for text in [&written, &ran.stderr, &ran.stdout] {
         assert!(!text.contains(PASSWORD), "the password leaked");
     }
+    // A report of the file explains Graph's codes (its sidecar names the target).
+    let md = dir.path().join("r.md");
+    let ran = run_bin(bulkpatch(&[
+        "report",
+        out.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let report = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        report.contains("no user with this id or user principal name"),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
