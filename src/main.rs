@@ -37,6 +37,32 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
             Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
+            Command::Login(cmd) => login(cmd, show).await,
+            Command::Logout => {
+                let removed = bulkpatch::app::signin::logout()?;
+                eprintln!("{}", if removed { "Signed out: the stored sign-in is removed." } else { "Not signed in: nothing to remove." });
+                Ok(exit::OK)
+            }
+            Command::Status => match bulkpatch::app::signin::status()? {
+                Some(lines) => {
+                    for line in lines {
+                        println!("{}", for_terminal(&line));
+                    }
+                    Ok(exit::OK)
+                }
+                None => {
+                    eprintln!("Not signed in: run `bulkpatch login`.");
+                    Ok(exit::ROWS_FAILED)
+                }
+            },
+            Command::Export(cmd) => {
+                let settings = bulkpatch::settings::export::resolve(cmd.into_args(quiet))?;
+                let summary = bulkpatch::app::export::export(settings).await?;
+                if !(quiet && summary.exit_code == exit::OK) {
+                    eprint!("{}", for_terminal(&summary.to_text()));
+                }
+                Ok(summary.exit_code)
+            }
             Command::Report(cmd) => {
                 let markdown = bulkpatch::report::write_reports(
                     &cmd.results,
@@ -121,6 +147,37 @@ async fn run(settings: Settings, show: Show) -> Result<u8, bulkpatch::Error> {
         eprint!("{}", for_terminal(&summary.to_text()));
     }
     Ok(summary.exit_code)
+}
+
+/// `bulkpatch login`: signs in, telling the person on stderr what to do (as log events with
+/// `--log-format json`, so that every line stays JSON).
+async fn login(cmd: bulkpatch::cli::LoginCmd, show: Show) -> Result<u8, bulkpatch::Error> {
+    use bulkpatch::send::login::Prompt;
+    let settings = bulkpatch::settings::login::LoginSettings::resolve(cmd.into_args())?;
+    let tell = |text: String| {
+        if show.json_logs {
+            tracing::info!("{text}");
+        } else {
+            eprintln!("{}", for_terminal(&text));
+        }
+    };
+    let prompt = |p: Prompt| match p {
+        Prompt::OpenUrl(url) => tell(format!(
+            "Open this URL in a browser to sign in:\n{url}\nWaiting for the sign-in..."
+        )),
+        Prompt::BrowserOpened(url) => tell(format!(
+            "Sign in in the browser window that opened (or open {url}).\nWaiting for the sign-in..."
+        )),
+        Prompt::DeviceCode { uri, code } => tell(format!(
+            "To sign in, open {uri} and enter the code {code}\nWaiting for the sign-in..."
+        )),
+    };
+    let done = bulkpatch::app::signin::login(settings, &prompt).await?;
+    tell(format!(
+        "Signed in as {} (tenant {}); the sign-in is stored in {}.",
+        done.account, done.tenant_id, done.saved_to
+    ));
+    Ok(exit::OK)
 }
 
 /// Logs go to stderr through the progress-aware writer. `RUST_LOG` wins over -v/-q.

@@ -1,11 +1,17 @@
 //! The orchestration: `run` takes resolved `Settings` through the pipeline (`pipeline`:
 //! input -> send -> output) and returns the summary; `rows` is the reader between the input
-//! and the workers, `signals` the Ctrl-C and SIGTERM handling. May use every layer below it;
+//! and the workers, `signals` the Ctrl-C and SIGTERM handling; `export` lists customers and
+//! users into an export file through `listing`. May use every layer below it;
 //! never prints.
 
+pub mod export;
+mod guards;
+pub mod listing;
 mod pipeline;
+pub mod resolve;
 mod rows;
 mod signals;
+pub mod signin;
 
 use std::path::PathBuf;
 
@@ -31,6 +37,8 @@ pub enum Error {
     #[error(transparent)]
     Auth(#[from] crate::send::auth::AuthError),
     #[error(transparent)]
+    Login(#[from] crate::send::login::LoginError),
+    #[error(transparent)]
     Secrets(#[from] crate::output::secrets::SecretsError),
     #[error(transparent)]
     Resume(#[from] crate::output::reader::ResumeError),
@@ -43,6 +51,20 @@ pub enum Error {
     },
     #[error(transparent)]
     Paths(#[from] paths::PathError),
+    #[error("input file {path} is not the expected one: its SHA-256 is {actual}, --expect-sha256 gave {expected}; nothing was sent")]
+    InputDigest {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{rows} rows would be written, more than --max-changes {limit}{}; nothing was sent", if *skip_unchanged { " (with --skip-unchanged every valid row is counted: users are not read before the count)" } else { "" })]
+    TooManyChanges {
+        rows: u64,
+        limit: u64,
+        skip_unchanged: bool,
+    },
+    #[error(transparent)]
+    Export(#[from] crate::output::export_file::ExportFileError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -70,7 +92,13 @@ pub async fn run(settings: Settings) -> Result<Summary, Error> {
     let outcome = pipeline::run_to_summary(settings).await;
     let summary = match &outcome {
         Ok(summary) => summary.clone(),
-        Err(e) => Summary::fatal(input, results, dry_run, audit, error_chain(e)),
+        Err(e) => {
+            let mut s = Summary::fatal(input, results, dry_run, audit, error_chain(e));
+            if let Error::InputDigest { actual, .. } = e {
+                s.input_sha256 = Some(actual.clone());
+            }
+            s
+        }
     };
     let json = serde_json::to_string_pretty(&summary).expect("the summary serialises");
     let written = std::fs::write(&path, redact::redact(&json).as_bytes())

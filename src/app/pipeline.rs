@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::rows::{Generator, Reader};
-use super::{blocking, signals, Error};
+use super::{blocking, guards, signals, Error};
+use crate::core::digest::Sha256;
 use crate::core::run_state::{Counters, Operation, Stop};
 use crate::input::csv::{CsvSource, ReadOptions};
 use crate::input::rows::{self as validate, Duplicates, Row};
@@ -31,18 +32,18 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let started = Instant::now();
     crate::output::paths::check_dirs(&settings)?;
     let mut input = Input::open(&settings).await?;
+    guards::check_digest(&settings, input.sha256)?;
     if input.rows == 0 && !settings.compact_only {
         let (dry_run, audit) = (settings.dry_run, is_audit(&settings));
-        return Ok(Summary::no_data_rows(
-            settings.input,
-            settings.out,
-            dry_run,
-            audit,
-        ));
+        let mut summary = Summary::no_data_rows(settings.input, settings.out, dry_run, audit);
+        summary.input_sha256 = Some(input.sha256.to_string());
+        return Ok(summary);
     }
     // The results file: locked for this run, its fingerprint checked on a resume.
-    let fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows)
-        .for_target(settings.target.name());
+    let mut fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    fingerprint.target = settings.target.name().to_string();
+    fingerprint.input_sha256 = Some(input.sha256.to_string());
+    fingerprint.dry_run = settings.dry_run;
     let continuing = settings.resume || settings.compact_only;
     let mut lock =
         resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
@@ -50,16 +51,19 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         lock.commit()?;
         let out = settings.out.clone();
         let tally = blocking(move || resume::compact(&out, input.max_line)).await?;
-        return Ok(Summary::compacted(
-            settings.input,
-            settings.out,
-            input.rows,
-            &tally,
-        ));
+        let mut summary = Summary::compacted(settings.input, settings.out, input.rows, &tally);
+        summary.input_sha256 = Some(input.sha256.to_string());
+        return Ok(summary);
     }
     let finished = finished_rows(&settings, input.max_line).await?;
+    let finished =
+        guards::check_max_changes(&settings, &input.options, &input.duplicates, finished).await?;
     let sender = connect(&mut settings).await?;
     let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
+    let resolver = match &tokens {
+        Some(tokens) => super::resolve::prepare(&settings, tokens.clone()).await?,
+        None => None,
+    };
     let generator = Generator::for_run(&settings, &finished)?;
 
     let stages = Stages::start(&settings, input.rows)?;
@@ -67,9 +71,9 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         .counters
         .set_customers(std::mem::take(&mut input.rows_per_customer));
     lock.commit()?;
-    let max_line = input.max_line;
+    let (max_line, sha256) = (input.max_line, input.sha256);
     let (row_tx, row_rx) = mpsc::channel::<Row>(settings.concurrency * 4);
-    let reader = stages.spawn_reader(&settings, input, generator, finished, row_tx);
+    let reader = stages.spawn_reader(&settings, input, (generator, resolver), finished, row_tx);
     match sender {
         Some((client, tokens)) => stages.send(&settings, client, tokens, row_rx).await,
         None => drop(row_rx),
@@ -81,6 +85,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     hand_over_secrets(&settings, max_line).await;
     drop(lock);
     let mut summary = ended.summary(&settings, started, &tally, &final_tally);
+    summary.input_sha256 = Some(sha256.to_string());
     note_unsaved_refresh_token(&mut summary, tokens.as_deref());
     write_report(&settings).await?;
     tracing::info!(
@@ -104,20 +109,20 @@ struct Input {
     /// Each customer's rows, for the progress display's customers done.
     rows_per_customer: std::collections::HashMap<uuid::Uuid, u64>,
     header_hash: u64,
+    /// The SHA-256 of the whole file, from the first pass.
+    sha256: Sha256,
+    /// How the file is read (the `--max-changes` count reads it so too).
+    options: ReadOptions,
     /// The highest line a results file for this input may name.
     max_line: u64,
 }
 
 impl Input {
     async fn open(settings: &Settings) -> Result<Input, Error> {
-        let options = ReadOptions {
-            delimiter: settings.delimiter,
-            ignore_unknown_columns: settings.ignore_unknown_columns,
-            has_default_customer: settings.customer_id.is_some(),
-            generate_passwords: settings.generate_passwords.is_some(),
-            fields: Some(settings.target.fields()),
-        };
-        let source = CsvSource::open(&settings.input, &options)?;
+        let options = read_options(settings);
+        // Opened before the first pass and hashed again as the reader reads it: a file replaced
+        // or changed between the passes, or while the run goes, stops the run at its end.
+        let source = CsvSource::open_hashed(&settings.input, &options)?;
         let customer_column = source
             .header
             .position(crate::input::csv::Column::CustomerId)
@@ -126,15 +131,33 @@ impl Input {
             tracing::warn!("the input has a customer_id column: --customer-id is ignored");
         }
         let (path, default_customer) = (settings.input.clone(), settings.customer_id);
-        let scanned = blocking(move || validate::scan(&path, &options, default_customer)).await?;
+        let scanning = options.clone();
+        let scanned = blocking(move || validate::scan(&path, &scanning, default_customer)).await?;
+        let sha256 = scanned.sha256;
+        tracing::info!(rows = scanned.rows, sha256 = %sha256, "input read");
         Ok(Input {
             header_hash: source.header.hash,
+            sha256,
+            options,
             max_line: crate::output::paths::max_line(&settings.input),
             source,
             rows: scanned.rows,
             duplicates: scanned.duplicates,
             rows_per_customer: scanned.rows_per_customer,
         })
+    }
+}
+
+/// How the input is read for these settings (every pass reads it the same way).
+pub(super) fn read_options(settings: &Settings) -> ReadOptions {
+    ReadOptions {
+        delimiter: settings.delimiter,
+        ignore_unknown_columns: settings.ignore_unknown_columns,
+        has_default_customer: settings.customer_id.is_some(),
+        generate_passwords: settings.generate_passwords.is_some(),
+        fields: settings.fields.clone(),
+        keep_columns: settings.keep_columns.clone(),
+        target: Some(settings.target.clone()),
     }
 }
 
@@ -151,7 +174,9 @@ async fn finished_rows(settings: &Settings, max_line: u64) -> Result<resume::Fin
 
 /// The HTTP client and the token provider, with a first token already fetched (so a refused
 /// refresh token stops the run before any update); None in a dry run.
-async fn connect(settings: &mut Settings) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
+pub(super) async fn connect(
+    settings: &mut Settings,
+) -> Result<Option<(Client, Arc<TokenProvider>)>, Error> {
     if settings.dry_run {
         return Ok(None);
     }
@@ -254,7 +279,7 @@ impl Stages {
         &self,
         settings: &Settings,
         input: Input,
-        generator: Option<Generator>,
+        (generator, resolver): (Option<Generator>, Option<Arc<super::resolve::Resolver>>),
         finished: resume::Finished,
         rows: mpsc::Sender<Row>,
     ) -> JoinHandle<Result<(), Error>> {
@@ -266,6 +291,8 @@ impl Stages {
             generator,
             finished,
             counters: self.counters.clone(),
+            input_sha256: input.sha256,
+            resolver,
         };
         let (sink, stop, source) = (self.sink.clone(), self.stop.clone(), input.source);
         tokio::task::spawn_blocking(move || reader.read_rows(source, &rows, &sink, &stop))

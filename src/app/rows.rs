@@ -2,7 +2,8 @@
 //! when an earlier run finished it, given its password (generated ones written to the secrets
 //! file first), then queued for the workers or recorded (invalid rows; planned rows in a dry run).
 //! Rows for the workers pass through a bounded look-ahead that takes them round-robin across
-//! customers (`input::interleave`), so a file grouped by customer is sent interleaved.
+//! customers (`input::interleave`), so a file grouped by customer is sent interleaved. Read to
+//! its end, the file must still have the first pass's SHA-256, or the run stops there.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Error;
+use crate::core::digest::Sha256;
 use crate::core::run_state::{Counters, Outcome, Stop, StopReason};
 use crate::input::csv as input;
 use crate::input::csv::CsvSource;
@@ -81,12 +83,25 @@ impl Generator {
                 row.line,
                 &row.customer.to_string(),
                 &row.user.to_string(),
-                row.changes.user_principal_name.as_deref().unwrap_or(""),
+                [
+                    sign_in_name(row),
+                    &row.context.customer_domain,
+                    &row.context.kept_cell(),
+                ],
                 &password,
             )?;
         }
         Ok(password)
     }
+}
+
+/// The name the user signs in with once the row is applied: the new UPN of a rename, else the
+/// row's `user_principal_name`.
+fn sign_in_name(row: &Row) -> &str {
+    row.changes
+        .user_principal_name
+        .as_deref()
+        .unwrap_or(&row.context.upn)
 }
 
 /// The second pass over the input.
@@ -99,6 +114,11 @@ pub struct Reader {
     /// What earlier runs finished (a resume); rows in it are skipped.
     pub finished: resume::Finished,
     pub counters: Arc<Counters>,
+    /// The input's SHA-256 from the first pass: read to its end, the file must still have it.
+    pub input_sha256: Sha256,
+    /// Finds the GUIDs of customers named by domain and users named by UPN (None: no row
+    /// names any, or a dry run).
+    pub resolver: Option<Arc<super::resolve::Resolver>>,
 }
 
 /// The reader's end of the row queue. It waits for a quarter of the queue to be free before
@@ -147,11 +167,23 @@ impl Reader {
     ) -> Result<(), Error> {
         let mut record = ByteRecord::new();
         let mut queue = Queue::new(rows);
+        let wide = source.header.with_user_id();
         while !stop.is_stopping() {
             let Some(line) = source.next_record(&mut record)? else {
                 break;
             };
-            let row = self.check(line, &record, &source.header);
+            let row = match self.resolve(line, &record, &source.header) {
+                None => self.check(line, &record, &source.header),
+                Some(Ok((rewritten, true))) => {
+                    let header = wide.as_ref().unwrap_or(&source.header);
+                    self.check(line, &rewritten, header)
+                }
+                Some(Ok((rewritten, false))) => self.check(line, &rewritten, &source.header),
+                Some(Err(unresolved)) => {
+                    sink.send_paced(unresolved);
+                    continue;
+                }
+            };
             let hash = match &row {
                 Ok(r) => r.hash,
                 Err(i) => i.hash,
@@ -189,47 +221,131 @@ impl Reader {
                 }
             }
         }
+        // At the end: the file read must be the one checked (rows still waiting are not sent).
+        if let Some(now) = source.sha256().filter(|now| *now != self.input_sha256) {
+            stop.stop(StopReason::InputChanged {
+                first: self.input_sha256.to_string(),
+                now: now.to_string(),
+            });
+        }
         Ok(())
     }
 
-    /// Validation plus the duplicate check. An invalid row still claims its (customer, user)
-    /// pair, so a later row for the same user is flagged.
+    /// A row that names its customer by domain or its user by UPN: the record with their GUIDs
+    /// (and whether the user's id was added after the header's fields), or its record when
+    /// they cannot be found (in a dry run: planned, saying it needs resolution).
+    fn resolve(
+        &self,
+        line: u64,
+        record: &ByteRecord,
+        header: &input::Header,
+    ) -> Option<Result<(ByteRecord, bool), Record>> {
+        use crate::input::names;
+        let names = names::names(record, header)?;
+        let unresolved = |outcome: Outcome, reason: String| {
+            let invalid = validate::Invalid {
+                context: Default::default(),
+                line,
+                customer: crate::core::text::shorten(&names.customer, 60),
+                user: String::new(),
+                reason,
+                hash: crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
+            };
+            Record {
+                outcome,
+                ..Record::invalid(&invalid)
+            }
+        };
+        let Some(resolver) = &self.resolver else {
+            let (outcome, why) = match self.dry_run {
+                true => (Outcome::Planned, "a dry run lists nothing"),
+                false => (Outcome::Invalid, "no resolver"),
+            };
+            let reason = format!("names its customer by domain or its user by user principal name: found when sent ({why})");
+            return Some(Err(unresolved(outcome, reason)));
+        };
+        let handle = tokio::runtime::Handle::current();
+        let found = handle.block_on(async {
+            let customer = resolver.customer(&names.customer).await?;
+            let user = match &names.user_principal_name {
+                Some(upn) => Some(resolver.user(customer, None, Some(upn)).await?),
+                None => None,
+            };
+            Ok::<_, super::resolve::Unresolved>((customer, user))
+        });
+        Some(match found {
+            Ok((customer, user)) => {
+                let rewritten = names::with_ids(record, header, &names, customer, user);
+                let widened = user.is_some() && header.position(input::Column::UserId).is_none();
+                Ok((rewritten, widened))
+            }
+            Err(e) => Err(unresolved(e.outcome, e.reason)),
+        })
+    }
+
+    /// Validation plus the duplicate check (see [`check_row`]).
     fn check(
         &mut self,
         line: u64,
         record: &ByteRecord,
         header: &input::Header,
     ) -> Result<Row, validate::Invalid> {
-        let generating = self.generator.is_some();
-        match validate::validate(
-            line,
-            record,
-            header,
-            self.default_customer,
-            generating,
-            &*self.target,
-        ) {
-            Ok(row) => match self.duplicates.check(line, row.customer, row.user) {
-                Some(first) => Err(validate::Invalid {
-                    hash: row.hash,
-                    line,
-                    customer: row.customer.to_string(),
-                    user: row.user.to_string(),
-                    reason: format!(
-                        "the same customer and user as line {first}: each user may appear once per file"
-                    ),
-                }),
-                None => Ok(row),
-            },
-            Err(invalid) => {
-                if let (Ok(c), Ok(u)) = (
-                    crate::core::ids::parse_guid(&invalid.customer),
-                    crate::core::ids::parse_guid(&invalid.user),
-                ) {
-                    self.duplicates.check(line, c, u);
-                }
-                Err(invalid)
+        let checks = RowChecks {
+            default_customer: self.default_customer,
+            generating: self.generator.is_some(),
+            target: &*self.target,
+        };
+        check_row(&mut self.duplicates, &checks, line, record, header)
+    }
+}
+
+/// What validating a row depends on besides the row.
+pub struct RowChecks<'a> {
+    pub default_customer: Option<Uuid>,
+    /// A password is generated for each row.
+    pub generating: bool,
+    pub target: &'a dyn crate::targets::Target,
+}
+
+/// Validation plus the duplicate check, as the reader (and the `--max-changes` count) sees a
+/// row. An invalid row still claims its (customer, user) pair, so a later row for the same
+/// user is flagged.
+pub fn check_row(
+    duplicates: &mut Duplicates,
+    checks: &RowChecks<'_>,
+    line: u64,
+    record: &ByteRecord,
+    header: &input::Header,
+) -> Result<Row, validate::Invalid> {
+    match validate::validate(
+        line,
+        record,
+        header,
+        checks.default_customer,
+        checks.generating,
+        checks.target,
+    ) {
+        Ok(row) => match duplicates.check(line, row.customer, row.user) {
+            Some(first) => Err(validate::Invalid {
+                context: Box::new(row.context),
+                hash: row.hash,
+                line,
+                customer: row.customer.to_string(),
+                user: row.user.to_string(),
+                reason: format!(
+                    "the same customer and user as line {first}: each user may appear once per file"
+                ),
+            }),
+            None => Ok(row),
+        },
+        Err(invalid) => {
+            if let (Ok(c), Ok(u)) = (
+                crate::core::ids::parse_guid(&invalid.customer),
+                crate::core::ids::parse_guid(&invalid.user),
+            ) {
+                duplicates.check(line, c, u);
             }
+            Err(invalid)
         }
     }
 }
@@ -252,5 +368,6 @@ fn planned(row: &Row, target: &dyn crate::targets::Target) -> Record {
         row_hash: row.hash,
         throttled: 0,
         fields: Vec::new(),
+        context: row.context.clone(),
     }
 }

@@ -44,6 +44,8 @@ pub const SERVER_COUNT_MAX: f64 = 1e9;
 /// every request (with the floor, refreshes are at least 0.8 s apart whatever the request rate);
 /// 2^64-1 seconds a token kept past its real expiry (a 401 still refreshes it).
 pub const TOKEN_LIFETIME: Range = range(secs(1), secs(DAY));
+/// A device-code grant's poll interval (`interval`, plus 5 s per `slow_down`): 1 s to a minute.
+pub const DEVICE_POLL: Range = range(secs(1), secs(MINUTE));
 
 // Ranges of values the user sets: refused outside.
 

@@ -2,6 +2,7 @@
 //! the one redaction point, text and file helpers. Uses no other module of the crate.
 
 pub mod checked;
+pub mod digest;
 pub mod files;
 pub mod hash;
 pub mod ids;

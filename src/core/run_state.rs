@@ -17,6 +17,9 @@ pub enum StopReason {
     WriteFailed(String),
     /// No access token could be had (the refresh token was refused, say).
     AuthFailed(String),
+    /// The input file read to its end is not the file first read (hashed): it changed while
+    /// the run read it. Both SHA-256 digests, in hex.
+    InputChanged { first: String, now: String },
     /// No connection to the API could be opened, and nothing ever answered.
     NothingConnects {
         host: String,
@@ -38,6 +41,10 @@ impl std::fmt::Display for StopReason {
                 "a file could not be written ({e}); stopped so that no update goes unrecorded"
             ),
             StopReason::AuthFailed(e) => write!(f, "{e}"),
+            StopReason::InputChanged { first, now } => write!(
+                f,
+                "the input file changed while the run read it (SHA-256 {first} when checked, {now} when read to its end): stopped; rows read before the end may have been sent from the changed file, and the results file records each one sent"
+            ),
             StopReason::NothingConnects {
                 host,
                 attempts,

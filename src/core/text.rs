@@ -30,6 +30,11 @@ pub fn error_code(raw: &str) -> Option<String> {
     ok.then(|| raw.to_string())
 }
 
+/// Characters that cannot be seen but make a value differ (pasted from web pages and Word).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+}
+
 #[cfg(test)]
 mod error_code_tests {
     #[test]

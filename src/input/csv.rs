@@ -4,240 +4,15 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use crate::core::digest::{Hashing, Sha256};
 use crate::core::text::shorten;
-use crate::targets::Field;
+use crate::targets::{Field, Target};
 use csv::ByteRecord;
 
-/// A column the tool understands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Column {
-    CustomerId,
-    UserId,
-    UsageLocation,
-    DisplayName,
-    FirstName,
-    LastName,
-    UserPrincipalName,
-    Password,
-    ForceChangePassword,
-    // Microsoft Graph's own fields (see `targets::graph::fields`).
-    JobTitle,
-    Department,
-    OfficeLocation,
-    CompanyName,
-    EmployeeId,
-    MobilePhone,
-    BusinessPhones,
-    City,
-    State,
-    Country,
-    PostalCode,
-    StreetAddress,
-    PreferredLanguage,
-    AccountEnabled,
-}
-
-impl Column {
-    pub const ALL: [Column; 23] = [
-        Column::CustomerId,
-        Column::UserId,
-        Column::UsageLocation,
-        Column::DisplayName,
-        Column::FirstName,
-        Column::LastName,
-        Column::UserPrincipalName,
-        Column::Password,
-        Column::ForceChangePassword,
-        Column::JobTitle,
-        Column::Department,
-        Column::OfficeLocation,
-        Column::CompanyName,
-        Column::EmployeeId,
-        Column::MobilePhone,
-        Column::BusinessPhones,
-        Column::City,
-        Column::State,
-        Column::Country,
-        Column::PostalCode,
-        Column::StreetAddress,
-        Column::PreferredLanguage,
-        Column::AccountEnabled,
-    ];
-
-    /// The name used in documentation and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Column::CustomerId => "customer_id",
-            Column::UserId => "user_id",
-            Column::UsageLocation => "usage_location",
-            Column::DisplayName => "display_name",
-            Column::FirstName => "first_name",
-            Column::LastName => "last_name",
-            Column::UserPrincipalName => "user_principal_name",
-            Column::Password => "password",
-            Column::ForceChangePassword => "force_change_password",
-            Column::JobTitle => "job_title",
-            Column::Department => "department",
-            Column::OfficeLocation => "office_location",
-            Column::CompanyName => "company_name",
-            Column::EmployeeId => "employee_id",
-            Column::MobilePhone => "mobile_phone",
-            Column::BusinessPhones => "business_phones",
-            Column::City => "city",
-            Column::State => "state",
-            Column::Country => "country",
-            Column::PostalCode => "postal_code",
-            Column::StreetAddress => "street_address",
-            Column::PreferredLanguage => "preferred_language",
-            Column::AccountEnabled => "account_enabled",
-        }
-    }
-
-    /// Accepted header spellings, already normalised (lower case, no spaces, `-` or `_`).
-    pub fn aliases(self) -> &'static [&'static str] {
-        match self {
-            Column::CustomerId => &["customerid", "customertenantid", "tenantid"],
-            Column::UserId => &["userid", "id", "objectid"],
-            Column::UsageLocation => &["usagelocation"],
-            Column::DisplayName => &["displayname"],
-            Column::FirstName => &["firstname", "givenname"],
-            Column::LastName => &["lastname", "surname"],
-            Column::UserPrincipalName => &["userprincipalname", "upn"],
-            Column::Password => &["password"],
-            Column::ForceChangePassword => &[
-                "forcechangepassword",
-                "forcechangepasswordnextlogin",
-                "forcechangepasswordnextsignin",
-            ],
-            Column::JobTitle => &["jobtitle", "title"],
-            Column::Department => &["department"],
-            Column::OfficeLocation => &["officelocation", "office", "physicaldeliveryofficename"],
-            Column::CompanyName => &["companyname"],
-            Column::EmployeeId => &["employeeid"],
-            Column::MobilePhone => &["mobilephone", "mobile"],
-            Column::BusinessPhones => &[
-                "businessphones",
-                "businessphone",
-                "officephone",
-                "telephonenumber",
-            ],
-            Column::City => &["city"],
-            Column::State => &["state", "stateorprovince"],
-            Column::Country => &["country", "countryorregion"],
-            Column::PostalCode => &["postalcode", "ziporpostalcode"],
-            Column::StreetAddress => &["streetaddress"],
-            Column::PreferredLanguage => &["preferredlanguage"],
-            Column::AccountEnabled => &["accountenabled"],
-        }
-    }
-
-    /// Whether the column carries a change on its own (as opposed to identifying the user, or qualifying a password).
-    pub fn is_update(self) -> bool {
-        !matches!(
-            self,
-            Column::CustomerId | Column::UserId | Column::ForceChangePassword
-        )
-    }
-
-    pub(crate) const COUNT: usize = 23;
-
-    /// The field the column changes (None for the ids and `force_change_password`).
-    pub fn field(self) -> Option<Field> {
-        Some(match self {
-            Column::CustomerId | Column::UserId | Column::ForceChangePassword => return None,
-            Column::UsageLocation => Field::UsageLocation,
-            Column::DisplayName => Field::DisplayName,
-            Column::FirstName => Field::FirstName,
-            Column::LastName => Field::LastName,
-            Column::UserPrincipalName => Field::UserPrincipalName,
-            Column::Password => Field::Password,
-            Column::JobTitle => Field::JobTitle,
-            Column::Department => Field::Department,
-            Column::OfficeLocation => Field::OfficeLocation,
-            Column::CompanyName => Field::CompanyName,
-            Column::EmployeeId => Field::EmployeeId,
-            Column::MobilePhone => Field::MobilePhone,
-            Column::BusinessPhones => Field::BusinessPhones,
-            Column::City => Field::City,
-            Column::State => Field::State,
-            Column::Country => Field::Country,
-            Column::PostalCode => Field::PostalCode,
-            Column::StreetAddress => Field::StreetAddress,
-            Column::PreferredLanguage => Field::PreferredLanguage,
-            Column::AccountEnabled => Field::AccountEnabled,
-        })
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Lower-cases and removes spaces, `-` and `_`: the form header names are matched in.
-pub fn normalize_header(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '_' | '\t'))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-fn column_for(normalized: &str) -> Option<Column> {
-    Column::ALL
-        .into_iter()
-        .find(|c| c.aliases().contains(&normalized))
-}
-
-/// How alike (normalised Damerau-Levenshtein, 1 = equal) an unknown name must be to a known
-/// one to be suggested: about one edit in five characters (`usagelocaton` is 0.92 from
-/// `usagelocation`; `username` is 0.75 from `surname`, an alias of last_name: not suggested).
-const SUGGEST_AT_LEAST: f64 = 0.8;
-
-/// The closest known column to an unknown header name, when it looks like a typo of one.
-fn suggest(normalized: &str) -> Option<Column> {
-    let mut best: Option<(f64, Column)> = None;
-    for col in Column::ALL {
-        for alias in col.aliases() {
-            let score = strsim::normalized_damerau_levenshtein(normalized, alias);
-            let long_enough = normalized.len() >= 3 || alias.len() <= 3;
-            if long_enough && score >= SUGGEST_AT_LEAST && best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, col));
-            }
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-/// A header name that matches no column.
-#[derive(Clone, Debug)]
-pub struct UnknownColumn {
-    pub name: String,
-    /// 1-based.
-    pub position: usize,
-    /// The known column it is close to, if any.
-    pub suggestion: Option<Column>,
-}
-
-/// Unknown columns named in the message; the rest are counted.
-const UNKNOWN_NAMED: usize = 10;
-
-/// `"a" (column 3), did you mean "b"?; "c" (column 5)`, then `; and N more`.
-fn list_unknown(columns: &[UnknownColumn]) -> String {
-    let mut items: Vec<String> = columns
-        .iter()
-        .take(UNKNOWN_NAMED)
-        .map(|c| {
-            let hint = c
-                .suggestion
-                .map(|s| format!(", did you mean \"{}\"?", s.name()))
-                .unwrap_or_default();
-            format!("\"{}\" (column {}){hint}", c.name, c.position)
-        })
-        .collect();
-    if columns.len() > UNKNOWN_NAMED {
-        items.push(format!("and {} more", columns.len() - UNKNOWN_NAMED));
-    }
-    items.join("; ")
-}
+use crate::input::columns::{column_for, list_unknown, suggest};
+pub use crate::input::columns::{normalize_header, Column, UnknownColumn};
 
 /// A fatal problem with the input file as a whole: nothing is sent.
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +30,7 @@ pub enum InputError {
     Utf16 { path: PathBuf },
     #[error("input file {path}: the header row is not valid UTF-8: save the file as UTF-8")]
     HeaderNotUtf8 { path: PathBuf },
-    #[error("input file {path}: unknown column{} {}; use --ignore-unknown-columns to skip columns the tool does not use", if columns.len() > 1 { "s" } else { "" }, list_unknown(columns))]
+    #[error("input file {path}: unknown column{} {}; use --ignore-unknown-columns to skip columns the tool does not use{}", if columns.len() > 1 { "s" } else { "" }, list_unknown(columns), if columns.iter().any(|c| c.not_changeable_through.is_some()) { " (or --fields to choose the fields sent: columns that cannot be changed are then left aside), or --keep-columns to carry a column into the results" } else { "" })]
     UnknownColumns {
         path: PathBuf,
         /// Every unknown column of the header, in order.
@@ -271,13 +46,29 @@ pub enum InputError {
         second_name: String,
     },
     #[error(
-        "input file {path}: no user_id column (accepted names: user_id, userid, id, objectid)"
+        "input file {path}: no user_id column (accepted names: user_id, userid, id, objectid) and no user_principal_name column to find the users by"
     )]
     MissingUserId { path: PathBuf },
     #[error("input file {path}: no customer_id column (accepted names: customer_id, customer_tenant_id, tenant_id) and no --customer-id given")]
     MissingCustomer { path: PathBuf },
-    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, user_principal_name, password (or use --generate-passwords)")]
-    NothingToUpdate { path: PathBuf },
+    #[error("input file {path}: no column to update: add at least one of {fields} (or use --generate-passwords)")]
+    NothingToUpdate {
+        path: PathBuf,
+        /// The target's field columns, listed.
+        fields: String,
+    },
+    #[error("input file {path}: --fields names {field}, but the file has no {field} column")]
+    MissingField { path: PathBuf, field: &'static str },
+    #[error(
+        "input file {path}: --keep-columns names \"{name}\", but the header has no such column"
+    )]
+    MissingKeptColumn { path: PathBuf, name: String },
+    #[error("input file {path}: --keep-columns cannot keep the column \"{name}\" ({why})")]
+    NotKeepable {
+        path: PathBuf,
+        name: String,
+        why: &'static str,
+    },
     #[error("input file {path} has a password column and --generate-passwords was given: use one or the other")]
     PasswordColumnAndGeneration { path: PathBuf },
     #[error("input file {path} has old Mac line ends (CR only): save it with Windows (CRLF) or Unix (LF) line ends")]
@@ -302,6 +93,11 @@ pub struct Header {
     pub unnamed: Vec<usize>,
     /// FNV-1a of the header row, for the results file's fingerprint.
     pub hash: u64,
+    /// The fields sent (`--fields`); None: every field the file has a column for.
+    pub chosen: Option<Vec<Field>>,
+    /// Columns carried as context besides the UPN and the domain (`--keep-columns`, and the
+    /// field columns `--fields` leaves out): the name as written and the position.
+    pub kept: Vec<(Arc<str>, usize)>,
 }
 
 impl Header {
@@ -312,6 +108,8 @@ impl Header {
             names: Vec::new(),
             unnamed: Vec::new(),
             hash: 0,
+            chosen: None,
+            kept: Vec::new(),
         }
     }
 
@@ -321,11 +119,13 @@ impl Header {
         record: &ByteRecord,
         options: &ReadOptions,
     ) -> Result<Header, InputError> {
-        let ignore_unknown = options.ignore_unknown_columns;
-        let has_default_customer = options.has_default_customer;
-        let mut positions: [Option<usize>; Column::COUNT] = [None; Column::COUNT];
-        let mut names: Vec<String> = Vec::with_capacity(record.len());
-        let mut unnamed = Vec::new();
+        let target = options.target();
+        let keep: Vec<String> = options
+            .keep_columns
+            .iter()
+            .map(|k| normalize_header(k))
+            .collect();
+        let mut header = Header::empty();
         let mut unknown = Vec::new();
         for (i, raw) in record.iter().enumerate() {
             let name = std::str::from_utf8(raw)
@@ -335,35 +135,47 @@ impl Header {
                 .trim()
                 .to_string();
             let normalized = normalize_header(&name);
-            let known = |col: &Column| match (col.field(), options.fields) {
-                (Some(field), Some(fields)) => !ignore_unknown || fields.contains(&field),
-                _ => true,
-            };
-            match column_for(&normalized).filter(known) {
+            match column_for(&normalized, &*target) {
                 Some(col) => {
-                    if let Some(first) = positions[col.index()] {
+                    if let Some(first) = header.positions[col.index()] {
                         return Err(InputError::DuplicateColumn {
                             path: path.to_owned(),
                             column: col.name(),
                             first: first + 1,
-                            first_name: names[first].clone(),
+                            first_name: header.names[first].clone(),
                             second: i + 1,
                             second_name: name,
                         });
                     }
-                    positions[col.index()] = Some(i);
+                    header.positions[col.index()] = Some(i);
                 }
-                None if ignore_unknown => {}
+                None if !normalized.is_empty() && keep.contains(&normalized) => {
+                    header.kept.push((Arc::from(name.as_str()), i));
+                }
+                None if options.ignore_unknown_columns => {}
+                // A column of the target's own exports that it cannot change: left aside when
+                // the run says which fields it sends, else named as such (not as a typo).
+                None if target.unchangeable_column(&normalized) => {
+                    if options.fields.is_none() {
+                        unknown.push(UnknownColumn {
+                            suggestion: None,
+                            not_changeable_through: Some(target.title()),
+                            name: shorten(&name, 60),
+                            position: i + 1,
+                        });
+                    }
+                }
                 // Unnamed columns come from trailing delimiters (Excel writes them): they are
                 // accepted as long as they stay empty (a row with a value in one is invalid).
-                None if normalized.is_empty() => unnamed.push(i),
+                None if normalized.is_empty() => header.unnamed.push(i),
                 None => unknown.push(UnknownColumn {
-                    suggestion: suggest(&normalized),
+                    suggestion: suggest(&normalized, &*target),
+                    not_changeable_through: None,
                     name: shorten(&name, 60),
                     position: i + 1,
                 }),
             }
-            names.push(name);
+            header.names.push(name);
         }
         if !unknown.is_empty() {
             return Err(InputError::UnknownColumns {
@@ -371,43 +183,123 @@ impl Header {
                 columns: unknown,
             });
         }
-        let header = Header {
-            positions,
-            width: record.len(),
-            names,
-            unnamed,
-            hash: crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii)),
-        };
-        if header.position(Column::UserId).is_none() {
-            return Err(InputError::MissingUserId {
-                path: path.to_owned(),
-            });
-        }
-        if header.position(Column::CustomerId).is_none() && !has_default_customer {
-            return Err(InputError::MissingCustomer {
-                path: path.to_owned(),
-            });
-        }
-        if options.generate_passwords && header.position(Column::Password).is_some() {
-            return Err(InputError::PasswordColumnAndGeneration {
-                path: path.to_owned(),
-            });
-        }
-        if !options.generate_passwords
-            && !Column::ALL
-                .into_iter()
-                .any(|c| c.is_update() && header.position(c).is_some())
-        {
-            return Err(InputError::NothingToUpdate {
-                path: path.to_owned(),
-            });
-        }
+        header.width = record.len();
+        header.hash = crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii));
+        header.choose(path, options)?;
+        header.check(path, options)?;
         Ok(header)
+    }
+
+    /// Applies `--fields` (the other field columns become context) and checks `--keep-columns`.
+    fn choose(&mut self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
+        for name in &options.keep_columns {
+            let n = normalize_header(name);
+            let col = column_for(&n, &*options.target());
+            let why = match col {
+                Some(Column::Password | Column::ForceChangePassword) => {
+                    Some("passwords are never copied into another file")
+                }
+                Some(
+                    Column::CustomerId
+                    | Column::UserId
+                    | Column::UserPrincipalName
+                    | Column::CustomerDomain,
+                ) => Some("this column is in the results already"),
+                Some(c) if c.field().is_some() && options.fields.is_none() => {
+                    Some("it is a field the run sends (choose the fields sent with --fields)")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(InputError::NotKeepable {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    why,
+                });
+            }
+            let present = col.is_some_and(|c| self.position(c).is_some())
+                || self.kept.iter().any(|(k, _)| normalize_header(k) == n);
+            if !present {
+                return Err(InputError::MissingKeptColumn {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                });
+            }
+        }
+        let Some(chosen) = &options.fields else {
+            return Ok(());
+        };
+        for field in chosen {
+            let col = Column::ALL.into_iter().find(|c| c.field() == Some(*field));
+            let has = col.is_some_and(|c| self.position(c).is_some());
+            // A generated password needs no column.
+            let generated = *field == Field::Password && options.generate_passwords;
+            if !(has || generated) {
+                return Err(InputError::MissingField {
+                    path: path.to_owned(),
+                    field: field.column(),
+                });
+            }
+        }
+        for col in Column::ALL {
+            let left_out = col.field().is_some_and(|f| !chosen.contains(&f));
+            if let (true, Some(i)) = (left_out && col != Column::Password, self.position(col)) {
+                self.kept.push((Arc::from(self.names[i].as_str()), i));
+            }
+        }
+        self.kept.sort_by_key(|(_, i)| *i);
+        self.chosen = Some(chosen.clone());
+        Ok(())
+    }
+
+    /// The columns every run needs.
+    fn check(&self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
+        let path = || path.to_owned();
+        // Without user_id, users are found by user_principal_name (`input::names`).
+        if self.position(Column::UserId).is_none()
+            && self.position(Column::UserPrincipalName).is_none()
+        {
+            return Err(InputError::MissingUserId { path: path() });
+        }
+        if self.position(Column::CustomerId).is_none() && !options.has_default_customer {
+            return Err(InputError::MissingCustomer { path: path() });
+        }
+        if options.generate_passwords && self.position(Column::Password).is_some() {
+            return Err(InputError::PasswordColumnAndGeneration { path: path() });
+        }
+        if !options.generate_passwords && !Column::ALL.into_iter().any(|c| self.sends(c)) {
+            let target = options.target();
+            let fields: Vec<&str> = target.fields().iter().map(|f| f.column()).collect();
+            return Err(InputError::NothingToUpdate {
+                path: path(),
+                fields: fields.join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the file has the column and the run sends what it holds.
+    pub fn sends(&self, col: Column) -> bool {
+        let chosen = |f: Field| self.chosen.as_ref().is_none_or(|c| c.contains(&f));
+        self.position(col).is_some() && col.field().is_some_and(chosen)
     }
 
     /// The record index of a column, if the file has it.
     pub fn position(&self, col: Column) -> Option<usize> {
         self.positions[col.index()]
+    }
+
+    /// This header with a `user_id` column after the others (rows whose users were found by
+    /// user principal name carry the id there); None when it has one.
+    pub fn with_user_id(&self) -> Option<Header> {
+        if self.position(Column::UserId).is_some() {
+            return None;
+        }
+        let mut header = self.clone();
+        header.positions[Column::UserId.index()] = Some(self.width);
+        header.width += 1;
+        header.names.push(Column::UserId.name().to_string());
+        Some(header)
     }
 }
 
@@ -419,15 +311,25 @@ pub struct ReadOptions {
     pub has_default_customer: bool,
     /// Passwords are generated, so rows need no update column of their own.
     pub generate_passwords: bool,
-    /// The fields the target can change: with `ignore_unknown_columns`, a column of any other
-    /// field is skipped too (an Entra export's `department` through Partner Center); without,
-    /// a row that fills it is invalid. None: every column is known.
-    pub fields: Option<&'static [Field]>,
+    /// The fields sent (`--fields`); None: every field column of the file.
+    pub fields: Option<Vec<Field>>,
+    /// Columns carried into the results as context (`--keep-columns`).
+    pub keep_columns: Vec<String>,
+    /// The API whose export names and fields the header is read with; None: the default one.
+    pub target: Option<Arc<dyn Target>>,
+}
+
+impl ReadOptions {
+    fn target(&self) -> Arc<dyn Target> {
+        self.target
+            .clone()
+            .unwrap_or_else(crate::targets::default_target)
+    }
 }
 
 /// An open input file positioned after its header.
 pub struct CsvSource {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<BufReader<Hashing<File>>>,
     pub path: PathBuf,
     pub header: Header,
     pub delimiter: u8,
@@ -435,6 +337,8 @@ pub struct CsvSource {
     len: u64,
     /// Whether the last line ends with a line break.
     ends_with_newline: bool,
+    /// Whether the records were read to the end of the file (the digest is then the file's).
+    at_end: bool,
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -442,6 +346,15 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 impl CsvSource {
     /// Opens the file, checks its encoding, detects the delimiter and maps the header.
     pub fn open(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        CsvSource::open_with(path, options, false)
+    }
+
+    /// Like [`CsvSource::open`], and hashes the file as it is read (see [`CsvSource::sha256`]).
+    pub fn open_hashed(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
+        CsvSource::open_with(path, options, true)
+    }
+
+    fn open_with(path: &Path, options: &ReadOptions, hash: bool) -> Result<CsvSource, InputError> {
         let io = |source| InputError::Io {
             path: path.to_owned(),
             source,
@@ -509,7 +422,15 @@ impl CsvSource {
             // can be counted (see `next_record`).
             .terminator(csv::Terminator::Any(b'\n'))
             .trim(csv::Trim::None)
-            .from_reader(BufReader::with_capacity(64 * 1024, file));
+            // With `hash`, every byte passes the hash once, as it is read (the BOM skipped
+            // above included).
+            .from_reader(BufReader::with_capacity(
+                64 * 1024,
+                match hash {
+                    true => Hashing::new(file, &head[..skip]),
+                    false => Hashing::off(file),
+                },
+            ));
         let mut source = CsvSource {
             reader,
             path: path.to_owned(),
@@ -517,6 +438,7 @@ impl CsvSource {
             delimiter,
             len,
             ends_with_newline,
+            at_end: false,
         };
         let mut record = ByteRecord::new();
         if source.next_record(&mut record)?.is_none() {
@@ -559,7 +481,10 @@ impl CsvSource {
                     let start = after.line() - u64::from(terminated) - breaks;
                     return Ok(Some(start.max(1)));
                 }
-                Ok(false) => return Ok(None),
+                Ok(false) => {
+                    self.at_end = true;
+                    return Ok(None);
+                }
                 Err(e) => {
                     return Err(InputError::Io {
                         path: self.path.clone(),
@@ -568,6 +493,16 @@ impl CsvSource {
                 }
             }
         }
+    }
+}
+
+impl CsvSource {
+    /// The SHA-256 of the whole file, once its records have been read to the end; None before,
+    /// and for a source not opened with [`CsvSource::open_hashed`].
+    pub fn sha256(self) -> Option<Sha256> {
+        let at_end = self.at_end;
+        let digest = self.reader.into_inner().into_inner().finish()?;
+        at_end.then_some(digest)
     }
 }
 
@@ -644,6 +579,102 @@ mod tests {
     }
 
     #[test]
+    fn an_entra_export_s_names_come_from_the_target_and_its_other_columns_are_named() {
+        let h = header(&[
+            "id",
+            "userPrincipalName",
+            "givenName",
+            "surname",
+            "usageLocation",
+            "customer_id",
+        ])
+        .unwrap();
+        assert_eq!(h.position(Column::UserId), Some(0));
+        assert_eq!(h.position(Column::UserPrincipalName), Some(1));
+        assert_eq!(h.position(Column::FirstName), Some(2));
+        assert_eq!(h.position(Column::LastName), Some(3));
+        assert!(
+            !h.sends(Column::UserPrincipalName),
+            "a UPN names the user, never sent"
+        );
+        let e = header(&["id", "customer_id", "usageLocation", "jobTitle"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"jobTitle\" (column 4): not changeable through Partner Center"),
+            "{e}"
+        );
+        let fields = ReadOptions {
+            fields: Some(vec![Field::UsageLocation]),
+            ..ReadOptions::default()
+        };
+        let record = ByteRecord::from(vec![
+            "id",
+            "customer_id",
+            "usageLocation",
+            "displayName",
+            "jobTitle",
+        ]);
+        let h = Header::parse(Path::new("in.csv"), &record, &fields).unwrap();
+        assert!(h.sends(Column::UsageLocation) && !h.sends(Column::DisplayName));
+        assert_eq!(
+            h.kept.iter().map(|(n, i)| (&**n, *i)).collect::<Vec<_>>(),
+            [("displayName", 3)]
+        );
+    }
+
+    #[test]
+    fn graph_s_columns_are_fields_through_graph_and_unchangeable_through_partner_center() {
+        let graph = ReadOptions {
+            target: crate::targets::choose("graph"),
+            ..ReadOptions::default()
+        };
+        let parse = |cells: &[&str], options: &ReadOptions| {
+            Header::parse(
+                Path::new("in.csv"),
+                &ByteRecord::from(cells.to_vec()),
+                options,
+            )
+        };
+        let cells = [
+            "id",
+            "customer_id",
+            "jobTitle",
+            "telephoneNumber",
+            "job_titel",
+        ];
+        let e = parse(&cells, &graph).unwrap_err().to_string();
+        assert!(
+            e.contains("\"job_titel\" (column 5), did you mean \"job_title\"?"),
+            "{e}"
+        );
+        let h = parse(&cells[..4], &graph).unwrap();
+        assert_eq!(h.position(Column::JobTitle), Some(2));
+        assert_eq!(h.position(Column::BusinessPhones), Some(3));
+        assert!(h.sends(Column::JobTitle) && h.sends(Column::BusinessPhones));
+        let e = parse(&["id", "customer_id", "job_title", "mail"], &graph).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("\"mail\" (column 4): not changeable through Microsoft Graph"),
+            "{e}"
+        );
+        assert!(!e.contains("job_title"), "{e}");
+        // Through Partner Center: named as a column it cannot change, never suggested.
+        let e = header(&[
+            "id",
+            "customer_id",
+            "usage_location",
+            "job_title",
+            "job_titel",
+        ]);
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("\"job_title\" (column 4): not changeable through Partner Center"),
+            "{e}"
+        );
+        assert!(!e.contains("did you mean"), "{e}");
+    }
+
+    #[test]
     fn unknown_column_names_the_closest() {
         let e = header(&["customer_id", "user_id", "usage_locaton"]).unwrap_err();
         let msg = e.to_string();
@@ -676,8 +707,12 @@ mod tests {
             ),
             "{e}"
         );
-        let e = header(&["customer_id", "upn"]).unwrap_err();
+        let e = header(&["customer_id", "usage_location"]).unwrap_err();
         assert!(matches!(e, InputError::MissingUserId { .. }), "{e}");
+        // Without user_id the UPN finds the users: it is no change.
+        let e = header(&["customer_id", "upn"]).unwrap_err();
+        assert!(matches!(e, InputError::NothingToUpdate { .. }), "{e}");
+        assert!(header(&["customer_id", "upn", "usage_location"]).is_ok());
         let e = header(&["user_id", "upn"]).unwrap_err();
         assert!(matches!(e, InputError::MissingCustomer { .. }), "{e}");
         let e = header(&["customer_id", "user_id"]).unwrap_err();

@@ -9,8 +9,10 @@ use uuid::Uuid;
 
 use std::path::Path;
 
+use crate::input::context::{self, Context};
 use crate::input::csv::{Column, CsvSource, Header, InputError, ReadOptions};
 
+use crate::core::digest::Sha256;
 use crate::core::ids::parse_guid;
 use crate::core::text::shorten;
 use crate::input::passwords;
@@ -26,6 +28,8 @@ pub struct Row {
     pub changes: Changes,
     /// FNV-1a of the row's (trimmed) fields, to recognise it on a resume.
     pub hash: u64,
+    /// What names the user and tenant besides the GUIDs; never sent.
+    pub context: Context,
 }
 
 /// A row that will not be sent, and why.
@@ -38,12 +42,11 @@ pub struct Invalid {
     pub reason: String,
     /// FNV-1a of the row's fields.
     pub hash: u64,
+    /// What names the user and tenant (empty for a misshapen record: its cells may be shifted).
+    pub context: Box<Context>,
 }
 
-/// Characters that cannot be seen but make a value differ (pasted from web pages and Word).
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
-}
+use crate::core::text::is_invisible;
 
 fn invisible_name(c: char) -> &'static str {
     match c {
@@ -77,7 +80,9 @@ pub fn validate(
             .unwrap_or_default()
     };
     let hash = crate::core::hash::fnv1a(record.iter().map(<[u8]>::trim_ascii));
+    let row_context = || context_of(record, header);
     let invalid = |reason: String| Invalid {
+        context: Box::new(row_context()),
         hash,
         line,
         customer: match header.position(Column::CustomerId) {
@@ -91,6 +96,7 @@ pub fn validate(
     // another column's value (a password), so they are kept only when they look like ids.
     let misshapen = |reason: String| {
         let mut row = invalid(reason);
+        row.context = Box::default();
         for cell in [&mut row.customer, &mut row.user] {
             if !cell
                 .chars()
@@ -104,13 +110,14 @@ pub fn validate(
     check_shape(line, record, header).map_err(misshapen)?;
     let cells = clean_cells(record, header).map_err(invalid)?;
     let (customer, user) = ids(&cells, header, default_customer).map_err(invalid)?;
-    let changes = changes(&cells, generating, target).map_err(invalid)?;
+    let changes = changes(&cells, header, generating, target).map_err(invalid)?;
     Ok(Row {
         line,
         customer,
         user,
         changes,
         hash,
+        context: row_context(),
     })
 }
 
@@ -158,12 +165,37 @@ fn check_shape(line: u64, record: &ByteRecord, header: &Header) -> Result<(), St
     Ok(())
 }
 
-/// The known columns' cells as trimmed text; the reason when one is not UTF-8 or holds an
-/// invisible or control character.
+/// The row's context: its UPN and domain cells and the kept columns, read leniently.
+fn context_of(record: &ByteRecord, header: &Header) -> Context {
+    let cell = |i: Option<usize>| {
+        i.and_then(|i| record.get(i))
+            .map(context::clean)
+            .unwrap_or_default()
+    };
+    Context {
+        upn: cell(header.position(Column::UserPrincipalName)),
+        customer_domain: cell(header.position(Column::CustomerDomain)),
+        kept: header
+            .kept
+            .iter()
+            .map(|(name, i)| (name.clone(), cell(Some(*i))))
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+    }
+}
+
+/// The cells of the ids and of the columns sent, as trimmed text; the reason when one is not
+/// UTF-8 or holds an invisible or control character. Context columns are not checked.
 fn clean_cells<'r>(record: &'r ByteRecord, header: &Header) -> Result<Cells<'r>, String> {
     let mut cells: Cells<'r> = [None; Column::COUNT];
     for col in Column::ALL {
-        if let Some(i) = header.position(col) {
+        // force_change_password goes with a password sent or generated, not one left aside.
+        let password_left_aside =
+            header.position(Column::Password).is_some() && !header.sends(Column::Password);
+        let checked = matches!(col, Column::CustomerId | Column::UserId)
+            || (col == Column::ForceChangePassword && !password_left_aside)
+            || header.sends(col);
+        if let Some(i) = header.position(col).filter(|_| checked) {
             let raw = record.get(i).unwrap_or_default();
             let text = std::str::from_utf8(raw).map_err(|e| {
                 format!(
@@ -216,7 +248,12 @@ fn ids(
 /// The changes the row asks for, each checked by `target`; with `generating`, a row may ask
 /// for none (a password is generated for it). A `<clear>` cell clears its field where the
 /// target allows it.
-fn changes(cells: &Cells<'_>, generating: bool, target: &dyn Target) -> Result<Changes, String> {
+fn changes(
+    cells: &Cells<'_>,
+    header: &Header,
+    generating: bool,
+    target: &dyn Target,
+) -> Result<Changes, String> {
     let cell = |col: Column| cells[col as usize];
     let mut changes = Changes::default();
     let mut more = Vec::new();
@@ -268,7 +305,14 @@ fn changes(cells: &Cells<'_>, generating: bool, target: &dyn Target) -> Result<C
         return Err("force_change_password is set but there is no password to go with it".into());
     }
     if changes.is_empty() && !generating {
-        return Err("nothing to change: every update column of this row is empty".into());
+        let which = if header.chosen.is_some() {
+            "column chosen with --fields"
+        } else {
+            "update column"
+        };
+        return Err(format!(
+            "nothing to change: every {which} of this row is empty"
+        ));
     }
     Ok(changes)
 }
@@ -284,7 +328,7 @@ pub fn pair_key(customer: Uuid, user: Uuid) -> u64 {
 ///
 /// The first pass collects one 64-bit key per row (`pair_key`) and keeps only those seen twice;
 /// the second pass remembers the first line of just those pairs, so memory holds no whole rows.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Duplicates {
     repeated: HashSet<u64>,
     first_line: HashMap<(Uuid, Uuid), u64>,
@@ -320,8 +364,6 @@ impl Duplicates {
     }
 }
 
-/// The first pass over the input: counts data rows (for the progress bar) and builds the duplicate check.
-/// Holds one 64-bit key per row while it runs, and no row.
 /// Distinct customers counted by the first pass (for the progress display); a file with more
 /// shows progress for these only.
 const CUSTOMERS_COUNTED: usize = 200_000;
@@ -332,14 +374,19 @@ pub struct Scanned {
     pub duplicates: Duplicates,
     /// Each customer's rows (the first `CUSTOMERS_COUNTED` customers).
     pub rows_per_customer: std::collections::HashMap<Uuid, u64>,
+    /// The file's SHA-256, as read.
+    pub sha256: Sha256,
 }
 
+/// The first pass over the input: counts data rows (for the progress bar), builds the duplicate
+/// check and hashes the file (SHA-256, as it is read). Holds one 64-bit key per row while it
+/// runs, and no row.
 pub fn scan(
     path: &Path,
     options: &ReadOptions,
     default_customer: Option<Uuid>,
 ) -> Result<Scanned, InputError> {
-    let mut source = CsvSource::open(path, options)?;
+    let mut source = CsvSource::open_hashed(path, options)?;
     let customer_at = source.header.position(Column::CustomerId);
     let user_at = source.header.position(Column::UserId);
     let guid_at = |record: &ByteRecord, i: usize| {
@@ -368,10 +415,15 @@ pub fn scan(
             }
         }
     }
+    let sha256 = source.sha256().ok_or_else(|| InputError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("the file was not read to its end"),
+    })?;
     Ok(Scanned {
         rows,
         duplicates: Duplicates::from_keys(keys),
         rows_per_customer: customers,
+        sha256,
     })
 }
 
@@ -397,7 +449,7 @@ mod tests {
             "user_id",
             "usage_location",
             "display_name",
-            "upn",
+            "new_upn",
         ]);
         validate(
             2,

@@ -14,13 +14,15 @@ use crate::core::run_state::Outcome;
 use crate::output::secrets::read_lines;
 use crate::output::secrets::SecretsError;
 
-/// The rewritten file's columns: the run's five, then `applied`.
-pub const COLUMNS: [&str; 6] = [
+/// The rewritten file's columns: the run's seven, then `applied`.
+pub const COLUMNS: [&str; 8] = [
     "line",
     "customer_id",
     "user_id",
     "user_principal_name",
     "password",
+    "customer_domain",
+    "context",
     "applied",
 ];
 
@@ -56,7 +58,8 @@ impl Applied {
 
 /// A row's line in the secrets file.
 struct Entry {
-    cells: [String; 4],
+    /// line, customer_id, user_id, user_principal_name, customer_domain, context.
+    cells: [String; 6],
     password: SecretString,
     applied: Applied,
 }
@@ -97,13 +100,20 @@ fn read_rows(secrets: &Path) -> std::io::Result<BTreeMap<u64, Entry>> {
     let mut rows = BTreeMap::new();
     for record in reader.records() {
         let Ok(record) = record else { continue };
-        if !(5..=6).contains(&record.len()) || record[4].is_empty() {
+        // 7 or 8 fields; an older version's 5 or 6 (`applied` sixth) have no context.
+        if !(5..=8).contains(&record.len()) || record[4].is_empty() {
             continue;
         }
         let Ok(line) = record[0].parse::<u64>() else {
             continue;
         };
+        let context = |i: usize| match record.len() {
+            7 | 8 => record[i].to_string(),
+            _ => String::new(),
+        };
         let cells = [0, 1, 2, 3].map(|i| record[i].to_string());
+        let [line_cell, customer, user, upn] = cells;
+        let cells = [line_cell, customer, user, upn, context(5), context(6)];
         let password = SecretString::from(record[4].to_string());
         rows.insert(
             line,
@@ -127,13 +137,15 @@ fn replace(secrets: &Path, rows: &BTreeMap<u64, Entry>) -> std::io::Result<()> {
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
         writer.write_record(COLUMNS)?;
         for entry in rows.values() {
-            let [line, customer, user, upn] = &entry.cells;
+            let [line, customer, user, upn, domain, kept] = &entry.cells;
             writer.write_record([
                 line.as_str(),
                 customer,
                 user,
                 upn,
                 entry.password.expose_secret(),
+                domain,
+                kept,
                 entry.applied.as_str(),
             ])?;
         }

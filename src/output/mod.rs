@@ -3,6 +3,7 @@
 //! and progress. Uses `core`, `targets`, `settings` and `input`.
 
 pub mod audit_file;
+pub mod export_file;
 pub mod handover;
 pub mod paths;
 pub mod progress;
@@ -11,3 +12,4 @@ pub mod results;
 pub mod resume;
 pub mod secrets;
 pub mod summary;
+pub mod undo;

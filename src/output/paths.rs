@@ -117,6 +117,7 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         ("--secrets-out", secrets.clone()),
         ("--summary-json", settings.summary_json.clone()),
         ("--report", settings.report.clone()),
+        ("--undo-file", settings.undo_file.clone()),
         ("[auth] refresh_token_file", refresh),
     ]
     .into_iter()
@@ -152,6 +153,9 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
     if let Some(secrets) = &secrets {
         refuse_symlink(secrets, "--secrets-out")?;
     }
+    if let Some(undo) = &settings.undo_file {
+        refuse_symlink(undo, "--undo-file")?;
+    }
     // Files this run replaces as a whole: never a secrets file, whatever --force says.
     for (option, path) in [
         ("--out", Some(&settings.out)),
@@ -162,6 +166,55 @@ pub fn check_run(settings: &Settings) -> Result<(), PathError> {
         if let Some(path) = path.filter(|_| !appending) {
             refuse_secrets(option, path)?;
         }
+    }
+    Ok(())
+}
+
+/// `bulkpatch export`: the export file and its state file are neither each other, nor the
+/// customers file, nor a file the export reads (config, token, client secret), nor the
+/// refresh-token file, nor a secrets file, nor a symbolic link, nor a device.
+pub fn check_export(settings: &Settings) -> Result<(), PathError> {
+    let state = crate::output::export_file::state_path(&settings.out);
+    let refresh = match &settings.credentials {
+        Some(crate::settings::credentials::Credentials::Refresh(g)) => g.refresh_token_file.clone(),
+        _ => None,
+    };
+    let files: Vec<Named> = [
+        ("--out", Some(settings.out.clone())),
+        ("the export state file", Some(state.clone())),
+        ("[auth] refresh_token_file", refresh),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| {
+        Some(Named {
+            name: name.into(),
+            path: path?,
+        })
+    })
+    .collect();
+    refuse_collisions(&files)?;
+    for (name, path) in &settings.read_files {
+        let read = Identity::of(path);
+        if let Some(output) = files[..2]
+            .iter()
+            .find(|f| read.same(&Identity::of(&f.path)))
+        {
+            return Err(PathError::Same {
+                first: output.name.clone(),
+                second: (*name).into(),
+                path: output.path.clone(),
+            });
+        }
+    }
+    refuse_missing_dir("--out", &settings.out)?;
+    for file in &files[..2] {
+        refuse_symlink(&file.path, &file.name)?;
+        if std::fs::metadata(&file.path).is_ok_and(|m| !m.is_file()) {
+            return Err(PathError::OutNotAFile {
+                path: file.path.clone(),
+            });
+        }
+        refuse_secrets(&file.name, &file.path)?;
     }
     Ok(())
 }

@@ -163,11 +163,12 @@ pub fn read(
 ) -> Result<Pass, ResumeError> {
     let mut record = csv::ByteRecord::new();
     let mut scan = Scanner::open(path, &mut record)?;
+    // An older version's file lacks the context columns: its records are read all the same.
     let header_ok = record
         .iter()
         .take(COLUMNS.len())
-        .eq(COLUMNS.iter().map(|c| c.as_bytes()));
-    if !header_ok || record.len() < COLUMNS.len() {
+        .eq(COLUMNS.iter().take(record.len()).map(|c| c.as_bytes()));
+    if !header_ok || record.len() < READ_AT_LEAST {
         return Err(ResumeError::NotResults {
             path: path.to_owned(),
         });
@@ -202,6 +203,17 @@ pub enum Layout {
 /// The columns a results file of an older version starts with (before `row_hash`).
 const OLDEST_COLUMNS: usize = 13;
 
+/// The columns a file needs to be resumed from (`row_hash` and `throttled`; the context
+/// columns after them came later).
+const READ_AT_LEAST: usize = 15;
+
+/// The number of columns in the header of the file at `path`.
+pub fn header_width(path: &Path) -> Result<usize, ResumeError> {
+    let mut header = csv::ByteRecord::new();
+    Scanner::open(path, &mut header)?;
+    Ok(header.len())
+}
+
 /// A file's header: its layout and its column names.
 #[derive(Clone, Debug)]
 pub struct Header {
@@ -215,7 +227,7 @@ impl Header {
         let starts_with = |cols: &[&str]| {
             record.len() >= cols.len() && record.iter().zip(cols).all(|(a, b)| a == b.as_bytes())
         };
-        let layout = if starts_with(&AUDIT_COLUMNS) {
+        let layout = if starts_with(&AUDIT_COLUMNS[..AUDIT_COLUMNS.len() - CONTEXT_COLUMNS.len()]) {
             Layout::Audit
         } else if starts_with(&COLUMNS[..OLDEST_COLUMNS]) {
             Layout::Results
@@ -510,8 +522,9 @@ pub struct Span {
     pub len: u64,
 }
 
-/// The results file's columns, in order. Later features append columns after these.
-pub const COLUMNS: [&str; 15] = [
+/// The results file's columns, in order. Later features append columns after these; a reader
+/// takes a file without the last ones (`CONTEXT_COLUMNS`, from an older version).
+pub const COLUMNS: [&str; 18] = [
     "line",
     "customer_id",
     "user_id",
@@ -527,10 +540,17 @@ pub const COLUMNS: [&str; 15] = [
     "body",
     "row_hash",
     "throttled",
+    "user_principal_name",
+    "customer_domain",
+    "context",
 ];
 
+/// The columns that name the user and tenant besides the GUIDs, last in both files: the row's
+/// UPN, its customer's domain, and the kept columns as one JSON object.
+pub const CONTEXT_COLUMNS: [&str; 3] = ["user_principal_name", "customer_domain", "context"];
+
 /// The audit file's columns: one line per field a row sets.
-pub const AUDIT_COLUMNS: [&str; 15] = [
+pub const AUDIT_COLUMNS: [&str; 18] = [
     "line",
     "customer_id",
     "user_id",
@@ -546,6 +566,9 @@ pub const AUDIT_COLUMNS: [&str; 15] = [
     "request_id",
     "correlation_id",
     "finished_at",
+    "user_principal_name",
+    "customer_domain",
+    "context",
 ];
 
 #[cfg(test)]
@@ -579,7 +602,7 @@ mod tests {
         let line = |n: u64, field: &str, current: &str| {
             format!("{n},c,u,would_change,{field},{current},DE,,,,1,5,,,2026-01-01T00:00:00.000Z\n")
         };
-        let mut text = AUDIT_COLUMNS.join(",") + "\n";
+        let mut text = AUDIT_COLUMNS[..15].join(",") + "\n";
         text += &line(2, "usageLocation", "US");
         text += "3,c,u,would_change,usageLocation,\"cut short\n";
         text += &line(3, "displayName", "\"a, \"\"b\"\"\"");
@@ -607,7 +630,7 @@ mod tests {
 
     #[test]
     fn error_codes_are_read_as_text_numbers_as_before() {
-        let code = |c: &str| parse(&record(c), COLUMNS.len()).map(|e| e.error_code);
+        let code = |c: &str| parse(&record(c), 15).map(|e| e.error_code);
         assert_eq!(
             code("60002"),
             Ok(Some("60002".into())),

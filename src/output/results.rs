@@ -41,6 +41,8 @@ pub struct Record {
     pub throttled: u32,
     /// An audit (or a skipped unchanged row): each field the row sets, live against desired.
     pub fields: Vec<crate::targets::FieldChange>,
+    /// What names the user and tenant besides the GUIDs (the last columns).
+    pub context: crate::input::context::Context,
 }
 
 impl Record {
@@ -63,12 +65,23 @@ impl Record {
             row_hash: inv.hash,
             throttled: 0,
             fields: Vec::new(),
+            context: (*inv.context).clone(),
         }
     }
 
+    /// The context columns' cells (`CONTEXT_COLUMNS`), made safe for spreadsheets.
+    fn context_cells(&self) -> [Cow<'_, str>; 3] {
+        [
+            spreadsheet_safe(&self.context.upn),
+            spreadsheet_safe(&self.context.customer_domain),
+            Cow::Owned(self.context.kept_cell()),
+        ]
+    }
+
     /// The record's cells, in `COLUMNS` order, made safe for spreadsheets.
-    pub fn cells(&self) -> [Cow<'_, str>; 15] {
+    pub fn cells(&self) -> [Cow<'_, str>; 18] {
         let opt = |v: Option<String>| Cow::Owned(v.unwrap_or_default());
+        let [upn, domain, kept] = self.context_cells();
         [
             Cow::Owned(self.line.to_string()),
             spreadsheet_safe(&self.customer_id),
@@ -87,13 +100,17 @@ impl Record {
                 .map_or(Cow::Borrowed(""), spreadsheet_safe),
             Cow::Owned(format!("{:016x}", self.row_hash)),
             Cow::Owned(self.throttled.to_string()),
+            upn,
+            domain,
+            kept,
         ]
     }
 
     /// The audit file's lines for this record: one per field (one with no field when there is none).
-    pub fn audit_lines(&self) -> Vec<[Cow<'_, str>; 15]> {
+    pub fn audit_lines(&self) -> Vec<[Cow<'_, str>; 18]> {
         let opt = |v: Option<String>| Cow::Owned(v.unwrap_or_default());
         let line = |field: &'static str, current: Option<&str>, desired: Option<&str>| {
+            let [upn, domain, kept] = self.context_cells();
             [
                 Cow::Owned(self.line.to_string()),
                 spreadsheet_safe(&self.customer_id),
@@ -114,6 +131,9 @@ impl Record {
                 opt(self.request_id.map(|u| u.to_string())),
                 opt(self.correlation_id.map(|u| u.to_string())),
                 Cow::Owned(humantime::format_rfc3339_millis(self.finished_at).to_string()),
+                upn,
+                domain,
+                kept,
             ]
         };
         // Unchanged rows list their fields too, so a report can say "23 already DE".
@@ -185,7 +205,13 @@ impl Sink {
         if let std::borrow::Cow::Owned(clean) = crate::core::redact::redact(&record.message) {
             record.message = clean;
         }
-        for value in record.fields.iter_mut().filter_map(|f| f.current.as_mut()) {
+        let context = record.context.values_mut();
+        for value in record
+            .fields
+            .iter_mut()
+            .filter_map(|f| f.current.as_mut())
+            .chain(context)
+        {
             if let std::borrow::Cow::Owned(clean) = crate::core::redact::redact(value) {
                 *value = clean;
             }
@@ -264,11 +290,21 @@ pub fn start(
         path: path.to_owned(),
         source,
     };
+    let full = match layout {
+        Layout::Results => COLUMNS.len(),
+        Layout::Audit => AUDIT_COLUMNS.len(),
+    };
+    // Records added to an older version's file have its columns: the context columns, which
+    // it has not, are left off, so every record keeps the header's number of fields.
+    let mut width = full;
     if mode == Mode::Append {
         // A torn last record from a killed run is cut off: the new records start on a line of
         // their own, outside any quote it left open.
         crate::output::reader::cut_torn_tail(path)
             .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
+        width = crate::output::reader::header_width(path)
+            .map_err(|e| write_err(std::io::Error::other(e.to_string())))?
+            .clamp(1, full);
     }
     let file = open(path, mode)?;
     let mut csv = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(64 * 1024, file));
@@ -301,10 +337,10 @@ pub fn start(
                 }
                 let mut result = match layout {
                     Layout::Results => csv
-                        .write_record(record.cells().iter().map(|c| c.as_bytes()))
+                        .write_record(record.cells().iter().take(width).map(|c| c.as_bytes()))
                         .map_err(into_io),
                     Layout::Audit => record.audit_lines().iter().try_for_each(|cells| {
-                        csv.write_record(cells.iter().map(|c| c.as_bytes()))
+                        csv.write_record(cells.iter().take(width).map(|c| c.as_bytes()))
                             .map_err(into_io)
                     }),
                 };
@@ -409,6 +445,7 @@ mod tests {
             row_hash: 0,
             throttled: 0,
             fields: Vec::new(),
+            context: Default::default(),
         }
     }
 
@@ -484,7 +521,10 @@ mod tests {
                 "1970-01-01T00:00:01.500Z",
                 "",
                 "00000000000000ab",
-                "2"
+                "2",
+                "",
+                "",
+                ""
             ]
         );
     }

@@ -32,6 +32,13 @@ pub struct Fingerprint {
     /// The API the run sent to (`--target`); files from before targets were partner-center's.
     #[serde(default = "partner_center")]
     pub target: String,
+    /// The SHA-256 of the whole input file, in hex (reports show it; a resume does not compare
+    /// it: rows are recognised one by one). None in a file of an older version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
+    /// Written by a dry run (its report is a plan). Not compared on a resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 fn partner_center() -> String {
@@ -47,14 +54,8 @@ impl Fingerprint {
             header_hash: format!("{header_hash:016x}"),
             rows,
             target: partner_center(),
-        }
-    }
-
-    /// The same, for a run through `target` (its name).
-    pub fn for_target(self, target: &str) -> Fingerprint {
-        Fingerprint {
-            target: target.to_string(),
-            ..self
+            input_sha256: None,
+            dry_run: false,
         }
     }
 
@@ -410,7 +411,7 @@ mod tests {
         };
         // About 1 MB, four times the read buffer: the last line first, so every record is read
         // by seeking backwards, and line 7 failed once before it was updated.
-        let mut text = COLUMNS.join(",") + "\n";
+        let mut text = COLUMNS[..15].join(",") + "\n";
         text += &record(7, "failed", 10);
         for line in (1..=3000).rev() {
             text += &record(line, "updated", 300);
@@ -444,7 +445,7 @@ mod tests {
         let record = |line: u64, outcome: &str| {
             format!("{line},c,u,{outcome},200,,,1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
         };
-        let mut text = COLUMNS.join(",") + "\n";
+        let mut text = COLUMNS[..15].join(",") + "\n";
         for line in [3, 1, 4, 2, 5] {
             text += &record(line, if line % 2 == 0 { "failed" } else { "updated" });
         }
@@ -456,7 +457,7 @@ mod tests {
             (3, 2)
         );
         let out = std::fs::read_to_string(&path).unwrap();
-        let expected: String = std::iter::once(COLUMNS.join(",") + "\n")
+        let expected: String = std::iter::once(COLUMNS[..15].join(",") + "\n")
             .chain((1..=5).map(|l| record(l, if l % 2 == 0 { "failed" } else { "updated" })))
             .collect();
         assert_eq!(out, expected);
@@ -474,7 +475,7 @@ mod customer_tests {
         let record = |line: u64, customer: &str, outcome: &str| {
             format!("{line},{customer},u,{outcome},200,,,1,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
         };
-        let mut text = crate::output::reader::COLUMNS.join(",") + "\n";
+        let mut text = crate::output::reader::COLUMNS[..15].join(",") + "\n";
         text += &record(1, "a", "failed"); // replaced below: a has no problem in the end
         text += &record(2, "b", "updated");
         text += &record(3, "b", "failed");

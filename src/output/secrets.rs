@@ -24,16 +24,20 @@ pub enum SecretsError {
     },
 }
 
-/// The columns a run writes (the hand-over adds `applied`).
-const HEADER: [&str; 5] = [
+/// The columns a run writes (the hand-over adds `applied`). An older version wrote the first
+/// five: the password is always the fifth, and a line's number of fields says which it is.
+const HEADER: [&str; 7] = [
     "line",
     "customer_id",
     "user_id",
     "user_principal_name",
     "password",
+    "customer_domain",
+    "context",
 ];
 
-/// The secrets file: `line,customer_id,user_id,user_principal_name,password`, one line per generated password.
+/// The secrets file: `line,customer_id,user_id,user_principal_name,password,customer_domain,context`,
+/// one line per generated password; the last three name the user (the row's context).
 pub struct SecretsFile {
     path: PathBuf,
     writer: csv::Writer<std::fs::File>,
@@ -98,25 +102,29 @@ impl SecretsFile {
         Ok(secrets)
     }
 
-    /// Writes one password and makes it durable (flushed and synced) before returning.
+    /// Writes one password and makes it durable (flushed and synced) before returning. `names`:
+    /// the UPN the user signs in with, the customer's domain and the kept columns' cell.
     pub fn record(
         &mut self,
         line: u64,
         customer: &str,
         user: &str,
-        upn: &str,
+        names: [&str; 3],
         password: &SecretString,
     ) -> Result<(), SecretsError> {
+        let [upn, domain, kept] = names.map(crate::output::results::spreadsheet_safe);
         self.write([
             line.to_string().as_str(),
             customer,
             user,
-            upn,
+            &upn,
             password.expose_secret(),
+            &domain,
+            &kept,
         ])
     }
 
-    fn write(&mut self, cells: [&str; 5]) -> Result<(), SecretsError> {
+    fn write(&mut self, cells: [&str; 7]) -> Result<(), SecretsError> {
         let io = |source| SecretsError::Io {
             path: self.path.clone(),
             source,
@@ -170,8 +178,9 @@ pub fn earlier_passwords(
     let mut out = HashMap::new();
     let mut record = csv::StringRecord::new();
     while let Ok(true) = reader.read_record(&mut record) {
-        // Five columns as written during a run, six (`applied`) once rewritten at its end.
-        if !(5..=6).contains(&record.len()) || record[4].is_empty() {
+        // Seven columns as written during a run, eight (`applied`) once rewritten at its end;
+        // an older version's five and six.
+        if !(5..=8).contains(&record.len()) || record[4].is_empty() {
             continue;
         }
         let (Ok(line), Ok(user)) = (record[0].parse::<u64>(), Uuid::parse_str(&record[2])) else {
@@ -198,7 +207,7 @@ mod tests {
             2,
             "c",
             "u",
-            "a@b.c",
+            ["a@b.c", "=contoso.de", r#"{"Dept":"Sales"}"#],
             &SecretString::from("Pw-1234abcd".to_string()),
         )
         .unwrap();
@@ -206,7 +215,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,
-            "line,customer_id,user_id,user_principal_name,password\n2,c,u,a@b.c,Pw-1234abcd\n"
+            "line,customer_id,user_id,user_principal_name,password,customer_domain,context\n2,c,u,a@b.c,Pw-1234abcd,'=contoso.de,\"{\"\"Dept\"\":\"\"Sales\"\"}\"\n"
         );
         #[cfg(unix)]
         {

@@ -51,6 +51,8 @@ pub struct Summary {
     pub audit: bool,
     /// Data rows in the input.
     pub rows: u64,
+    /// The SHA-256 of the input file, in hex (None when the run stopped before reading it).
+    pub input_sha256: Option<String>,
     /// Rows with a record in the results file.
     pub recorded: u64,
     /// Rows the run never reached (it stopped early).
@@ -152,6 +154,7 @@ impl Summary {
             dry_run: s.dry_run,
             audit: s.audit,
             rows: s.rows,
+            input_sha256: None,
             recorded: t.recorded,
             not_attempted: s
                 .rows
@@ -270,6 +273,7 @@ impl Summary {
                     dry_run = self.dry_run,
                     audit = self.audit,
                     rows = self.rows,
+                    input_sha256 = self.input_sha256.as_deref(),
                     recorded = self.recorded,
                     not_attempted = self.not_attempted,
                     outcomes = %to_json(&self.outcomes),
@@ -324,6 +328,9 @@ impl Summary {
             self.rows,
             self.results.display()
         );
+        if let Some(sha256) = &self.input_sha256 {
+            let _ = writeln!(out, "  input: {} data rows, SHA-256 {sha256}", self.rows);
+        }
         let _ = writeln!(out, "  outcomes: {}", nonzero(&self.outcomes));
         if self.customers > 0 {
             let _ = writeln!(

@@ -1,5 +1,5 @@
-//! The per-customer table of a run report: rows, updated, failed, other problems, 429s and
-//! pace per `customer_id`, counted record by record while the report reads the results file.
+//! The per-customer table of a report: rows, updated (a plan: rows to change), failed, other
+//! problems, 429s and pace per `customer_id`, counted record by record while the report reads the results file.
 //! Bounded: a few numbers per customer (at most `MAX_TRACKED` customers; the rest are counted
 //! together), and only the `SHOWN` customers with the most problems, then the most rows, are
 //! rendered. Uses only `core`.
@@ -21,6 +21,8 @@ const MAX_TRACKED: usize = 200_000;
 struct Counts {
     rows: u64,
     updated: u64,
+    /// Planned (a dry run) or would change (an audit).
+    to_change: u64,
     failed: u64,
     other_problems: u64,
     throttled: u64,
@@ -34,8 +36,12 @@ struct Counts {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CustomerRow {
     pub customer_id: String,
+    /// The customer's domain, from the first row that named it (empty when none did).
+    pub customer_domain: String,
     pub rows: u64,
     pub updated: u64,
+    /// Rows a dry run plans, or an audit finds would change (a plan shows them).
+    pub to_change: u64,
     pub failed: u64,
     /// Invalid, interrupted, not found and forbidden rows.
     pub other_problems: u64,
@@ -62,6 +68,8 @@ pub struct CustomerTable {
 #[derive(Default)]
 pub struct CustomerTally {
     map: HashMap<String, Counts>,
+    /// The domain a row named each counted customer by (one per customer, as `map`).
+    domains: HashMap<String, String>,
 }
 
 impl CustomerTally {
@@ -85,6 +93,7 @@ impl CustomerTally {
         c.rows += 1;
         match outcome {
             Outcome::Updated => c.updated += 1,
+            Outcome::Planned | Outcome::WouldChange => c.to_change += 1,
             Outcome::Failed => c.failed += 1,
             o if o.is_problem() => c.other_problems += 1,
             _ => {}
@@ -98,8 +107,19 @@ impl CustomerTally {
         }
     }
 
+    /// Names a counted customer by the domain a row gave (the first one given is kept).
+    pub fn name(&mut self, customer: &str, domain: &str) {
+        if !domain.is_empty()
+            && self.map.contains_key(customer)
+            && !self.domains.contains_key(customer)
+        {
+            self.domains
+                .insert(customer.to_string(), domain.to_string());
+        }
+    }
+
     /// The table: the customers with the most problems, then the most rows, first.
-    pub fn table(self) -> CustomerTable {
+    pub fn table(mut self) -> CustomerTable {
         let total = self.map.len() as u64;
         let with_problems = self
             .map
@@ -111,7 +131,13 @@ impl CustomerTally {
         all.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)).then_with(|| a.0.cmp(&b.0)));
         let more = all.len().saturating_sub(SHOWN) as u64;
         all.truncate(SHOWN);
-        let shown = all.into_iter().map(|(id, c)| row_of(id, &c)).collect();
+        let shown = all
+            .into_iter()
+            .map(|(id, c)| {
+                let domain = self.domains.remove(&id).unwrap_or_default();
+                row_of(id, domain, &c)
+            })
+            .collect();
         CustomerTable {
             total,
             with_problems,
@@ -121,7 +147,7 @@ impl CustomerTally {
     }
 }
 
-fn row_of(customer_id: String, c: &Counts) -> CustomerRow {
+fn row_of(customer_id: String, customer_domain: String, c: &Counts) -> CustomerRow {
     let span_ms = c.last_ms.saturating_sub(c.first_ms);
     let pace = if c.timed >= 2 && span_ms > 0 {
         format!("{:.1}/s", (c.timed - 1) as f64 * 1000.0 / span_ms as f64)
@@ -130,8 +156,10 @@ fn row_of(customer_id: String, c: &Counts) -> CustomerRow {
     };
     CustomerRow {
         customer_id,
+        customer_domain,
         rows: c.rows,
         updated: c.updated,
+        to_change: c.to_change,
         failed: c.failed,
         other_problems: c.other_problems,
         throttled: c.throttled,

@@ -2,6 +2,7 @@
 
 pub mod customers;
 pub mod markdown;
+pub mod plan;
 
 use crate::targets::Target;
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +78,10 @@ pub struct Example {
     pub customer_id: String,
     pub user_id: String,
     pub message: String,
+    /// The row's context (empty in a file from before the context columns).
+    pub user_principal_name: String,
+    pub customer_domain: String,
+    pub context: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -109,7 +114,16 @@ pub struct FieldChanges {
 #[derive(Clone, Debug, Serialize)]
 pub struct ReportData {
     pub kind: Kind,
+    /// What the report is: "Plan" (a dry run), "Audit plan" or "Run report".
+    pub heading: &'static str,
+    /// A dry run or an audit: the report shows the plan.
+    pub is_plan: bool,
     pub title: String,
+    /// The input file's SHA-256 and data rows, from the results file's `.meta` (empty when
+    /// unknown).
+    pub input_sha256: String,
+    pub input_rows: String,
+    pub plan: plan::Plan,
     pub input: String,
     pub results: String,
     pub generated_at: String,
@@ -145,6 +159,7 @@ struct Accumulator {
     throttled: u64,
     rows: u64,
     customers: customers::CustomerTally,
+    plan: plan::PlanTally,
     /// The line of the record before: an audit row spans one record per field.
     last_line: String,
 }
@@ -167,6 +182,10 @@ struct Columns {
     field: Option<usize>,
     current: Option<usize>,
     desired: Option<usize>,
+    upn: Option<usize>,
+    domain: Option<usize>,
+    context: Option<usize>,
+    body: Option<usize>,
 }
 
 impl Columns {
@@ -185,6 +204,10 @@ impl Columns {
             field: header.at("field"),
             current: header.at("current"),
             desired: header.at("desired"),
+            upn: header.at("user_principal_name"),
+            domain: header.at("customer_domain"),
+            context: header.at("context"),
+            body: header.at("body"),
         }
     }
 }
@@ -213,7 +236,7 @@ pub fn load(path: &Path, target: &dyn Target) -> Result<ReportData, RenderError>
     };
     let columns = Columns::of(rows.header());
     let mut acc = Accumulator::default();
-    rows.for_each(|row| acc.add(kind, &columns, &row))
+    rows.for_each(|row| acc.add(kind, &columns, &row, target))
         .map_err(fail)?;
     Ok(finish(kind, path, acc, target))
 }
@@ -221,10 +244,12 @@ pub fn load(path: &Path, target: &dyn Target) -> Result<ReportData, RenderError>
 impl Accumulator {
     /// Counts one record: an audit's field change, and the row once (an audit row spans one
     /// record per field).
-    fn add(&mut self, kind: Kind, cols: &Columns, row: &Row<'_>) {
+    fn add(&mut self, kind: Kind, cols: &Columns, row: &Row<'_>, target: &dyn Target) {
         let line = row.cell(cols.line).to_string();
         if kind == Kind::Audit {
             self.add_change(cols, row);
+            let (field, desired) = (row.cell(cols.field), row.cell(cols.desired));
+            self.plan.add_audit_field(row.outcome, field, desired);
         }
         if kind == Kind::Audit && line == self.last_line {
             return;
@@ -245,6 +270,16 @@ impl Accumulator {
             throttled.into(),
             row.time(cols.finished),
         );
+        self.customers
+            .name(row.cell(cols.customer), &redacted(row.cell(cols.domain)));
+        let listed = || plan::InvalidRow {
+            line: line.clone(),
+            customer_id: row.cell(cols.customer).to_string(),
+            user_id: row.cell(cols.user).to_string(),
+            reason: row.cell(cols.message).to_string(),
+        };
+        self.plan
+            .add_row(row.outcome, row.cell(cols.body), target, listed);
         if row.outcome.is_problem() {
             self.add_problem(cols, row, line);
         }
@@ -308,9 +343,21 @@ impl Accumulator {
                 user_id: row.cell(cols.user).to_string(),
                 // Redacted again: the file may come from an older version or be edited.
                 message: crate::core::redact::redact(row.cell(cols.message)).into_owned(),
+                user_principal_name: redacted(row.cell(cols.upn)),
+                customer_domain: redacted(row.cell(cols.domain)),
+                context: redacted(row.cell(cols.context)),
             });
         }
     }
+}
+
+/// A context cell as a report shows it: redacted, without a spreadsheet's formula prefix.
+fn redacted(cell: &str) -> String {
+    let cell = match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    };
+    crate::core::redact::redact(cell).into_owned()
 }
 
 /// Turns what was counted into what the report shows.
@@ -331,7 +378,18 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         .filter(|o| count(**o) > 0)
         .map(|o| (o.as_str().to_string(), count(*o)))
         .collect();
-    let cards = cards(kind, acc.rows, count);
+    // A dry run's file holds only planned and invalid rows (an older version's `.meta` does
+    // not say it was a dry run).
+    let only_planned = count(Outcome::Planned) > 0
+        && count(Outcome::Planned) + count(Outcome::Invalid) == acc.rows;
+    let dry_run = only_planned || meta.as_ref().is_some_and(|m| m.fingerprint.dry_run);
+    let (heading, is_plan) = match kind {
+        Kind::Audit => ("Audit plan", true),
+        Kind::Run if dry_run => ("Plan", true),
+        Kind::Run => ("Run report", false),
+    };
+    let cards = cards(kind, is_plan, acc.rows, count);
+    let fingerprint = meta.as_ref().map(|m| &m.fingerprint);
     let customers = std::mem::take(&mut acc.customers).table();
     let failures = failure_groups(std::mem::take(&mut acc.groups), target);
     let fields = field_changes(
@@ -364,7 +422,14 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
     };
     ReportData {
         kind,
+        heading,
+        is_plan,
         title: title_name,
+        input_sha256: fingerprint
+            .and_then(|f| f.input_sha256.clone())
+            .unwrap_or_default(),
+        input_rows: fingerprint.map(|f| f.rows.to_string()).unwrap_or_default(),
+        plan: std::mem::take(&mut acc.plan).finish(),
         input,
         results: path.display().to_string(),
         generated_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -390,13 +455,18 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
 }
 
 /// The number cards at the top: rows, then the outcomes that matter for `kind`.
-fn cards(kind: Kind, rows: u64, count: impl Fn(Outcome) -> u64) -> Vec<Card> {
+fn cards(kind: Kind, plan: bool, rows: u64, count: impl Fn(Outcome) -> u64) -> Vec<Card> {
     let card = |label: &str, value: u64, class: &'static str| Card {
         label: label.to_string(),
         value,
         class,
     };
     let mut cards = vec![card("rows", rows, "neutral")];
+    if kind == Kind::Run && plan {
+        cards.push(card("planned", count(Outcome::Planned), "neutral"));
+        cards.push(card("invalid", count(Outcome::Invalid), "bad"));
+        return cards;
+    }
     match kind {
         Kind::Run => {
             cards.push(card("updated", count(Outcome::Updated), "good"));
@@ -658,7 +728,7 @@ mod tests {
         let record = |line: u64, outcome: &str, message: &str| {
             format!("{line},c,u,{outcome},400,,{message},2,5,,,2026-11-21T00:00:00.000Z,,{line:016x},0\n")
         };
-        let mut text = crate::output::reader::COLUMNS.join(",") + "\n";
+        let mut text = crate::output::reader::COLUMNS[..15].join(",") + "\n";
         text += &record(2, "updated", "");
         text += "3,c,u,failed,502,,\"<html>Bad gateway, \"\"upstream\"\" said\n";
         for line in 3..=6 {

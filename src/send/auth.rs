@@ -1,4 +1,7 @@
-//! Owns credentials: where the access token comes from (environment, file, or an App+User refresh-token grant), keeping it fresh with one refresh at a time, and saving rotated refresh tokens; every secret is a `secrecy` type.
+//! Owns credentials: where the access token comes from (environment, file, the stored sign-in
+//! or an App+User refresh-token grant through `oauth2`), keeping it fresh with one refresh at a
+//! time, and saving rotated refresh tokens (to their file or the stored sign-in); every secret
+//! is a `secrecy` type.
 
 use std::time::Duration;
 
@@ -6,18 +9,19 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
+use oauth2::{RequestTokenError, TokenResponse};
+
 use crate::core::files::write_private_atomically;
+use crate::send::oauth;
 use crate::settings::credentials::{Credentials, RefreshGrant, REFRESH_TOKEN_ENV};
+use crate::settings::signin::Stored;
 
 /// Refreshes are made this long before expiry at most (a fifth of the lifetime for short-lived
 /// tokens, so never before the token was issued).
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
-/// An `expires_in` is taken within this range (`checked::TOKEN_LIFETIME`: 1 second to 24 hours);
-/// a missing or non-numeric one as an hour.
-const TOKEN_LIFETIME: crate::core::checked::Range = crate::core::checked::TOKEN_LIFETIME;
+/// An `expires_in` is taken within `checked::TOKEN_LIFETIME` (1 second to 24 hours); a missing
+/// or non-numeric one as an hour.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
-/// The token endpoint's answer is read up to this size (a JWT is a few kilobytes).
-const MAX_TOKEN_BODY: usize = 256 * 1024;
 /// Attempts at the token endpoint when it fails transiently.
 const TOKEN_ATTEMPTS: u32 = 3;
 
@@ -30,6 +34,8 @@ pub enum AuthError {
         description: String,
         where_: String,
     },
+    #[error("the token endpoint refused the refresh token of the stored sign-in ({error}: {description}); run `bulkpatch login` to sign in again (with multi-factor authentication)")]
+    SignInRefused { error: String, description: String },
     #[error("the token endpoint refused the client ({error}: {description}); check `client_id` and the client secret in the [auth] settings")]
     Client { error: String, description: String },
     #[error("cannot get an access token from {url}: {message}")]
@@ -59,6 +65,8 @@ struct State {
     current: Option<Current>,
     refresh_token: Option<SecretString>,
     generation: u64,
+    /// The stored sign-in the grant came from: kept up to date after each refresh.
+    stored: Option<Box<Stored>>,
 }
 
 /// Hands out the current access token to every worker, refreshing it (one refresh at a time) ahead of expiry or after a 401.
@@ -86,32 +94,6 @@ fn bearer(token: &SecretString) -> Result<HeaderValue, AuthError> {
     Ok(value)
 }
 
-#[derive(serde::Deserialize)]
-struct TokenAnswer<Lifetime = serde_json::Value> {
-    access_token: Option<String>,
-    expires_in: Option<Lifetime>,
-    refresh_token: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
-impl TokenAnswer {
-    /// The answer; one whose `expires_in` no JSON number can hold (`1e999`) is read without
-    /// it (the default lifetime applies) rather than taken for an unreadable answer.
-    fn read(body: &[u8]) -> Option<TokenAnswer> {
-        serde_json::from_slice(body).ok().or_else(|| {
-            let a: TokenAnswer<serde::de::IgnoredAny> = serde_json::from_slice(body).ok()?;
-            Some(TokenAnswer {
-                access_token: a.access_token,
-                expires_in: None,
-                refresh_token: a.refresh_token,
-                error: a.error,
-                error_description: a.error_description,
-            })
-        })
-    }
-}
-
 impl TokenProvider {
     /// A provider for `credentials`, calling the token endpoint through `http`: the run's one
     /// client (`crate::send::http_client::client`: its User-Agent, no redirects, its timeouts bound
@@ -133,6 +115,7 @@ impl TokenProvider {
                     }),
                     refresh_token: None,
                     generation: 1,
+                    stored: None,
                 },
             ),
             Credentials::Refresh(mut grant) => {
@@ -144,12 +127,15 @@ impl TokenProvider {
                     &mut grant.refresh_token,
                     SecretString::from(String::new()),
                 ));
+                let stored = grant.stored.take();
+                let current = stored.as_deref().and_then(stored_access).transpose()?;
                 (
                     Some(grant),
                     State {
-                        current: None,
+                        generation: u64::from(current.is_some()),
+                        current,
                         refresh_token,
-                        generation: 0,
+                        stored,
                     },
                 )
             }
@@ -203,61 +189,42 @@ impl TokenProvider {
         .into_iter()
         .flatten()
         .collect();
-        let mut form = vec![
-            ("grant_type", "refresh_token"),
-            ("client_id", grant.client_id.as_str()),
-            ("refresh_token", refresh_token.expose_secret()),
-            ("scope", grant.scope.as_str()),
-        ];
+        let mut client = oauth::client(&grant.client_id, &grant.token_url);
         if let Some(secret) = &grant.client_secret {
-            form.push(("client_secret", secret.expose_secret()));
+            client = client
+                .set_client_secret(oauth2::ClientSecret::new(secret.expose_secret().to_owned()))
+                .set_auth_type(oauth2::AuthType::RequestBody);
         }
-        let url = grant.token_url.to_string();
+        let http = oauth::transport(&self.http);
+        let token = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let scopes = grant
+            .scope
+            .split_whitespace()
+            .map(|s| oauth2::Scope::new(s.to_owned()));
         let mut last_error = String::new();
         for attempt in 1..=TOKEN_ATTEMPTS {
             if attempt > 1 {
                 tokio::time::sleep(Duration::from_secs(1 << (attempt - 2))).await;
             }
             let sent_at = Instant::now();
-            let mut response = match self
-                .http
-                .post(grant.token_url.clone())
-                .form(&form)
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    let failure = crate::send::http_client::failure(&e).message();
-                    last_error = crate::send::http::sanitize(&failure, &secrets);
-                    continue;
+            let answer = client
+                .exchange_refresh_token(&token)
+                .add_scopes(scopes.clone())
+                .request_async(&http)
+                .await;
+            match answer {
+                Ok(answer) => return self.accept(state, sent_at, &answer),
+                Err(RequestTokenError::ServerResponse(refused)) => {
+                    return Err(refusal(grant, refused, &secrets, state.stored.is_some()))
                 }
-            };
-            let status = response.status();
-            if status.is_redirection() {
-                return Err(AuthError::Redirected {
-                    status: status.as_u16(),
-                    host: crate::send::http::location_host(response.headers()),
-                });
+                Err(RequestTokenError::Request(oauth::Transport::Redirected { status, host })) => {
+                    return Err(AuthError::Redirected { status, host })
+                }
+                Err(e) => last_error = crate::send::http::sanitize(&unread(&e), &secrets),
             }
-            let body =
-                crate::send::http_client::read_body(&mut response, MAX_TOKEN_BODY, true).await;
-            let answer = TokenAnswer::read(&body);
-            if status.is_server_error()
-                || crate::core::transient::is_transient(status.as_u16())
-                || answer.is_none()
-            {
-                last_error = format!("HTTP {status}");
-                continue;
-            }
-            let answer = answer.expect("checked above");
-            if let (true, Some(access)) = (status.is_success(), answer.access_token.as_deref()) {
-                return self.accept(state, sent_at, access, &answer);
-            }
-            return Err(refusal(grant, answer, status, &secrets));
         }
         Err(AuthError::Unreachable {
-            url,
+            url: grant.token_url.to_string(),
             message: last_error,
         })
     }
@@ -268,17 +235,10 @@ impl TokenProvider {
         &self,
         state: &mut State,
         sent_at: Instant,
-        access: &str,
-        answer: &TokenAnswer,
+        answer: &oauth::Answer,
     ) -> Result<AuthHeader, AuthError> {
-        let access = SecretString::from(access.to_owned());
-        let expires_in = answer
-            .expires_in
-            .as_ref()
-            .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
-        let lifetime = expires_in
-            .and_then(|s| crate::core::checked::duration_from_secs_f64(s, TOKEN_LIFETIME))
-            .unwrap_or(DEFAULT_LIFETIME);
+        let access = answer.access();
+        let lifetime = answer.expires_in().unwrap_or(DEFAULT_LIFETIME);
         let ahead = REFRESH_AHEAD.min(lifetime / 5);
         state.generation += 1;
         let header = AuthHeader {
@@ -292,16 +252,30 @@ impl TokenProvider {
                 lifetime.saturating_sub(ahead),
             )),
         });
-        if let Some(new) = answer.refresh_token.clone().filter(|n| !n.is_empty()) {
-            crate::core::redact::register(&new);
-            let new = SecretString::from(new);
-            let rotated = state
+        let mut rotated = false;
+        if let Some(new) = answer.refresh() {
+            rotated = state
                 .refresh_token
                 .as_ref()
                 .is_none_or(|old| old.expose_secret() != new.expose_secret());
             if rotated {
-                self.save_refresh_token(&new);
                 state.refresh_token = Some(new);
+            }
+        }
+        if let Some(stored) = &mut state.stored {
+            let now = std::time::SystemTime::now();
+            let expires = now.checked_add(lifetime).unwrap_or(now);
+            stored.sign_in.access_token = Some((access, expires));
+            stored.sign_in.refresh_used_at = now;
+            if let Some(token) = &state.refresh_token {
+                stored.sign_in.refresh_token = token.clone();
+            }
+            let saved = stored.store.save(&stored.sign_in);
+            let where_ = stored.store.file().display().to_string();
+            self.saved(saved.map(drop).map_err(|e| (where_, e.to_string())));
+        } else if rotated {
+            if let Some(token) = &state.refresh_token {
+                self.save_refresh_token(token);
             }
         }
         tracing::debug!(
@@ -323,19 +297,23 @@ impl TokenProvider {
         };
         let mut contents = token.expose_secret().as_bytes().to_vec();
         contents.push(b'\n');
-        match write_private_atomically(path, &contents) {
+        let result = write_private_atomically(path, &contents)
+            .map_err(|e| (path.display().to_string(), e.to_string()));
+        self.saved(result);
+    }
+
+    /// Notes whether the newest refresh token was saved (where, and why not).
+    fn saved(&self, result: Result<(), (String, String)>) {
+        match result {
             Ok(()) => {
-                tracing::debug!(file = %path.display(), "saved the new refresh token");
-                // The file holds the newest token again: the next run will work.
+                tracing::debug!("saved the new refresh token");
+                // The store holds the newest token again: the next run will work.
                 if let Ok(mut slot) = self.not_saved.lock() {
                     *slot = None;
                 }
             }
-            Err(e) => {
-                let problem = AuthError::NotSaved {
-                    path: path.display().to_string(),
-                    error: e.to_string(),
-                };
+            Err((path, error)) => {
+                let problem = AuthError::NotSaved { path, error };
                 // The run goes on (its access token works); it ends with exit 2 and this advice.
                 tracing::error!("{problem}");
                 if let Ok(mut slot) = self.not_saved.lock() {
@@ -352,14 +330,15 @@ impl TokenProvider {
     }
 }
 
-/// What a token endpoint's refusal means: the client is wrong, or the refresh token is.
+/// What a token endpoint's refusal means: the client is wrong, or the refresh token is (the
+/// stored sign-in's when `stored`).
 fn refusal(
     grant: &RefreshGrant,
-    answer: TokenAnswer,
-    status: reqwest::StatusCode,
+    answer: oauth::Refusal,
     secrets: &[&str],
+    stored: bool,
 ) -> AuthError {
-    let error = answer.error.unwrap_or_else(|| format!("HTTP {status}"));
+    let error = answer.error.unwrap_or_else(|| "no error code".into());
     let error = crate::send::http::sanitize(&error, secrets);
     let description =
         crate::send::http::sanitize(answer.error_description.as_deref().unwrap_or(""), secrets);
@@ -370,6 +349,7 @@ fn refusal(
         .to_string();
     match error.as_str() {
         "invalid_client" | "unauthorized_client" => AuthError::Client { error, description },
+        _ if stored => AuthError::SignInRefused { error, description },
         _ => AuthError::Refused {
             error,
             description,
@@ -379,6 +359,32 @@ fn refusal(
             },
         },
     }
+}
+
+/// Why a token answer could not be read (not yet redacted).
+fn unread<T: oauth2::ErrorResponse + 'static>(
+    e: &RequestTokenError<oauth::Transport, T>,
+) -> String {
+    match e {
+        RequestTokenError::Request(t) => t.to_string(),
+        RequestTokenError::Parse(..) => "an answer that is not a token answer".into(),
+        RequestTokenError::Other(m) => m.clone(),
+        RequestTokenError::ServerResponse(_) => "a refusal".into(),
+    }
+}
+
+/// The stored sign-in's access token, when it has long enough left to be worth using.
+fn stored_access(stored: &Stored) -> Option<Result<Current, AuthError>> {
+    let (token, expires) = stored.sign_in.access_token.as_ref()?;
+    let left = expires.duration_since(std::time::SystemTime::now()).ok()?;
+    let usable = left.checked_sub(REFRESH_AHEAD)?;
+    Some(bearer(token).map(|value| Current {
+        header: AuthHeader {
+            value,
+            generation: 1,
+        },
+        refresh_at: Some(crate::core::checked::after(Instant::now(), usable)),
+    }))
 }
 
 #[cfg(test)]
@@ -412,6 +418,7 @@ mod tests {
             refresh_token: SecretString::from("refresh-SECRET".to_string()),
             refresh_token_file: None,
             scope: DEFAULT_SCOPE.into(),
+            stored: None,
         };
         let text = format!("{:?}", Credentials::Refresh(grant));
         assert!(!text.contains("SECRET"), "{text}");

@@ -213,7 +213,12 @@ impl Inner {
                 .filter(|(_, c, was_429)| *c == customer && !was_429)
                 .map(|(t, ..)| *t)
                 .collect();
-            let since = recent.front().map_or_else(Instant::now, |(t, ..)| *t);
+            // Measured from the customer's own first answer remembered: a pause of everyone
+            // before it is not time the customer failed to succeed.
+            let since = recent
+                .iter()
+                .find(|(_, c, _)| *c == customer)
+                .map_or_else(Instant::now, |(t, ..)| *t);
             Lane {
                 pace: Controller::seeded(ceiling, successes, since),
                 paused_until: None,
@@ -337,11 +342,28 @@ mod tests {
         // cut by at most 15% and the 5% margin, not to 0.95/s.
         tokio::time::advance(Duration::from_secs(2)).await;
         answers(&lanes, &[a], 1, 2).await;
+        let before = lanes.rate(a).unwrap();
+        assert!(
+            before >= learned,
+            "probing up after the first (guessed) cut"
+        );
         lanes.on_throttle(a, Duration::from_secs(1));
         let cut = lanes.rate(a).unwrap();
-        // (It probed up 1% meanwhile.)
-        let bound = learned * 0.85 * 0.95;
-        assert!(cut >= bound && cut <= bound * 1.02, "{learned} -> {cut}");
+        assert!(
+            (cut - before * 0.85 * 0.95).abs() < 1e-9,
+            "{before} -> {cut}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lanes_first_cut_is_bounded_by_the_per_customer_ceiling() {
+        // Everyone was paused for a while: this customer succeeded once in 2 s.
+        let lanes = Lanes::new(Some(3.0));
+        let a = customer(1);
+        answers(&lanes, &[a], 1, 2).await;
+        lanes.on_throttle(a, Duration::from_secs(1));
+        let cut = lanes.rate(a).unwrap();
+        assert!((cut - 3.0 * 0.85 * 0.95).abs() < 1e-9, "{cut}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod http;
 pub mod http_client;
 pub mod lanes;
+pub mod login;
+pub mod oauth;
 pub mod pace;
 pub mod pacer;
 pub mod pool;

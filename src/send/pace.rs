@@ -65,6 +65,12 @@ struct State {
     guessed: bool,
     /// The share of a learned pace one congestion may cut to, at least (0: any cut).
     max_cut: f64,
+    /// A customer's lane: its first cut is always a guess (what succeeded for one customer
+    /// among many says little about its own limit), and its ceiling bounds the cut as a
+    /// learned pace would.
+    lane: bool,
+    /// Cuts made so far.
+    cuts: u32,
 }
 
 /// The shared rate controller of a run.
@@ -88,6 +94,8 @@ impl Controller {
                 measured_from: now,
                 guessed: false,
                 max_cut: 0.0,
+                lane: false,
+                cuts: 0,
             }),
         }
     }
@@ -102,6 +110,7 @@ impl Controller {
             s.successes = successes.into();
             s.measured_from = since.min(s.measured_from);
             s.max_cut = LANE_MAX_CUT;
+            s.lane = true;
         }
         c
     }
@@ -187,10 +196,10 @@ impl Controller {
         let measured = now.saturating_duration_since(from);
         let count = s.successes.iter().rev().take_while(|t| **t >= from).count();
         let succeeding = count as f64 / measured.max(MIN_SPAN).as_secs_f64();
-        s.guessed = measured < CONFIDENT_SPAN;
+        s.guessed = measured < CONFIDENT_SPAN || (s.lane && s.cuts == 0);
         let resumed = checked::after(now, pause);
         s.measured_from = resumed;
-        if s.guessed && count < 2 {
+        if measured < CONFIDENT_SPAN && count < 2 {
             // Nothing to go by (a customer's first request, say): the pause alone answers it.
             s.hold_until = Some(checked::after(resumed, HOLD));
             return;
@@ -198,7 +207,9 @@ impl Controller {
         let current = s.pace.or(s.ceiling).unwrap_or(f64::INFINITY);
         // A customer's learned pace is cut by at most `LANE_MAX_CUT` per congestion: what
         // succeeded for it may have been held down by the partner-wide pace or its share.
-        let floor = s.pace.map_or(0.0, |p| p * s.max_cut);
+        let learned = if s.lane { s.pace.or(s.ceiling) } else { s.pace };
+        let floor = learned.map_or(0.0, |p| p * s.max_cut);
+        s.cuts = s.cuts.saturating_add(1);
         let target = (succeeding.max(floor) * BACKOFF)
             .min(current * BACKOFF)
             .max(MIN_RATE);

@@ -320,5 +320,6 @@ fn outcome_record(
         row_hash: row.hash,
         throttled: driven.throttled,
         fields: Vec::new(),
+        context: row.context.clone(),
     })
 }

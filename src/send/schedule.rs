@@ -40,7 +40,7 @@ struct State {
 
 /// What a worker gets when it asks for a row.
 enum Take {
-    Row(Row),
+    Row(Box<Row>),
     /// Nothing may go now; the earliest instant a waiting customer's lane opens, if known.
     Wait(Option<Instant>),
     /// Every row has been handed out.
@@ -132,7 +132,7 @@ impl Scheduler {
             let until = match self.lock().take(lanes, self.workers, patient) {
                 Take::Row(row) => {
                     self.room.notify_one();
-                    return Some(row);
+                    return Some(*row);
                 }
                 Take::Done => {
                     // The others waiting are done too.
@@ -201,7 +201,7 @@ impl State {
         match picked {
             Some((customer, row)) => {
                 *in_flight.entry(customer).or_default() += 1;
-                Take::Row(row)
+                Take::Row(Box::new(row))
             }
             None => Take::Wait(opens),
         }
@@ -231,6 +231,7 @@ mod tests {
             user: Uuid::from_u128(u128::from(line)),
             changes: Default::default(),
             hash: line,
+            context: Default::default(),
         }
     }
 

@@ -172,6 +172,7 @@ pub fn held_record(row: &Row, refusal: &Refusal, operation: Operation) -> Record
         row_hash: row.hash,
         throttled: 0,
         fields: Vec::new(),
+        context: row.context.clone(),
     }
 }
 
@@ -227,6 +228,7 @@ mod tests {
             user: Uuid::from_u128(2),
             changes: Default::default(),
             hash: 9,
+            context: Default::default(),
         };
         let refusal = Refusal {
             status: 403,

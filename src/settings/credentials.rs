@@ -40,6 +40,9 @@ pub struct RefreshGrant {
     /// Where the refresh token came from, if a file: rotated tokens are written back to it.
     pub refresh_token_file: Option<PathBuf>,
     pub scope: String,
+    /// The stored sign-in of `bulkpatch login` this grant came from: rotated refresh tokens,
+    /// new access tokens and the time of use are written back to it.
+    pub stored: Option<Box<super::signin::Stored>>,
 }
 
 /// Reads an access token from a file (first line, trimmed).
@@ -75,7 +78,7 @@ pub fn secret_from_env(name: &'static str, value: OsString) -> Result<SecretStri
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+pub(crate) fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();
@@ -90,4 +93,4 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
+pub(crate) fn warn_if_readable_by_others(_path: &Path) {}

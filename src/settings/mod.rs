@@ -6,8 +6,11 @@
 
 pub mod ca;
 pub mod credentials;
+pub mod export;
 pub mod file;
+pub mod login;
 pub mod options;
+pub mod signin;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -49,7 +52,7 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
-    #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
+    #[error("no access token: set BULKPATCH_TOKEN, pass --token-file FILE, sign in with `bulkpatch login`, or configure the [auth] refresh-token grant in the config file; a --dry-run needs none")]
     MissingToken,
     #[error("cannot read token file {path}: {source}")]
     TokenFile {
@@ -76,6 +79,8 @@ pub enum ConfigError {
     AuditOutExists { path: PathBuf },
     #[error("nothing to resume: there is no results file at {path} (run without --resume to start, or give the results file with --out)")]
     NothingToResume { path: PathBuf },
+    #[error(transparent)]
+    SignIn(#[from] signin::SignInError),
     #[error("--out and the input name the same file: {path}; give the results their own file")]
     OutIsInput { path: PathBuf },
 }
@@ -116,8 +121,16 @@ pub struct Settings {
     pub backoff_cap: Duration,
     pub customer_id: Option<Uuid>,
     pub ignore_unknown_columns: bool,
+    /// The fields sent (`--fields`); None: every field column of the input.
+    pub fields: Option<Vec<crate::targets::Field>>,
+    /// Input columns carried into the outputs as context (`--keep-columns`).
+    pub keep_columns: Vec<String>,
     pub delimiter: Option<u8>,
     pub dry_run: bool,
+    /// `--expect-sha256`: the input must have this digest, or the run does not start.
+    pub expect_sha256: Option<crate::core::digest::Sha256>,
+    /// `--max-changes`: the most rows a run may write.
+    pub max_changes: Option<u64>,
     pub summary_json: Option<PathBuf>,
     /// Where access tokens come from; None only in a dry run.
     pub credentials: Option<credentials::Credentials>,
@@ -128,6 +141,8 @@ pub struct Settings {
     /// Write an HTML report here at the end.
     pub report: Option<PathBuf>,
     /// Continue the run recorded in `out` (`--resume`).
+    /// `--undo-file`: the previous values, written ahead of each row's request.
+    pub undo_file: Option<PathBuf>,
     pub resume: bool,
     /// With `resume`, send again every failed row, not only those that failed transiently.
     pub retry_failed: bool,
@@ -169,8 +184,13 @@ impl Settings {
             backoff_cap: v.backoff_cap,
             customer_id: v.customer_id,
             ignore_unknown_columns: v.ignore_unknown_columns,
+            // The list (`v.fields`) names the target's fields: read in `resolve`.
+            fields: None,
+            keep_columns: v.keep_columns,
             delimiter: v.delimiter,
             dry_run: v.dry_run,
+            expect_sha256: v.expect_sha256,
+            max_changes: v.max_changes,
             summary_json: v.summary_json,
             credentials: None,
             generate_passwords: None,
@@ -178,6 +198,7 @@ impl Settings {
                 skip_unchanged: v.skip_unchanged,
             },
             report: v.report,
+            undo_file: v.undo_file,
             resume: v.resume,
             retry_failed: v.retry_failed,
             compact_only: v.compact,
@@ -196,6 +217,8 @@ impl Settings {
             None => (FileConfig::default(), String::from("config")),
         };
         let values = Values::merge(&args.options, &file, &file_name)?;
+        let fields_source = values.source("fields").to_string();
+        let fields_list = values.fields.clone();
         let passwords = values.generate_passwords.then(|| {
             let length = values.password_length;
             (length, values.source("password_length").to_string())
@@ -218,6 +241,25 @@ impl Settings {
             });
         }
         check_out(&s, args.audit)?;
+        if let Some(list) = fields_list {
+            let fields = crate::targets::select::parse_fields(&*s.target, &list);
+            s.fields = Some(fields.map_err(|message| ConfigError::Invalid {
+                source_name: fields_source.clone(),
+                key: "fields",
+                message,
+            })?);
+        }
+        let leaves_out_password = s
+            .fields
+            .as_ref()
+            .is_some_and(|f| !f.contains(&crate::targets::Field::Password));
+        if passwords.is_some() && leaves_out_password {
+            return Err(ConfigError::Invalid {
+                source_name: fields_source,
+                key: "fields",
+                message: "leaves out password, but --generate-passwords sends one: add password to the fields".into(),
+            });
+        }
         if let Some((length, source_name)) = passwords {
             s.generate_passwords = Some(password_generation(&s, length, source_name, secrets_out)?);
         }
@@ -322,6 +364,17 @@ fn resolve_credentials(
             credentials::secret_from_env(credentials::TOKEN_ENV, value)?,
         ));
     }
+    // The stored sign-in of `bulkpatch login`, unless the config names a token of its own.
+    let auth_refreshes = std::env::var_os(credentials::REFRESH_TOKEN_ENV).is_some()
+        || file
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.refresh_token_file.is_some());
+    if file.token_file.is_none() && !auth_refreshes {
+        if let Some(stored) = signin::stored_credentials(default_scope)? {
+            return Ok(stored);
+        }
+    }
     let auth_error = |message: String| ConfigError::Auth {
         source_name: file_name.to_string(),
         message,
@@ -375,6 +428,7 @@ fn resolve_credentials(
                 refresh_token,
                 refresh_token_file,
                 scope: a.scope.clone().unwrap_or_else(|| default_scope.into()),
+                stored: None,
             }))
         }
     }

@@ -10,7 +10,7 @@
 //! # Adding an option
 //!
 //! Add one row to the table in [`with_options!`], in the group it belongs to (`common`: `run`
-//! and `audit`; `run`: only `run`; `file`: only the config file); then, if the core reads it,
+//! and `audit`; `run`: only `run`; `login`: only `login`; `file`: only the config file); then, if the core reads it,
 //! give `Settings` a field and set it from `Values::NAME` in `Settings::from_values` (an option
 //! only `resolve` reads needs no more). A row reads:
 //!
@@ -45,7 +45,7 @@ use crate::settings::values::{
 };
 use crate::settings::ConfigError;
 
-/// The table of options; calls `$then! { common { rows } run { rows } file { rows } }`.
+/// The table of options; calls `$then! { common { rows } run { rows } login { rows } file { rows } }`.
 macro_rules! with_options {
     ($then:ident) => { $then! {
 common {
@@ -85,6 +85,14 @@ common {
     ignore_unknown_columns: bool => bool, parse as_given,
         help "Skip columns the tool does not know instead of stopping",
         cli(long), toml "true";
+    // The names are the target's: read against it in `Settings::resolve`.
+    fields: Option<String> => Option<String>, parse some,
+        help "Send only these fields (`usage_location,display_name`, ...); other field columns are kept as context, never sent [default: every field column]",
+        cli(long, value_name = "FIELD,..."), toml "\"usage_location\"";
+    keep_columns: Option<String> => Vec<String>,
+        parse |t| Ok(t.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()),
+        help "Carry these input columns into the results, audit and secrets files and the reports, to name people and tenants",
+        cli(long, value_name = "COLUMN,..."), toml "\"department,employee_id\"";
     delimiter: Option<String> => Option<u8>, parse |t| parse_delimiter(&t).map(Some),
         help "Field delimiter: `,` `;` `tab` or `|` [default: detected from the header]",
         cli(long, value_name = "CHAR"), toml ";";
@@ -110,6 +118,13 @@ run {
     skip_unchanged: bool => bool, parse as_given,
         help "Read each user first and skip the rows already as desired (recorded `unchanged`)",
         cli(long, conflicts_with = "dry_run");
+    expect_sha256: Option<String> => Option<crate::core::digest::Sha256>,
+        parse |t| crate::core::digest::Sha256::parse_hex(&t).map(Some).map_err(|e| format!("(--expect-sha256) {e}")),
+        help "Refuse to start (exit 2, nothing sent) unless the input file's SHA-256 is this (hex, as a plan report or `sha256sum` shows it)",
+        cli(long, value_name = "HEX");
+    max_changes: Option<u32> => Option<u64>, parse |n: u32| Ok(Some(u64::from(n))),
+        help "Refuse to start (exit 2, nothing sent) when more than N valid rows would be written (rows a resume already finished not counted)",
+        cli(long, value_name = "N"), toml "5000";
     generate_passwords: bool => bool, parse as_given,
         help "Give every row a new random password (from the OS CSPRNG); needs --secrets-out",
         cli(long), toml "true";
@@ -120,6 +135,9 @@ run {
     secrets_out: Option<PathBuf> => Option<PathBuf>, parse some,
         help "New file (mode 0600) that receives each generated password before its request is sent",
         cli(long, value_name = "FILE"), toml "secrets.csv";
+    undo_file: Option<PathBuf> => Option<PathBuf>, parse some,
+        help "New file that receives, before each row is sent, the user's previous values of the fields it changes: running it as input reverts the run (each row read first, like --skip-unchanged)",
+        cli(long, value_name = "FILE", conflicts_with = "dry_run"), toml "undo.csv";
     resume: bool => bool, parse as_given,
         help "Continue an interrupted run: skip rows the results file already has as done, send the rest, and add their records to the same results file",
         cli(long);
@@ -132,6 +150,18 @@ run {
     grace_period: Option<String> = "30s" => Duration, parse duration(checked::GRACE_PERIOD),
         help "After a first Ctrl-C, how long requests in flight may take before the run stops at once",
         cli(long, value_name = "DURATION"), toml "30s";
+}
+login {
+    // `login` resolves these over the `[auth]` section's keys of the same name.
+    tenant: Option<String> = "organizations" => String, parse as_given,
+        help "The tenant to sign in to: the partner tenant's id or domain, or `organizations` [config: [auth] tenant]",
+        cli(long, value_name = "TENANT"), env "BULKPATCH_TENANT";
+    client_id: Option<String> => Option<String>, parse some,
+        help "The application (client) id of the public client app registration to sign in with [config: [auth] client_id]",
+        cli(long, value_name = "GUID"), env "BULKPATCH_CLIENT_ID";
+    authority: Option<String> = "https://login.microsoftonline.com" => reqwest::Url, parse |t| parse_base_url(&t),
+        help "The sign-in authority (sovereign clouds differ) [config: [auth] authority]",
+        cli(long, value_name = "URL"), env "BULKPATCH_AUTHORITY";
 }
 file {
     connect_timeout: Option<String> = "10s" => Duration, parse duration(checked::CONNECT_TIMEOUT),
@@ -196,8 +226,8 @@ macro_rules! resolve_value {
 
 /// The items made from the table (see the module doc).
 macro_rules! settings_items {
-    (common { $($common:tt)* } run { $($run:tt)* } file { $($file:tt)* }) => {
-        settings_items!(@rows $($common)* $($run)* $($file)*);
+    (common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
+        settings_items!(@rows $($common)* $($run)* $($login)* $($file)*);
     };
     (@rows $(
         $name:ident : $ty:ty $(= $default:tt)? => $val:ty, parse $parse:expr, help $help:tt
@@ -353,6 +383,8 @@ auth_section! {
     token_url: String, example "https://login.microsoftonline.com/contoso/oauth2/v2.0/token";
     /// The OAuth scope.
     scope: String, example "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
+    /// The sign-in authority of `bulkpatch login` (`--authority`).
+    authority: String, example "https://login.microsoftonline.com";
 }
 
 /// A value as clap holds it: `bool` for a flag (set or not), `Option<T>` for a value.

@@ -15,6 +15,7 @@ Examples:
   bulkpatch simulate --port 8400 --throttle 20/s --throttle-burst 5 --error-rate 0.02 --latency 100ms
   bulkpatch simulate --unknown-user 4b10bf41-ab11-40e3-8c53-cd67849b50de --drop-rate 0.01 --seed 42
   bulkpatch simulate --oauth-client-id my-app --token-lifetime 2m   # also a token endpoint
+  bulkpatch simulate --directory users.csv --page-size 20   # your own customers and users
 
 Then, in another terminal:
   BULKPATCH_TOKEN=<printed token> bulkpatch run users.csv --base-url http://127.0.0.1:8400";
@@ -87,6 +88,13 @@ pub struct SimulateCmd {
         requires = "oauth_client_id"
     )]
     pub token_lifetime: String,
+    /// The customers and users to serve (JSON, or CSV in `export`'s columns); users and
+    /// customers outside it are answered 404 [default: the demo's customers and users]
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
+    /// The most items one page of a collection holds.
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub page_size: u16,
 }
 
 impl SimulateCmd {
@@ -150,6 +158,11 @@ impl SimulateCmd {
             unknown_users: self.unknown_user.iter().copied().collect(),
             unknown_customers: self.unknown_customer.iter().copied().collect(),
             forbidden_customers: self.forbidden_customer.iter().copied().collect(),
+            directory: match &self.directory {
+                Some(path) => Some(super::Directory::read(path)?),
+                None => None,
+            },
+            page_size: usize::from(self.page_size),
             ..SimConfig::default()
         };
         if let Some(t) = &self.token {
@@ -190,6 +203,7 @@ pub async fn simulate(config: super::SimConfig, port: u16) -> Result<(), crate::
     if let Some(refresh) = sim.valid_refresh_tokens().pop() {
         println!("  token endpoint: {}", sim.token_url("contoso"));
         println!("  refresh token:  {refresh}");
+        println!("  sign-in authority: {} (bulkpatch login --authority {} --client-id ID; approve device codes at {}{})", sim.base_url(), sim.base_url(), sim.base_url(), super::authority_device_path());
     }
     println!("Try: BULKPATCH_TOKEN={} bulkpatch run samples/usage-location.csv --base-url {} --out /tmp/sim.results.csv", sim.token(), sim.base_url());
     println!("Press Ctrl-C to stop.");

@@ -1,4 +1,4 @@
-//! The simulator's configuration: what it serves, which faults it injects, its throttles and its token endpoint.
+//! The simulator's configuration: what it serves, which faults it injects, its throttles and its OAuth authority.
 
 use super::*;
 
@@ -43,6 +43,12 @@ pub struct SimConfig {
     pub oauth: Option<SimOAuth>,
     /// The Graph routes (under [`GRAPH_PREFIX`]).
     pub graph: SimGraph,
+    /// The customers and users the collections list and GET answers. None: the demo's
+    /// directory, and users outside it are synthesized; Some: users and customers outside it
+    /// are answered 404.
+    pub directory: Option<Directory>,
+    /// The most items a collection page holds (small values make tests cross pages). Default 100.
+    pub page_size: usize,
 }
 
 /// The simulator's token endpoint, like Entra ID's for Partner Center's App+User flow.
@@ -59,6 +65,34 @@ pub struct SimOAuth {
     pub rotate_refresh_tokens: bool,
     /// Refresh requests after this many successful ones answer `invalid_grant` (AADSTS700082).
     pub fail_after: Option<usize>,
+    /// The signed-in test user of `/authorize` and the device flow: the id token's
+    /// `preferred_username`, `name` and `tid`.
+    pub user: SimUser,
+    /// `/authorize` answers the redirect with this `error` (e.g. `access_denied`) instead of a code.
+    pub authorize_error: Option<String>,
+    /// The first device-code polls get these errors (`authorization_pending`, `slow_down`,
+    /// `expired_token`, ...) whatever the user did; after them, the user's answer counts.
+    pub device_script: Vec<String>,
+    /// The `interval` the device-code endpoint announces (whole seconds).
+    pub device_interval: u64,
+}
+
+/// The user who signs in at the simulator's authority.
+#[derive(Clone, Debug)]
+pub struct SimUser {
+    pub preferred_username: String,
+    pub name: String,
+    pub tenant_id: Uuid,
+}
+
+impl Default for SimUser {
+    fn default() -> Self {
+        SimUser {
+            preferred_username: "admin@contoso.onmicrosoft.com".into(),
+            name: "Contoso Admin".into(),
+            tenant_id: Uuid::from_u128(0x0a6b_1a8e_3c1f_4f0e_9a8e_1b2c_3d4e_5f60),
+        }
+    }
 }
 
 impl Default for SimOAuth {
@@ -70,6 +104,10 @@ impl Default for SimOAuth {
             access_token_lifetime: Duration::from_secs(3600),
             rotate_refresh_tokens: true,
             fail_after: None,
+            user: SimUser::default(),
+            authorize_error: None,
+            device_script: Vec::new(),
+            device_interval: 5,
         }
     }
 }
@@ -95,6 +133,8 @@ impl Default for SimConfig {
             script: HashMap::new(),
             oauth: None,
             graph: SimGraph::default(),
+            directory: None,
+            page_size: 100,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! Entra-style validation of the PATCH body, and the error body shapes of
 //! Partner Center (`{"code":N,"description":..,"data":[],"source":"PartnerFD"}`)
 //! and of its throttling layer (`{"statusCode":429,"message":..}`).
+//! With [`SimConfig::oauth`] it is also an OAuth authority at its base URL (`authority`,
+//! `oauth`): `/{tenant}/oauth2/v2.0/authorize`, `/token` (refresh-token, authorization-code
+//! with PKCE, and device-code grants) and `/devicecode`, with a page to approve device codes.
 //!
 //! Each request goes through these steps, in order:
 //! 1. it is recorded (when [`SimConfig::record`] is set) and counted;
@@ -23,6 +26,9 @@
 //! 8. unknown customers, forbidden customers and unknown users are refused;
 //! 9. the PATCH body is validated and merged into the stored user, or the GET
 //!    answers the stored (or a synthesized) user.
+//!
+//! `GET /v1/customers` and `/v1/customers/{customer}/users` list the [`Directory`] in pages
+//! (see `collections`); a user the directory holds is answered from it.
 //!
 //! Connections are served by a hand-written accept loop so that a single
 //! connection can be closed without any response (the `Drop` fault).
@@ -54,8 +60,11 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+mod authority;
+mod collections;
 pub mod command;
 mod config;
+mod directory;
 mod graph;
 mod graph_users;
 mod oauth;
@@ -68,10 +77,13 @@ mod store;
 mod tests;
 mod validation;
 
-pub use config::{Fault, SimConfig, SimOAuth, Throttle, WindowQuota};
+pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
+pub use directory::{DirCustomer, DirUser, Directory};
 pub use graph::{SimGraph, GRAPH_PREFIX};
 pub use state::{RecordedRequest, SimStats, TokenRequest};
 
+use authority::*;
+use directory::Indexed;
 use oauth::*;
 use responses::*;
 use routes::*;
@@ -79,6 +91,11 @@ use serve::*;
 use state::*;
 use store::*;
 use validation::*;
+
+/// The path of the device-code verification page (`GET ...?code=USER_CODE[&decline=1]`).
+pub fn authority_device_path() -> &'static str {
+    DEVICE_PATH
+}
 
 /// The running simulator. Dropping it stops the server.
 pub struct Simulator {
@@ -116,6 +133,15 @@ impl Simulator {
                 &format!("{GRAPH_PREFIX}/{{*rest}}"),
                 axum::routing::any(graph::handle),
             )
+            .route(
+                "/{tenant}/oauth2/v2.0/authorize",
+                axum::routing::get(authorize_endpoint),
+            )
+            .route(
+                "/{tenant}/oauth2/v2.0/devicecode",
+                axum::routing::post(devicecode_endpoint),
+            )
+            .route(DEVICE_PATH, axum::routing::get(device_page))
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
@@ -131,6 +157,11 @@ impl Simulator {
     /// The token endpoint's URL for `tenant` (only served when [`SimConfig::oauth`] is set).
     pub fn token_url(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
+    }
+
+    /// The authority's base (`bulkpatch login --authority`): the simulator's base URL.
+    pub fn authority(&self) -> String {
+        self.base_url()
     }
 
     /// Every request to the token endpoint, in arrival order.
@@ -188,7 +219,9 @@ impl Simulator {
     /// `"passwordProfile":{"forceChangePassword":..,"passwordSet":true}`.
     pub fn user(&self, customer: Uuid, user: Uuid) -> Option<Value> {
         let overrides = lock(&self.shared.users).get(&(customer, user)).cloned()?;
-        Some(Value::Object(current_user(customer, user, &overrides)))
+        Some(Value::Object(
+            self.shared.current_user(customer, user, &overrides),
+        ))
     }
 
     /// Presets a user's current fields, over the synthesized default user.

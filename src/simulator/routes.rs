@@ -66,6 +66,9 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         quota: None,
     };
     let conn = parts.extensions.get::<ConnCtl>();
+    if let Some(listing) = collections::route(parts.uri.path()) {
+        return collections::answer(&mut ctx, conn, &parts, &body, listing).await;
+    }
     let route = parse_route(parts.uri.path());
     let customer = route.and_then(|(c, _)| parse_guid(c));
     let user = route.and_then(|(_, u)| parse_guid(u));
@@ -123,7 +126,7 @@ pub(super) fn record_request(
 }
 
 /// Steps 2 to 5: the answer a fault or a throttle gives instead of the real one, if any.
-async fn injected(
+pub(super) async fn injected(
     ctx: &mut Ctx,
     conn: Option<&ConnCtl>,
     customer: Option<Uuid>,
@@ -243,6 +246,9 @@ fn admitted(
             "The partner does not have a relationship with this customer.",
         )));
     }
+    if let Some(refusal) = shared.outside_directory(customer, user) {
+        return Err(Box::new(refusal));
+    }
     if shared.unknown_users.contains(&user) {
         return Err(Box::new(pc_error(
             StatusCode::NOT_FOUND,
@@ -268,7 +274,7 @@ fn operate(
             .get(&(customer, user))
             .cloned()
             .unwrap_or_default();
-        let mut current = current_user(customer, user, &overrides);
+        let mut current = shared.current_user(customer, user, &overrides);
         current.remove(PASSWORD_PROFILE);
         return json_response(StatusCode::OK, &Value::Object(current));
     }
@@ -297,7 +303,7 @@ fn operate(
                 }
                 stored.clone()
             };
-            let mut updated = current_user(customer, user, &overrides);
+            let mut updated = shared.current_user(customer, user, &overrides);
             updated.remove(PASSWORD_PROFILE);
             if let Some((password, force)) = patch.password {
                 // The real API echoes the new password: so does the simulator,

@@ -21,6 +21,27 @@ pub(super) struct OAuthState {
     pub(super) issued: Vec<String>,
     pub(super) requests: Vec<TokenRequest>,
     pub(super) successes: usize,
+    /// Authorization codes issued by `/authorize`, not yet redeemed.
+    pub(super) codes: HashMap<String, IssuedCode>,
+    /// Device codes by `device_code`.
+    pub(super) devices: HashMap<String, DeviceGrant>,
+}
+
+/// What `/authorize` bound an authorization code to.
+pub(super) struct IssuedCode {
+    pub(super) client_id: String,
+    pub(super) redirect_uri: String,
+    pub(super) challenge: String,
+}
+
+/// A device code and what its user did.
+pub(super) struct DeviceGrant {
+    pub(super) user_code: String,
+    pub(super) client_id: String,
+    /// None while the user has not answered; Some(true) approved, Some(false) declined.
+    pub(super) approved: Option<bool>,
+    /// Polls so far (the first ones get `SimOAuth::device_script`).
+    pub(super) polls: usize,
 }
 
 /// The count of the current window of a [`WindowQuota`].
@@ -146,6 +167,11 @@ pub(super) struct Shared {
     pub(super) oauth: Option<SimOAuth>,
     pub(super) oauth_state: Mutex<OAuthState>,
     pub(super) graph: graph::GraphState,
+    /// The customers and users the collections list.
+    pub(super) directory: Indexed,
+    pub(super) page_size: usize,
+    /// Makes this simulator's continuation tokens its own.
+    pub(super) salt: String,
 }
 
 impl Shared {
@@ -190,6 +216,9 @@ impl Shared {
                 ..OAuthState::default()
             }),
             oauth: c.oauth,
+            directory: Indexed::new(c.directory),
+            page_size: c.page_size.max(1),
+            salt: Uuid::new_v4().simple().to_string(),
         }
     }
 

@@ -36,19 +36,6 @@ pub(super) fn set(overrides: &mut Overrides, key: Cow<'static, str>, value: Valu
     }
 }
 
-/// A user as the API shows it: the synthesized default with the written fields over it.
-pub(super) fn current_user(
-    customer: Uuid,
-    user: Uuid,
-    overrides: &Overrides,
-) -> Map<String, Value> {
-    let mut current = default_user(customer, user);
-    for (k, v) in overrides {
-        current.insert(k.to_string(), v.clone());
-    }
-    current
-}
-
 pub(super) fn stored_password_profile(force: bool) -> Value {
     json!({"forceChangePassword": force, "passwordSet": true})
 }

@@ -6,7 +6,9 @@
 
 pub mod changes;
 pub mod graph;
+pub mod listing;
 pub mod partner_center;
+pub mod select;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use crate::targets::changes::{Changes, FieldChange, CLEAR};
+pub use crate::targets::listing::{Collection, CustomerItem, NextLink, Page, PageError, UserItem};
 
 /// Every target, by the name a setting would choose it by: one line per target.
 pub const TARGETS: &[(&str, MakeTarget)] = &[
@@ -65,14 +68,15 @@ pub enum Field {
 }
 
 impl Field {
-    /// The CSV column naming this field.
+    /// The CSV column naming this field (a rename is `new_user_principal_name`: the
+    /// `user_principal_name` column names the user and is never sent).
     pub fn column(self) -> &'static str {
         match self {
             Field::UsageLocation => "usage_location",
             Field::DisplayName => "display_name",
             Field::FirstName => "first_name",
             Field::LastName => "last_name",
-            Field::UserPrincipalName => "user_principal_name",
+            Field::UserPrincipalName => "new_user_principal_name",
             Field::Password => "password",
             Field::JobTitle => "job_title",
             Field::Department => "department",
@@ -189,6 +193,22 @@ pub trait Target: Send + Sync + Debug {
     fn default_base_url(&self) -> &'static str;
     /// The scope to ask the token endpoint for.
     fn oauth_scope(&self) -> &'static str;
+    /// The API's name in messages ("not changeable through Partner Center").
+    fn title(&self) -> &'static str {
+        self.name()
+    }
+    /// The column a header name of the API's own exports means (`givenname` from an Entra
+    /// export: `firstname`), both normalised (lower case, no spaces, `-` or `_`).
+    fn column_alias(&self, normalized: &str) -> Option<&'static str> {
+        let _ = normalized;
+        None
+    }
+    /// Whether a (normalised) header name is a column of the API's own exports that it cannot
+    /// change (`jobtitle`): reported as such, not as a typo.
+    fn unchangeable_column(&self, normalized: &str) -> bool {
+        let _ = normalized;
+        false
+    }
 
     /// The fields a row may change through this API.
     fn fields(&self) -> &'static [Field];
@@ -209,6 +229,13 @@ pub trait Target: Send + Sync + Debug {
     fn request(&self, op: Op, rows: &[RowRef<'_>], ids: Ids) -> Request;
     /// The body of a write as it may be shown (dry-run plans): secrets replaced.
     fn shown_body(&self, changes: &Changes) -> String;
+    /// The fields a shown body (from [`Target::shown_body`], read back from a results file,
+    /// so possibly crafted) sets, each with its value; None for a secret (a password), which
+    /// a plan only counts. Fields in the order the target lists them.
+    fn shown_fields(&self, shown_body: &str) -> Vec<(&'static str, Option<String>)> {
+        let _ = shown_body;
+        Vec::new()
+    }
     /// When a retry gets a new request id.
     fn request_ids(&self) -> IdRule;
 
@@ -250,6 +277,38 @@ pub trait Target: Send + Sync + Debug {
     fn refuses_tenant(&self, status: u16, code: Option<&str>) -> Option<&'static str> {
         let _ = (status, code);
         None
+    }
+
+    /// For an undo file: each field that can be read back, as (the API's name in
+    /// `FieldChange::field`, the CSV column that sets it again). Empty: no undo.
+    fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// The request for a page of `collection`: its first page, or the page `next` names.
+    /// A target that cannot list answers why.
+    fn list_request(
+        &self,
+        collection: Collection,
+        next: Option<&NextLink>,
+        ids: Ids,
+    ) -> Result<Request, PageError> {
+        let _ = (collection, next, ids);
+        Err(listing::unsupported("customers or users"))
+    }
+    /// A page of customers from a successful answer (a JSON object, hostile like any answer).
+    fn customers_page(&self, body: &Map<String, Value>) -> Result<Page<CustomerItem>, PageError> {
+        let _ = body;
+        Err(listing::unsupported("customers"))
+    }
+    /// A page of `customer`'s users from a successful answer.
+    fn users_page(
+        &self,
+        customer: Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<UserItem>, PageError> {
+        let _ = (customer, body);
+        Err(listing::unsupported("users"))
     }
 }
 

@@ -98,7 +98,10 @@ async fn an_audit_reads_compares_and_never_writes() {
             "elapsed_ms",
             "request_id",
             "correlation_id",
-            "finished_at"
+            "finished_at",
+            "user_principal_name",
+            "customer_domain",
+            "context"
         ]
     );
     let got: Vec<(String, String, String, String, String)> = lines
@@ -144,7 +147,7 @@ async fn an_audit_reads_compares_and_never_writes() {
 
     // The HTML report: numbers, per-field table, escaping.
     let html = std::fs::read_to_string(&report).unwrap();
-    assert!(html.contains("Audit report: audit.csv"), "title");
+    assert!(html.contains("Audit plan: audit.csv"), "title");
     assert!(
         html.contains("usageLocation: 1 would change, 1 already as desired"),
         "{html}"

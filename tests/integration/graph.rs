@@ -276,9 +276,9 @@ async fn a_graph_run_resumes_sending_only_the_rows_not_done() {
     .await;
     let dir = tempdir();
     let c = customer(1).to_string();
-    let mut csv = Csv::new(&["customer_id", "user_id", "job_title"]);
+    let mut csv = Csv::new(&["customer_id", "user_id", "usage_location", "job_title"]);
     for n in 1..=3 {
-        csv = csv.row(&[&c, &user(n).to_string(), &format!("Title {n}")]);
+        csv = csv.row(&[&c, &user(n).to_string(), "DE", &format!("Title {n}")]);
     }
     let input = csv.write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
@@ -294,7 +294,8 @@ async fn a_graph_run_resumes_sending_only_the_rows_not_done() {
     assert_eq!(Results::read(&out).count("updated"), 2);
     let before = sim.requests().len();
     // The results of a Graph run are not resumed through Partner Center.
-    let ran = run_bin(run_against(&sim, &input, &out, &["--resume"])).await;
+    let args = ["--resume", "--ignore-unknown-columns"];
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(ran.stderr.contains("--target graph"), "{}", ran.stderr);
     assert_eq!(sim.requests().len(), before);
@@ -466,7 +467,7 @@ async fn the_simulator_refuses_what_graph_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_columns_are_refused_or_skipped_by_partner_center() {
-    let sim = simulator(SimConfig::default()).await;
+    let sim = graph_simulator(SimConfig::default()).await;
     let dir = tempdir();
     let c = customer(1).to_string();
     let input = Csv::new(&["customer_id", "user_id", "usage_location", "job_title"])
@@ -474,15 +475,22 @@ async fn graph_columns_are_refused_or_skipped_by_partner_center() {
         .row(&[&c, &user(2).to_string(), "<clear>", ""])
         .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
+    // Through Partner Center, Graph's columns are columns it cannot change: named, nothing sent.
     let ran = run_bin(run_against(&sim, &input, &out, &[])).await;
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
-    let results = Results::read(&out);
-    let row = results.line(2);
-    assert_eq!(row["outcome"], "invalid");
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
-        row["message"].contains("job_title cannot be changed through partner-center"),
-        "{row:?}"
+        ran.stderr
+            .contains("\"job_title\" (column 4): not changeable through Partner Center"),
+        "{}",
+        ran.stderr
     );
+    assert!(sim.requests().is_empty());
+    // An Entra export's extra columns are skipped with --ignore-unknown-columns; <clear> is
+    // still refused through Partner Center.
+    let args = ["--ignore-unknown-columns", "--force"];
+    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 1, "the <clear> row stays invalid: {}", ran.stderr);
+    let results = Results::read(&out);
     let cleared = results.line(3);
     assert_eq!(cleared["outcome"], "invalid");
     assert!(
@@ -490,17 +498,20 @@ async fn graph_columns_are_refused_or_skipped_by_partner_center() {
             .contains("usage_location cannot be cleared (<clear>) through partner-center"),
         "{cleared:?}"
     );
-    assert!(sim.requests().is_empty());
-    // An Entra export's extra columns are skipped with --ignore-unknown-columns.
-    let args = ["--ignore-unknown-columns", "--force"];
-    let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
-    assert_eq!(ran.code, 1, "the <clear> row stays invalid: {}", ran.stderr);
     let requests = sim.requests();
     assert_eq!(requests.len(), 1);
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(body["usageLocation"], "DE");
     assert!(body.get("jobTitle").is_none(), "{body}");
-
+    // Through Graph, the same column is a field: --fields chooses it by Graph's name.
+    let sent = sim.requests().len();
+    let args = ["--fields", "jobTitle", "--force"];
+    let ran = run_bin(graph_command(&sim, "run", &input, &out, &args)).await;
+    assert_eq!(ran.code, 1, "the row without a job title: {}", ran.stderr);
+    let requests = sim.requests();
+    assert_eq!(requests.len(), sent + 1, "{}", ran.stderr);
+    let body: Value = serde_json::from_slice(&requests[sent].body).unwrap();
+    assert_eq!(body, serde_json::json!({"jobTitle": "Engineer"}));
     let ran = run_bin(run_against(
         &sim,
         &input,
@@ -572,4 +583,45 @@ async fn without_a_base_url_graph_runs_go_to_graph() {
             "{head}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_dry_run_s_plan_names_graph_s_fields_and_clears() {
+    let sim = graph_simulator(SimConfig::default()).await;
+    let dir = tempdir();
+    let c = customer(1).to_string();
+    let input = Csv::new(&[
+        "customer_id",
+        "user_id",
+        "job_title",
+        "department",
+        "password",
+    ])
+    .row(&[&c, &user(1).to_string(), "Engineer", "<clear>", PASSWORD])
+    .row(&[&c, &user(2).to_string(), "Engineer", "", ""])
+    .write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let ran = run_bin(graph_command(&sim, "run", &input, &out, &["--dry-run"])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(sim.requests().is_empty());
+    let md = dir.path().join("plan.md");
+    let ran = run_bin(bulkpatch(&[
+        "report",
+        out.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let md = std::fs::read_to_string(md).unwrap();
+    for want in [
+        "### jobTitle: 2 rows",
+        "| jobTitle -> Engineer | 2 |",
+        "### department: 1 row\n",
+        "| department -> &lt;clear&gt; | 1 |",
+        "### password: 1 row\n",
+    ] {
+        assert!(md.contains(want), "{want} in:\n{md}");
+    }
+    assert!(!md.contains(PASSWORD));
 }

@@ -13,7 +13,7 @@ async fn invalid_rows_are_recorded_with_line_and_reason_and_the_rest_runs() {
         "customer_id",
         "user_id",
         "usage_location",
-        "user_principal_name",
+        "new_user_principal_name",
     ])
     .row(&[&c, &u(1), "DE", ""]) // line 2: fine
     .row(&["not-a-guid", &u(2), "DE", ""]) // 3

@@ -10,17 +10,19 @@ use crate::support::*;
 /// The secrets file as (line -> password).
 fn secrets(path: &std::path::Path) -> HashMap<String, String> {
     let results = Results::read(path);
-    // Five columns while a run writes it; `applied` is added when the run ends.
+    // Seven columns while a run writes it; `applied` is added when the run ends.
     let columns = [
         "line",
         "customer_id",
         "user_id",
         "user_principal_name",
         "password",
+        "customer_domain",
+        "context",
         "applied",
     ];
     assert!(
-        results.header == columns[..5] || results.header == columns,
+        results.header == columns[..7] || results.header == columns,
         "{:?}",
         results.header
     );

@@ -16,7 +16,7 @@ async fn every_row_is_sent_once_with_the_documented_request() {
         "User-Id",
         "usageLocation",
         "Display Name",
-        "UPN",
+        "New UPN",
     ])
     .row(&[&customer(1).to_string(), &user(1).to_string(), "de", "", ""])
     .row(&[
@@ -107,7 +107,10 @@ async fn every_row_is_sent_once_with_the_documented_request() {
             "finished_at",
             "body",
             "row_hash",
-            "throttled"
+            "throttled",
+            "user_principal_name",
+            "customer_domain",
+            "context"
         ]
     );
     assert_eq!(results.rows.len(), 3);

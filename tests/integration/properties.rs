@@ -39,7 +39,7 @@ fn read_all(path: &Path, options: &ReadOptions) -> Option<usize> {
 }
 
 const HEADER: &str =
-    "customer_id,user_id,usage_location,display_name,first_name,last_name,upn,password";
+    "customer_id,user_id,usage_location,display_name,first_name,last_name,new_upn,password";
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]

@@ -130,6 +130,11 @@ pub fn bulkpatch(args: &[&str]) -> Command {
             cmd.env_remove(key);
         }
     }
+    // No stored sign-in of the person running the tests (a test that wants one sets its own).
+    cmd.env(
+        "BULKPATCH_HOME",
+        std::env::temp_dir().join("bulkpatch-tests-never-signed-in"),
+    );
     cmd
 }
 

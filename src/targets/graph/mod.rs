@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod body;
+pub mod columns;
 pub mod errors;
 pub mod explain;
 pub mod fields;
@@ -79,6 +80,18 @@ impl Target for Graph {
         SCOPE
     }
 
+    fn title(&self) -> &'static str {
+        "Microsoft Graph"
+    }
+
+    fn column_alias(&self, normalized: &str) -> Option<&'static str> {
+        columns::alias(normalized)
+    }
+
+    fn unchangeable_column(&self, normalized: &str) -> bool {
+        columns::unchangeable(normalized)
+    }
+
     fn fields(&self) -> &'static [Field] {
         fields::FIELDS
     }
@@ -119,6 +132,10 @@ impl Target for Graph {
 
     fn shown_body(&self, changes: &Changes) -> String {
         String::from_utf8(body::body(changes, true)).unwrap_or_default()
+    }
+
+    fn shown_fields(&self, shown_body: &str) -> Vec<(&'static str, Option<String>)> {
+        body::shown_fields(shown_body)
     }
 
     fn request_ids(&self) -> IdRule {

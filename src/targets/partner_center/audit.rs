@@ -6,6 +6,15 @@ use crate::targets::{Changes, FieldChange};
 
 /// Every field the row sets, compared with the live user. A password always counts as a change:
 /// it cannot be read back.
+/// The fields an undo file restores: the API's name and the input column that sets it.
+pub const UNDO_COLUMNS: &[(&str, &str)] = &[
+    ("usageLocation", "usage_location"),
+    ("displayName", "display_name"),
+    ("firstName", "first_name"),
+    ("lastName", "last_name"),
+    ("userPrincipalName", "new_user_principal_name"),
+];
+
 pub fn compare(changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange> {
     let fields: [(&'static str, &Option<String>, bool); 5] = [
         ("usageLocation", &changes.usage_location, true),

@@ -1,5 +1,6 @@
 //! The PATCH body of a user update: the fields a row changes, as Partner Center takes them
-//! (camelCase, `passwordProfile`, `attributes.objectType`). Uses only `targets`.
+//! (camelCase, `passwordProfile`, `attributes.objectType`), and the fields a shown body sets,
+//! for a plan. Uses only `targets`.
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -40,6 +41,29 @@ struct Body<'a> {
     attributes: Attributes,
 }
 
+/// The fields a shown body sets (the API's names) and their values, in the body's field order;
+/// the password as None (never its value). Anything that is not such a body gives nothing.
+pub fn shown_fields(shown: &str) -> Vec<(&'static str, Option<String>)> {
+    const TEXT_FIELDS: [&str; 5] = [
+        "usageLocation",
+        "displayName",
+        "firstName",
+        "lastName",
+        "userPrincipalName",
+    ];
+    let Ok(serde_json::Value::Object(body)) = serde_json::from_str(shown) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(&'static str, Option<String>)> = TEXT_FIELDS
+        .into_iter()
+        .filter_map(|f| Some((f, Some(body.get(f)?.as_str()?.to_string()))))
+        .collect();
+    if body.contains_key("passwordProfile") {
+        out.push(("password", None));
+    }
+    out
+}
+
 impl Changes {
     fn body(&self, redact: bool) -> Vec<u8> {
         serde_json::to_vec(&Body {
@@ -68,5 +92,36 @@ impl Changes {
     /// The body as it may be shown (dry-run plans): the password replaced by `<redacted>`.
     pub fn to_redacted_body(&self) -> String {
         String::from_utf8(self.body(true)).expect("JSON is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn a_shown_body_gives_its_fields_and_never_a_password() {
+        let changes = Changes {
+            usage_location: Some("DE".into()),
+            display_name: Some("<b>Anna</b>".into()),
+            password: Some(SecretString::from("Pw-123456!".to_string())),
+            ..Changes::default()
+        };
+        let fields = shown_fields(&changes.to_redacted_body());
+        assert_eq!(
+            fields,
+            [
+                ("usageLocation", Some("DE".to_string())),
+                ("displayName", Some("<b>Anna</b>".to_string())),
+                ("password", None),
+            ]
+        );
+        // Even a body holding a password in clear gives none.
+        let clear = String::from_utf8(changes.to_body()).unwrap();
+        assert!(!format!("{:?}", shown_fields(&clear)).contains("Pw-123456"));
+        for crafted in ["", "[1]", "{\"usageLocation\": 5}", "<html>"] {
+            assert!(shown_fields(crafted).is_empty(), "{crafted}");
+        }
     }
 }

@@ -61,7 +61,7 @@ fn check_length(field: Field, v: &str, max: usize) -> Result<String, String> {
 fn check_upn(v: &str) -> Result<String, String> {
     let bad = || {
         format!(
-            "user_principal_name \"{}\" does not look like local@domain with the characters Entra allows (A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @)",
+            "new_user_principal_name \"{}\" does not look like local@domain with the characters Entra allows (A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @)",
             shorten(v, 60)
         )
     };

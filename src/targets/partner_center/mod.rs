@@ -1,11 +1,13 @@
 //! Partner Center (`api.partnercenter.microsoft.com`): one PATCH or GET per row on
 //! `/v1/customers/{customer}/users/{user}`, `MS-RequestId` (renewed after each answer, kept when
 //! none arrived) and `MS-CorrelationId` (one per row), the body, the fields and their checks,
-//! the error bodies and what their codes mean, reading users back for audits, and the OAuth
-//! scope. Uses only `core` and `targets`.
+//! the error bodies and what their codes mean, reading users back for audits, the customers
+//! and users collections (`collections`), and the OAuth scope. Uses only `core` and `targets`.
 
 pub mod audit;
 pub mod body;
+pub mod collections;
+pub mod columns;
 pub mod errors;
 pub mod explain;
 pub mod fields;
@@ -13,7 +15,8 @@ pub mod fields;
 use serde_json::{Map, Value};
 
 use crate::targets::{
-    Answer, Changes, Field, FieldChange, IdRule, Ids, Method, Op, Request, RowRef, Target,
+    Answer, Changes, Collection, CustomerItem, Field, FieldChange, IdRule, Ids, Method, NextLink,
+    Op, Page, PageError, Request, RowRef, Target, UserItem,
 };
 
 /// The default API root.
@@ -41,6 +44,22 @@ impl Target for PartnerCenter {
 
     fn oauth_scope(&self) -> &'static str {
         SCOPE
+    }
+
+    fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
+        audit::UNDO_COLUMNS
+    }
+
+    fn title(&self) -> &'static str {
+        "Partner Center"
+    }
+
+    fn column_alias(&self, normalized: &str) -> Option<&'static str> {
+        columns::alias(normalized)
+    }
+
+    fn unchangeable_column(&self, normalized: &str) -> bool {
+        columns::unchangeable(normalized)
     }
 
     fn fields(&self) -> &'static [Field] {
@@ -78,6 +97,10 @@ impl Target for PartnerCenter {
         changes.to_redacted_body()
     }
 
+    fn shown_fields(&self, shown_body: &str) -> Vec<(&'static str, Option<String>)> {
+        body::shown_fields(shown_body)
+    }
+
     fn request_ids(&self) -> IdRule {
         // Partner Center deduplicates on MS-RequestId: a retry after a timeout or a dropped
         // connection may be the same request arriving twice; after an answer it is a new one.
@@ -98,6 +121,27 @@ impl Target for PartnerCenter {
 
     fn refuses_tenant(&self, status: u16, code: Option<&str>) -> Option<&'static str> {
         errors::tenant_refusal(status, code)
+    }
+
+    fn list_request(
+        &self,
+        collection: Collection,
+        next: Option<&NextLink>,
+        ids: Ids,
+    ) -> Result<Request, PageError> {
+        Ok(collections::request(collection, next, ids))
+    }
+
+    fn customers_page(&self, body: &Map<String, Value>) -> Result<Page<CustomerItem>, PageError> {
+        collections::customers(body)
+    }
+
+    fn users_page(
+        &self,
+        customer: uuid::Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<UserItem>, PageError> {
+        collections::users(customer, body)
     }
 }
 
