@@ -27,6 +27,9 @@ Input: a CSV with a header row. Columns (names are matched ignoring case, spaces
   customer_id (customer_tenant_id, tenant_id)  user_id (id, object_id)
   usage_location  display_name  first_name (given_name)  last_name (surname)
   new_user_principal_name (new_upn: a rename)  password  force_change_password
+With --target graph also: job_title department office_location company_name employee_id
+  mobile_phone business_phones city state country postal_code street_address
+  preferred_language account_enabled; a cell <clear> clears the field (sent as null).
 Never sent, carried into the results as context: user_principal_name (upn), customer_domain,
 and the columns named in --keep-columns. An Entra \"Download users\" export is read as it is.
 An empty cell leaves that field unchanged. Delimiter ',', ';' or tab is detected.

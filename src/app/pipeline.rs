@@ -46,6 +46,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     }
     // The results file: locked for this run, its fingerprint checked on a resume.
     let mut fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    fingerprint.target = settings.target.name().to_string();
     fingerprint.input_sha256 = Some(input.sha256.to_string());
     fingerprint.dry_run = settings.dry_run;
     let continuing = settings.resume || settings.compact_only;

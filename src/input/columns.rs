@@ -21,10 +21,25 @@ pub enum Column {
     CustomerDomain,
     Password,
     ForceChangePassword,
+    // Fields only some targets change (Microsoft Graph's; see `targets::graph::fields`).
+    JobTitle,
+    Department,
+    OfficeLocation,
+    CompanyName,
+    EmployeeId,
+    MobilePhone,
+    BusinessPhones,
+    City,
+    State,
+    Country,
+    PostalCode,
+    StreetAddress,
+    PreferredLanguage,
+    AccountEnabled,
 }
 
 impl Column {
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 25] = [
         Column::CustomerId,
         Column::UserId,
         Column::UsageLocation,
@@ -36,6 +51,20 @@ impl Column {
         Column::CustomerDomain,
         Column::Password,
         Column::ForceChangePassword,
+        Column::JobTitle,
+        Column::Department,
+        Column::OfficeLocation,
+        Column::CompanyName,
+        Column::EmployeeId,
+        Column::MobilePhone,
+        Column::BusinessPhones,
+        Column::City,
+        Column::State,
+        Column::Country,
+        Column::PostalCode,
+        Column::StreetAddress,
+        Column::PreferredLanguage,
+        Column::AccountEnabled,
     ];
 
     /// The name used in documentation and messages.
@@ -52,6 +81,20 @@ impl Column {
             Column::CustomerDomain => "customer_domain",
             Column::Password => "password",
             Column::ForceChangePassword => "force_change_password",
+            Column::JobTitle => "job_title",
+            Column::Department => "department",
+            Column::OfficeLocation => "office_location",
+            Column::CompanyName => "company_name",
+            Column::EmployeeId => "employee_id",
+            Column::MobilePhone => "mobile_phone",
+            Column::BusinessPhones => "business_phones",
+            Column::City => "city",
+            Column::State => "state",
+            Column::Country => "country",
+            Column::PostalCode => "postal_code",
+            Column::StreetAddress => "street_address",
+            Column::PreferredLanguage => "preferred_language",
+            Column::AccountEnabled => "account_enabled",
         }
     }
 
@@ -69,7 +112,25 @@ impl Column {
             Column::NewUserPrincipalName => &["newuserprincipalname", "newupn"],
             Column::CustomerDomain => &["customerdomain"],
             Column::Password => &["password"],
-            Column::ForceChangePassword => &["forcechangepassword", "forcechangepasswordnextlogin"],
+            Column::ForceChangePassword => &[
+                "forcechangepassword",
+                "forcechangepasswordnextlogin",
+                "forcechangepasswordnextsignin",
+            ],
+            Column::JobTitle => &["jobtitle"],
+            Column::Department => &["department"],
+            Column::OfficeLocation => &["officelocation"],
+            Column::CompanyName => &["companyname"],
+            Column::EmployeeId => &["employeeid"],
+            Column::MobilePhone => &["mobilephone"],
+            Column::BusinessPhones => &["businessphones"],
+            Column::City => &["city"],
+            Column::State => &["state"],
+            Column::Country => &["country"],
+            Column::PostalCode => &["postalcode"],
+            Column::StreetAddress => &["streetaddress"],
+            Column::PreferredLanguage => &["preferredlanguage"],
+            Column::AccountEnabled => &["accountenabled"],
         }
     }
 
@@ -83,7 +144,25 @@ impl Column {
             Column::LastName => Field::LastName,
             Column::NewUserPrincipalName => Field::UserPrincipalName,
             Column::Password => Field::Password,
-            _ => return None,
+            Column::JobTitle => Field::JobTitle,
+            Column::Department => Field::Department,
+            Column::OfficeLocation => Field::OfficeLocation,
+            Column::CompanyName => Field::CompanyName,
+            Column::EmployeeId => Field::EmployeeId,
+            Column::MobilePhone => Field::MobilePhone,
+            Column::BusinessPhones => Field::BusinessPhones,
+            Column::City => Field::City,
+            Column::State => Field::State,
+            Column::Country => Field::Country,
+            Column::PostalCode => Field::PostalCode,
+            Column::StreetAddress => Field::StreetAddress,
+            Column::PreferredLanguage => Field::PreferredLanguage,
+            Column::AccountEnabled => Field::AccountEnabled,
+            Column::CustomerId
+            | Column::UserId
+            | Column::UserPrincipalName
+            | Column::CustomerDomain
+            | Column::ForceChangePassword => return None,
         })
     }
 
@@ -92,7 +171,13 @@ impl Column {
         self.field().is_some()
     }
 
-    pub(crate) const COUNT: usize = 11;
+    /// Whether a run through `target` can use the column: every column that changes no
+    /// field, and the columns of the target's fields (`job_title` only through Graph).
+    pub fn usable_with(self, target: &dyn Target) -> bool {
+        self.field().is_none_or(|f| target.fields().contains(&f))
+    }
+
+    pub(crate) const COUNT: usize = 25;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -107,9 +192,15 @@ pub fn normalize_header(name: &str) -> String {
         .collect()
 }
 
+/// The column a (normalised) header name means for a run through `target`: one of its own
+/// spellings or the target's export name for it. A field column the target cannot change and
+/// knows as such is none: through Partner Center `job_title` is a column it cannot change (as
+/// an Entra export's `jobTitle` is), not a field a row may fill.
 pub(crate) fn column_for(normalized: &str, target: &dyn Target) -> Option<Column> {
     let own = |n: &str| Column::ALL.into_iter().find(|c| c.aliases().contains(&n));
-    own(normalized).or_else(|| target.column_alias(normalized).and_then(own))
+    own(normalized)
+        .or_else(|| target.column_alias(normalized).and_then(own))
+        .filter(|c| c.usable_with(target) || !target.unchangeable_column(normalized))
 }
 
 /// How alike (normalised Damerau-Levenshtein, 1 = equal) an unknown name must be to a known
@@ -117,10 +208,10 @@ pub(crate) fn column_for(normalized: &str, target: &dyn Target) -> Option<Column
 /// `usagelocation`; `username` is 0.75 from `surname`, an alias of last_name: not suggested).
 const SUGGEST_AT_LEAST: f64 = 0.8;
 
-/// The closest known column to an unknown header name, when it looks like a typo of one.
-pub(crate) fn suggest(normalized: &str) -> Option<Column> {
+/// The closest column `target` reads to an unknown header name, when it looks like a typo of one.
+pub(crate) fn suggest(normalized: &str, target: &dyn Target) -> Option<Column> {
     let mut best: Option<(f64, Column)> = None;
-    for col in Column::ALL {
+    for col in Column::ALL.into_iter().filter(|c| c.usable_with(target)) {
         for alias in col.aliases() {
             let score = strsim::normalized_damerau_levenshtein(normalized, alias);
             let long_enough = normalized.len() >= 3 || alias.len() <= 3;

@@ -51,8 +51,12 @@ pub enum InputError {
     MissingUserId { path: PathBuf },
     #[error("input file {path}: no customer_id column (accepted names: customer_id, customer_tenant_id, tenant_id) and no --customer-id given")]
     MissingCustomer { path: PathBuf },
-    #[error("input file {path}: no column to update: add at least one of usage_location, display_name, first_name, last_name, new_user_principal_name, password (or use --generate-passwords)")]
-    NothingToUpdate { path: PathBuf },
+    #[error("input file {path}: no column to update: add at least one of {fields} (or use --generate-passwords)")]
+    NothingToUpdate {
+        path: PathBuf,
+        /// The target's field columns, listed.
+        fields: String,
+    },
     #[error("input file {path}: --fields names {field}, but the file has no {field} column")]
     MissingField { path: PathBuf, field: &'static str },
     #[error(
@@ -165,7 +169,7 @@ impl Header {
                 // accepted as long as they stay empty (a row with a value in one is invalid).
                 None if normalized.is_empty() => header.unnamed.push(i),
                 None => unknown.push(UnknownColumn {
-                    suggestion: suggest(&normalized),
+                    suggestion: suggest(&normalized, &*target),
                     not_changeable_through: None,
                     name: shorten(&name, 60),
                     position: i + 1,
@@ -264,7 +268,12 @@ impl Header {
             return Err(InputError::PasswordColumnAndGeneration { path: path() });
         }
         if !options.generate_passwords && !Column::ALL.into_iter().any(|c| self.sends(c)) {
-            return Err(InputError::NothingToUpdate { path: path() });
+            let target = options.target();
+            let fields: Vec<&str> = target.fields().iter().map(|f| f.column()).collect();
+            return Err(InputError::NothingToUpdate {
+                path: path(),
+                fields: fields.join(", "),
+            });
         }
         Ok(())
     }
@@ -611,6 +620,58 @@ mod tests {
             h.kept.iter().map(|(n, i)| (&**n, *i)).collect::<Vec<_>>(),
             [("displayName", 3)]
         );
+    }
+
+    #[test]
+    fn graph_s_columns_are_fields_through_graph_and_unchangeable_through_partner_center() {
+        let graph = ReadOptions {
+            target: crate::targets::choose("graph"),
+            ..ReadOptions::default()
+        };
+        let parse = |cells: &[&str], options: &ReadOptions| {
+            Header::parse(
+                Path::new("in.csv"),
+                &ByteRecord::from(cells.to_vec()),
+                options,
+            )
+        };
+        let cells = [
+            "id",
+            "customer_id",
+            "jobTitle",
+            "telephoneNumber",
+            "job_titel",
+        ];
+        let e = parse(&cells, &graph).unwrap_err().to_string();
+        assert!(
+            e.contains("\"job_titel\" (column 5), did you mean \"job_title\"?"),
+            "{e}"
+        );
+        let h = parse(&cells[..4], &graph).unwrap();
+        assert_eq!(h.position(Column::JobTitle), Some(2));
+        assert_eq!(h.position(Column::BusinessPhones), Some(3));
+        assert!(h.sends(Column::JobTitle) && h.sends(Column::BusinessPhones));
+        let e = parse(&["id", "customer_id", "job_title", "mail"], &graph).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("\"mail\" (column 4): not changeable through Microsoft Graph"),
+            "{e}"
+        );
+        assert!(!e.contains("job_title"), "{e}");
+        // Through Partner Center: named as a column it cannot change, never suggested.
+        let e = header(&[
+            "id",
+            "customer_id",
+            "usage_location",
+            "job_title",
+            "job_titel",
+        ]);
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("\"job_title\" (column 4): not changeable through Partner Center"),
+            "{e}"
+        );
+        assert!(!e.contains("did you mean"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::core::digest::Sha256;
 use crate::core::ids::parse_guid;
 use crate::core::text::shorten;
 use crate::input::passwords;
-use crate::targets::{Changes, Field, Target};
+use crate::targets::{Changes, Field, Target, CLEAR};
 
 /// A row ready to send.
 #[derive(Clone, Debug)]
@@ -246,7 +246,8 @@ fn ids(
 }
 
 /// The changes the row asks for, each checked by `target`; with `generating`, a row may ask
-/// for none (a password is generated for it).
+/// for none (a password is generated for it). A `<clear>` cell clears its field where the
+/// target allows it.
 fn changes(
     cells: &Cells<'_>,
     header: &Header,
@@ -255,8 +256,11 @@ fn changes(
 ) -> Result<Changes, String> {
     let cell = |col: Column| cells[col as usize];
     let mut changes = Changes::default();
-    let check = |col: Column, field: Field| -> Result<Option<String>, String> {
-        let Some(v) = cell(col) else { return Ok(None) };
+    let mut more = Vec::new();
+    for col in Column::ALL {
+        let (Some(field), Some(v)) = (col.field(), cell(col)) else {
+            continue;
+        };
         if !target.fields().contains(&field) {
             return Err(format!(
                 "{} cannot be changed through {}",
@@ -264,17 +268,37 @@ fn changes(
                 target.name()
             ));
         }
-        target.check(field, v).map(Some)
-    };
-    changes.usage_location = check(Column::UsageLocation, Field::UsageLocation)?;
-    changes.display_name = check(Column::DisplayName, Field::DisplayName)?;
-    changes.first_name = check(Column::FirstName, Field::FirstName)?;
-    changes.last_name = check(Column::LastName, Field::LastName)?;
-    changes.user_principal_name = check(Column::NewUserPrincipalName, Field::UserPrincipalName)?;
-    if let Some(p) = cell(Column::Password) {
-        passwords::check(p).map_err(|reason| reason.to_string())?;
-        changes.password = Some(SecretString::from(p.to_owned()));
+        if v == CLEAR {
+            if !target.can_clear(field) {
+                return Err(format!(
+                    "{} cannot be cleared ({CLEAR}) through {}",
+                    col.name(),
+                    target.name()
+                ));
+            }
+            more.push((field, None));
+            continue;
+        }
+        let slot = match field {
+            Field::UsageLocation => &mut changes.usage_location,
+            Field::DisplayName => &mut changes.display_name,
+            Field::FirstName => &mut changes.first_name,
+            Field::LastName => &mut changes.last_name,
+            Field::UserPrincipalName => &mut changes.user_principal_name,
+            Field::Password => {
+                passwords::check(v).map_err(|reason| reason.to_string())?;
+                changes.password = Some(SecretString::from(v.to_owned()));
+                continue;
+            }
+            other => {
+                let checked = target.check(other, v)?;
+                more.push((other, Some(checked)));
+                continue;
+            }
+        };
+        *slot = Some(target.check(field, v)?);
     }
+    changes.more = more.into();
     changes.force_change_password =
         passwords::parse_force_change(cell(Column::ForceChangePassword))?;
     if cell(Column::ForceChangePassword).is_some() && changes.password.is_none() && !generating {

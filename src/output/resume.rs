@@ -29,6 +29,9 @@ pub struct Fingerprint {
     pub header_hash: String,
     /// Data rows in the input.
     pub rows: u64,
+    /// The API the run sent to (`--target`); files from before targets were partner-center's.
+    #[serde(default = "partner_center")]
+    pub target: String,
     /// The SHA-256 of the whole input file, in hex (reports show it; a resume does not compare
     /// it: rows are recognised one by one). None in a file of an older version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,6 +39,10 @@ pub struct Fingerprint {
     /// Written by a dry run (its report is a plan). Not compared on a resume.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+}
+
+fn partner_center() -> String {
+    "partner-center".into()
 }
 
 impl Fingerprint {
@@ -46,6 +53,7 @@ impl Fingerprint {
             input: input.canonicalize().unwrap_or_else(|_| input.to_owned()),
             header_hash: format!("{header_hash:016x}"),
             rows,
+            target: partner_center(),
             input_sha256: None,
             dry_run: false,
         }
@@ -67,6 +75,12 @@ impl Fingerprint {
             return Some(format!(
                 "the input had {} data rows then and has {} now",
                 earlier.rows, self.rows
+            ));
+        }
+        if self.target != earlier.target {
+            return Some(format!(
+                "it was written by a run through --target {}, this one is through {}",
+                earlier.target, self.target
             ));
         }
         if self.version != earlier.version {

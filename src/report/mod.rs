@@ -693,9 +693,11 @@ pub fn write_reports(
     markdown_out: Option<&Path>,
 ) -> Result<Option<String>, RenderError> {
     crate::output::paths::check_report(results, html_out, markdown_out)?;
-    // Partner Center is the only target yet; when there are more, the results file or a
-    // setting names the one that wrote it.
-    let data = load(results, &*crate::targets::default_target())?;
+    // The target that wrote the file (its sidecar names it) explains its error codes.
+    let target = crate::output::resume::Meta::read(results)
+        .and_then(|meta| crate::targets::choose(&meta.fingerprint.target))
+        .unwrap_or_else(crate::targets::default_target);
+    let data = load(results, &*target)?;
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|source| RenderError::Write {
             path: path.to_owned(),

@@ -115,7 +115,7 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Root certificates trusted besides the operating system's (`--ca-file`), already read.
     pub ca_file: Option<ca::CaFile>,
-    /// The API the run updates users through (Partner Center, the only one yet).
+    /// The API the run updates users through (`--target`).
     pub target: std::sync::Arc<dyn crate::targets::Target>,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
@@ -177,20 +177,21 @@ impl Settings {
             out: v.out.clone().unwrap_or_else(|| default_out(&input)),
             input,
             force: v.force,
-            base_url: v.base_url,
+            base_url: v.base_url.unwrap_or_else(|| default_base_url(&*v.target)),
             rate: v.rate,
             per_customer_rate: v.per_customer_rate,
             concurrency: v.concurrency,
             max_attempts: v.max_attempts,
             ca_file: v.ca_file,
-            target: crate::targets::default_target(),
+            target: v.target,
             timeout: v.timeout,
             connect_timeout: v.connect_timeout,
             backoff_base: v.backoff_base,
             backoff_cap: v.backoff_cap,
             customer_id: v.customer_id,
             ignore_unknown_columns: v.ignore_unknown_columns,
-            fields: v.fields,
+            // The list (`v.fields`) names the target's fields: read in `resolve`.
+            fields: None,
             keep_columns: v.keep_columns,
             delimiter: v.delimiter,
             dry_run: v.dry_run,
@@ -226,6 +227,7 @@ impl Settings {
         };
         let values = Values::merge(&args.options, &file, &file_name)?;
         let fields_source = values.source("fields").to_string();
+        let fields_list = values.fields.clone();
         let passwords = values.generate_passwords.then(|| {
             let length = values.password_length;
             (length, values.source("password_length").to_string())
@@ -248,6 +250,14 @@ impl Settings {
             });
         }
         check_out(&s, args.audit)?;
+        if let Some(list) = fields_list {
+            let fields = crate::targets::select::parse_fields(&*s.target, &list);
+            s.fields = Some(fields.map_err(|message| ConfigError::Invalid {
+                source_name: fields_source.clone(),
+                key: "fields",
+                message,
+            })?);
+        }
         let leaves_out_password = s
             .fields
             .as_ref()
@@ -269,6 +279,12 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// The target's own API root, for a run without `--base-url`.
+fn default_base_url(target: &dyn crate::targets::Target) -> reqwest::Url {
+    reqwest::Url::parse(target.default_base_url())
+        .expect("every target's default base URL parses (a unit test checks)")
 }
 
 /// The files named as the config and as secrets to read, whether or not they are used.

@@ -49,8 +49,14 @@ use crate::settings::ConfigError;
 macro_rules! with_options {
     ($then:ident) => { $then! {
 common {
-    base_url: Option<String> = "https://api.partnercenter.microsoft.com" => reqwest::Url,
-        parse |t| parse_base_url(&t), help "Partner Center API root",
+    target: Option<String> = "partner-center" => std::sync::Arc<dyn crate::targets::Target>,
+        parse |t| super::values::parse_target(&t),
+        help "The API to update users through: `partner-center` or `graph` (Microsoft Graph, preview)",
+        cli(long, value_name = "API"), env "BULKPATCH_TARGET", toml "graph";
+    // Without it, the target's own root (`Settings::from_values`).
+    base_url: Option<String> => Option<reqwest::Url>,
+        parse |t| parse_base_url(&t).map(Some),
+        help "API root [default: the target's, https://api.partnercenter.microsoft.com or https://graph.microsoft.com/v1.0]",
         cli(long, value_name = "URL"), env "BULKPATCH_BASE_URL", toml "https://api.partnercenter.microsoft.com";
     out: Option<PathBuf> => Option<PathBuf>, parse some,
         help "Results file [default: <input-stem>.results.csv (audit: .audit.csv) beside the input]",
@@ -79,8 +85,8 @@ common {
     ignore_unknown_columns: bool => bool, parse as_given,
         help "Skip columns the tool does not know instead of stopping",
         cli(long), toml "true";
-    fields: Option<String> => Option<Vec<crate::targets::Field>>,
-        parse |t| crate::targets::select::parse_fields(&*crate::targets::default_target(), &t).map(Some),
+    // The names are the target's: read against it in `Settings::resolve`.
+    fields: Option<String> => Option<String>, parse some,
         help "Send only these fields (`usage_location,display_name`, ...); other field columns are kept as context, never sent [default: every field column]",
         cli(long, value_name = "FIELD,..."), toml "\"usage_location\"";
     keep_columns: Option<String> => Vec<String>,

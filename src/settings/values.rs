@@ -69,6 +69,18 @@ fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The target named `text` (`partner-center`, `graph`).
+pub fn parse_target(text: &str) -> Result<std::sync::Arc<dyn crate::targets::Target>, String> {
+    crate::targets::choose(text.trim()).ok_or_else(|| {
+        let known: Vec<&str> = crate::targets::TARGETS.iter().map(|(n, _)| *n).collect();
+        format!(
+            "\"{}\" is not a target (one of: {})",
+            crate::core::text::shorten(text, 40),
+            known.join(", ")
+        )
+    })
+}
+
 pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
     let url = reqwest::Url::parse(text.trim())
         .map_err(|e| format!("is not a valid URL ({e}): `{text}`"))?;

@@ -195,6 +195,11 @@ pub async fn simulate(config: super::SimConfig, port: u16) -> Result<(), crate::
     println!("Partner Center simulator listening");
     println!("  base URL: {}", sim.base_url());
     println!("  token:    {}", sim.token());
+    println!(
+        "  Graph:    {} (--target graph; tenant {})",
+        sim.graph_url(),
+        sim.graph_tenant()
+    );
     if let Some(refresh) = sim.valid_refresh_tokens().pop() {
         println!("  token endpoint: {}", sim.token_url("contoso"));
         println!("  refresh token:  {refresh}");

@@ -41,6 +41,8 @@ pub struct SimConfig {
     /// An OAuth 2.0 token endpoint (refresh-token grant) at `/{tenant}/oauth2/v2.0/token`;
     /// the access tokens it issues are accepted by the API until they expire.
     pub oauth: Option<SimOAuth>,
+    /// The Graph routes (under [`GRAPH_PREFIX`]).
+    pub graph: SimGraph,
     /// The customers and users the collections list and GET answers. None: the demo's
     /// directory, and users outside it are synthesized; Some: users and customers outside it
     /// are answered 404.
@@ -133,6 +135,7 @@ impl Default for SimConfig {
             record: true,
             script: HashMap::new(),
             oauth: None,
+            graph: SimGraph::default(),
             directory: None,
             page_size: 100,
             roles: HashMap::new(),

@@ -65,6 +65,8 @@ mod collections;
 pub mod command;
 mod config;
 mod directory;
+mod graph;
+mod graph_users;
 mod oauth;
 mod responses;
 mod routes;
@@ -77,6 +79,7 @@ mod validation;
 
 pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
 pub use directory::{DirCustomer, DirUser, Directory};
+pub use graph::{SimGraph, GRAPH_PREFIX};
 pub use state::{RecordedRequest, SimStats, TokenRequest};
 
 use authority::*;
@@ -125,6 +128,10 @@ impl Simulator {
             .route(
                 "/{tenant}/oauth2/v2.0/token",
                 axum::routing::post(token_endpoint),
+            )
+            .route(
+                &format!("{GRAPH_PREFIX}/{{*rest}}"),
+                axum::routing::any(graph::handle),
             )
             .route(
                 "/{tenant}/oauth2/v2.0/authorize",
@@ -239,6 +246,32 @@ impl Simulator {
             }
         }
         lock(&self.shared.users).insert((customer, user), stored);
+    }
+
+    /// The base URL of the Graph routes: `http://127.0.0.1:PORT/graph/v1.0`.
+    pub fn graph_url(&self) -> String {
+        format!("{}{GRAPH_PREFIX}", self.base_url())
+    }
+
+    /// The tenant whose users the Graph routes serve (the accepted token's).
+    pub fn graph_tenant(&self) -> Uuid {
+        self.shared.graph.config.tenant
+    }
+
+    /// A Graph user of `tenant` as stored (never a password), None if never seeded or written.
+    pub fn graph_user(&self, tenant: Uuid, id: Uuid) -> Option<Value> {
+        let users = lock(&self.shared.graph.users);
+        users.get(&(tenant, id)).cloned().map(Value::Object)
+    }
+
+    /// Presets a Graph user of `tenant` over the default user (`userPrincipalName` makes it
+    /// addressable by name); a `passwordProfile` given here is not kept.
+    pub fn seed_graph_user(&self, tenant: Uuid, id: Uuid, fields: Value) {
+        let mut user = graph_users::default_graph_user(id);
+        if let Value::Object(fields) = fields {
+            user.extend(fields.into_iter().filter(|(k, _)| k != "passwordProfile"));
+        }
+        lock(&self.shared.graph.users).insert((tenant, id), user);
     }
 
     /// Stops the server and waits for its connections to close.

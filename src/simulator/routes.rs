@@ -93,7 +93,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
 }
 
 /// Keeps a copy of the request (when recording), returning its index.
-fn record_request(
+pub(super) fn record_request(
     shared: &Shared,
     parts: &axum::http::request::Parts,
     body: &Bytes,

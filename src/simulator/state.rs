@@ -166,6 +166,7 @@ pub(super) struct Shared {
     pub(super) counters: Counters,
     pub(super) oauth: Option<SimOAuth>,
     pub(super) oauth_state: Mutex<OAuthState>,
+    pub(super) graph: graph::GraphState,
     /// The customers and users the collections list.
     pub(super) directory: Indexed,
     pub(super) page_size: usize,
@@ -206,6 +207,7 @@ impl Shared {
             seed: c.seed,
             record: c.record,
             script: c.script,
+            graph: graph::GraphState::new(c.graph),
             user_counts: Mutex::new(HashMap::new()),
             recorded: Mutex::new(Vec::new()),
             users: Mutex::new(HashMap::new()),

@@ -1,7 +1,13 @@
 //! What a row asks to change and how a field compares with the live user: the vocabulary every
-//! target shares. Uses nothing else of the crate.
+//! target shares. Uses only `targets::Field`.
 
 use secrecy::SecretString;
+
+use crate::targets::Field;
+
+/// The cell that asks to clear a field (sent as JSON `null` by the targets that allow it); an
+/// empty cell still means "unchanged".
+pub const CLEAR: &str = "<clear>";
 
 /// The fields a row changes; `None` means "leave unchanged" and is not sent.
 #[derive(Clone, Debug, Default)]
@@ -15,6 +21,10 @@ pub struct Changes {
     pub password: Option<SecretString>,
     /// Whether the user must change the password at the next sign-in (sent with the password).
     pub force_change_password: bool,
+    /// In column order: a target's own fields beyond the ones above (Graph's `jobTitle`, ...),
+    /// each checked, and the fields the row clears (None: a [`CLEAR`] cell). A boxed slice, to
+    /// keep a row small.
+    pub more: Box<[(Field, Option<String>)]>,
 }
 
 impl Changes {
@@ -25,6 +35,7 @@ impl Changes {
             && self.last_name.is_none()
             && self.user_principal_name.is_none()
             && self.password.is_none()
+            && self.more.is_empty()
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`TARGETS`]. Uses only `core`.
 
 pub mod changes;
+pub mod graph;
 pub mod listing;
 pub mod partner_center;
 pub mod select;
@@ -15,12 +16,14 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-pub use crate::targets::changes::{Changes, FieldChange};
+pub use crate::targets::changes::{Changes, FieldChange, CLEAR};
 pub use crate::targets::listing::{Collection, CustomerItem, NextLink, Page, PageError, UserItem};
 
 /// Every target, by the name a setting would choose it by: one line per target.
-pub const TARGETS: &[(&str, MakeTarget)] =
-    &[("partner-center", || Arc::new(partner_center::PartnerCenter))];
+pub const TARGETS: &[(&str, MakeTarget)] = &[
+    ("partner-center", || Arc::new(partner_center::PartnerCenter)),
+    ("graph", || Arc::new(graph::Graph)),
+];
 
 /// Makes a target.
 pub type MakeTarget = fn() -> Arc<dyn Target>;
@@ -47,6 +50,21 @@ pub enum Field {
     LastName,
     UserPrincipalName,
     Password,
+    // Graph's own (see `graph::fields`).
+    JobTitle,
+    Department,
+    OfficeLocation,
+    CompanyName,
+    EmployeeId,
+    MobilePhone,
+    BusinessPhones,
+    City,
+    State,
+    Country,
+    PostalCode,
+    StreetAddress,
+    PreferredLanguage,
+    AccountEnabled,
 }
 
 impl Field {
@@ -60,6 +78,20 @@ impl Field {
             Field::LastName => "last_name",
             Field::UserPrincipalName => "new_user_principal_name",
             Field::Password => "password",
+            Field::JobTitle => "job_title",
+            Field::Department => "department",
+            Field::OfficeLocation => "office_location",
+            Field::CompanyName => "company_name",
+            Field::EmployeeId => "employee_id",
+            Field::MobilePhone => "mobile_phone",
+            Field::BusinessPhones => "business_phones",
+            Field::City => "city",
+            Field::State => "state",
+            Field::Country => "country",
+            Field::PostalCode => "postal_code",
+            Field::StreetAddress => "street_address",
+            Field::PreferredLanguage => "preferred_language",
+            Field::AccountEnabled => "account_enabled",
         }
     }
 }
@@ -182,6 +214,12 @@ pub trait Target: Send + Sync + Debug {
     fn fields(&self) -> &'static [Field];
     /// Checks a (trimmed, non-empty) cell for `field`: the value to send, or why it is refused.
     fn check(&self, field: Field, value: &str) -> Result<String, String>;
+    /// Whether a cell holding [`CLEAR`] may clear `field` (send it as empty): only APIs that
+    /// take JSON `null` as "clear" (Graph) allow any.
+    fn can_clear(&self, field: Field) -> bool {
+        let _ = field;
+        false
+    }
 
     /// How many rows one request may carry (1: one request per row; Graph `$batch` takes 20).
     fn batch_size(&self) -> usize {
@@ -306,7 +344,7 @@ mod tests {
         assert!(IdRule::RenewAlways.renews(false));
         assert_eq!(
             TARGETS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
-            ["partner-center"]
+            ["partner-center", "graph"]
         );
         assert_eq!(default_target().name(), TARGETS[0].0);
     }

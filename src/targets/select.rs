@@ -115,4 +115,30 @@ mod tests {
         );
         assert!(parse_fields(&PartnerCenter, " , ").is_err());
     }
+
+    #[test]
+    fn graph_s_own_fields_are_fields_through_graph_only() {
+        use crate::targets::graph::Graph;
+        let got = parse_fields(
+            &Graph,
+            "job_title,department,telephoneNumber,accountEnabled",
+        );
+        assert_eq!(
+            got.unwrap(),
+            [
+                Field::JobTitle,
+                Field::Department,
+                Field::BusinessPhones,
+                Field::AccountEnabled
+            ]
+        );
+        let e = parse_fields(&Graph, "job_titel,mail").unwrap_err();
+        assert!(e.contains("did you mean \"job_title\"?"), "{e}");
+        assert!(e.contains("\"mail\" is not a field that can be changed: it cannot be changed through Microsoft Graph"), "{e}");
+        let e = parse_fields(&PartnerCenter, "job_title").unwrap_err();
+        assert!(
+            e.contains("cannot be changed through Partner Center"),
+            "{e}"
+        );
+    }
 }

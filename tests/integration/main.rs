@@ -9,6 +9,7 @@ mod customer_report;
 mod export;
 mod fair_customers;
 mod fields;
+mod graph;
 mod hostile_server;
 mod hostile_values;
 mod input_rows;

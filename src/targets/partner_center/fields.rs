@@ -23,6 +23,10 @@ pub fn check(field: Field, v: &str) -> Result<String, String> {
         Field::FirstName | Field::LastName => check_length(field, v, 64),
         Field::UserPrincipalName => check_upn(v),
         Field::Password => Ok(v.to_string()),
+        other => Err(format!(
+            "{} cannot be changed through Partner Center",
+            other.column()
+        )),
     }
 }
 
