@@ -24,8 +24,8 @@ const FAST_EVERY: Duration = Duration::from_millis(500);
 const FAST_INCREASE: f64 = 1.1;
 /// A 429 sets the pace to this share of the success rate measured just before it.
 const BACKOFF: f64 = 0.95;
-/// A customer's pace already learned is not cut below this share of itself, before
-/// `BACKOFF`, by one congestion.
+/// A customer's first cut does not go below this share of its announced ceiling, before
+/// `BACKOFF`.
 const LANE_MAX_CUT: f64 = 0.85;
 /// The shortest span a success rate is measured over (the first 429 can come within ms).
 const MIN_SPAN: Duration = Duration::from_millis(250);
@@ -63,7 +63,7 @@ struct State {
     measured_from: Instant,
     /// Whether the pace was last cut on a rate measured over too short a span to trust.
     guessed: bool,
-    /// The share of a learned pace one congestion may cut to, at least (0: any cut).
+    /// The share of the ceiling a lane's first cut may go to, at least (0: any cut).
     max_cut: f64,
     /// A customer's lane: its first cut is always a guess (what succeeded for one customer
     /// among many says little about its own limit), and its ceiling bounds the cut as a
@@ -141,6 +141,13 @@ impl Controller {
         Some(slot)
     }
 
+    /// Successes are counted from `at` (when everyone was paused until then: that time is no
+    /// time of failing to succeed).
+    pub fn measure_from(&self, at: Instant) {
+        let mut s = self.lock();
+        s.measured_from = s.measured_from.max(at);
+    }
+
     /// The next free send slot of the adaptive pace, without taking it; None when not pacing
     /// below the ceiling.
     pub fn next_slot(&self) -> Option<Instant> {
@@ -207,8 +214,12 @@ impl Controller {
         let current = s.pace.or(s.ceiling).unwrap_or(f64::INFINITY);
         // A customer's learned pace is cut by at most `LANE_MAX_CUT` per congestion: what
         // succeeded for it may have been held down by the partner-wide pace or its share.
-        let learned = if s.lane { s.pace.or(s.ceiling) } else { s.pace };
-        let floor = learned.map_or(0.0, |p| p * s.max_cut);
+        // A customer's first cut is bounded by its announced ceiling (`--per-customer-rate`):
+        // what succeeded for it was shaped by the other customers too.
+        let floor = match (s.lane, s.cuts, s.ceiling) {
+            (true, 0, Some(ceiling)) => ceiling * s.max_cut,
+            _ => 0.0,
+        };
         s.cuts = s.cuts.saturating_add(1);
         let target = (succeeding.max(floor) * BACKOFF)
             .min(current * BACKOFF)

@@ -106,6 +106,8 @@ impl Pacer {
         if scope == Scope::Partner {
             self.adaptive.on_throttle(wait);
             self.pause_for(wait);
+            self.lanes
+                .partner_paused(crate::core::checked::after(Instant::now(), wait));
         }
         scope
     }
