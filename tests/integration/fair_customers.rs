@@ -228,12 +228,13 @@ async fn one_customers_429s_do_not_hold_up_the_others() {
         ran.stderr
     );
     let last = last_request_of(&sim, &[1, 2, 3, 4]);
-    // The big customer needs 30 / 3/s = 10 s; each small one 8 / 3/s, under 3 s. Pausing
-    // everyone for each of the big customer's 429s would keep the small ones to its pace.
+    // The big customer needs 30 / 3/s = 10 s; each small one 8 / 3/s, under 3 s (measured 3 to
+    // 5 s: all four are throttled at the start, which looks partner-wide). Pausing everyone for
+    // each of the big customer's 429s would keep the small ones to its pace (10 s and more).
     assert!(last[0] >= 8.0, "the big customer's limit holds: {last:?}");
     for small in &last[1..] {
         assert!(
-            *small < 5.0,
+            *small < 7.0,
             "small customers finish on their own: {last:?}"
         );
     }
