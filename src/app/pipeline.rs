@@ -34,6 +34,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     crate::output::paths::check_dirs(&settings)?;
     let mut input = Input::open(&settings).await?;
     guards::check_digest(&settings, input.sha256)?;
+    refuse_unchecked_passwords(&settings, &input)?;
     let protect = match &settings.protect_file {
         Some(path) => ProtectList::read(path)?,
         None => ProtectList::default(),
@@ -483,6 +484,37 @@ async fn hand_over_secrets(settings: &Settings, max_line: u64) {
         Err(e) => {
             tracing::error!(error = %e, "cannot add the applied column to the secrets file: it is as the run wrote it")
         }
+    }
+}
+
+/// A run that may change passwords checks administrators first (their directory roles): a
+/// target that cannot read roles refuses it before anything is sent, unless `--include-admins`.
+fn refuse_unchecked_passwords(settings: &Settings, input: &Input) -> Result<(), Error> {
+    let patching = matches!(settings.operation, Operation::Patch { .. });
+    let passwords = settings.generate_passwords.is_some()
+        || input
+            .source
+            .header
+            .position(crate::input::csv::Column::Password)
+            .is_some();
+    if !patching || settings.dry_run || settings.include_admins || !passwords {
+        return Ok(());
+    }
+    let nil = uuid::Uuid::nil();
+    let probe = crate::targets::Ids {
+        request: nil,
+        correlation: nil,
+    };
+    let roles = crate::targets::Collection::Roles {
+        customer: nil,
+        user: nil,
+    };
+    match settings.target.list_request(roles, None, probe) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Other(anyhow::anyhow!(
+            "{} cannot read users' directory roles yet, so administrators' passwords cannot be told apart: add --include-admins to change passwords without that check (nothing was sent)",
+            settings.target.title()
+        ))),
     }
 }
 

@@ -98,7 +98,14 @@ async fn a_graph_run_patches_each_field_kind_and_the_users_change() {
     .row(&[&c, &user(4).to_string(), "", "", "", "<clear>", "", "", ""])
     .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &["-vv"])).await;
+    let ran = run_bin(graph_command(
+        &sim,
+        "run",
+        &input,
+        &out,
+        &["-vv", "--include-admins"],
+    ))
+    .await;
     assert_eq!(ran.code, 1, "one 404, one invalid row: {}", ran.stderr);
 
     let requests = sim.requests();
@@ -194,7 +201,24 @@ async fn an_echoed_password_never_reaches_the_results() {
         .row(&[&customer(1).to_string(), &user(1).to_string(), PASSWORD])
         .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &["-vv"])).await;
+    // Graph cannot read directory roles yet: a password run without --include-admins is
+    // refused before anything is sent.
+    let refused = run_bin(graph_command(&sim, "run", &input, &out, &[])).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--include-admins"),
+        "{}",
+        refused.stderr
+    );
+    assert!(sim.requests().is_empty());
+    let ran = run_bin(graph_command(
+        &sim,
+        "run",
+        &input,
+        &out,
+        &["-vv", "--include-admins"],
+    ))
+    .await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let results = Results::read(&out);
     assert_eq!(results.line(2)["error_code"], "Request_BadRequest");
