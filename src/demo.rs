@@ -1,4 +1,7 @@
-//! The `demo` command: starts the simulator on a free loopback port and runs `samples/usage-location.csv` through the real pipeline against it.
+//! The `demo` command: starts the simulator on a free loopback port and runs
+//! `samples/usage-location.csv` through the real pipeline against it; then shows the day a
+//! migration team has: export a customer's users, edit the file (every user to `DE`), and run
+//! it with `--fields usage_location`, so that only the usage location is sent.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -55,7 +58,11 @@ pub async fn run(options: DemoOptions) -> Result<Summary, Error> {
     let sim = Simulator::start(demo_simulator_config())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the simulator: {e}"))?;
-    let dir = std::env::temp_dir().join("bulkpatch-demo");
+    // The files of the demo's second part go next to the results file.
+    let dir = match options.out.as_ref().and_then(|o| o.parent()) {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::env::temp_dir().join("bulkpatch-demo"),
+    };
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let input = dir.join("usage-location.csv");
@@ -86,6 +93,86 @@ pub async fn run(options: DemoOptions) -> Result<Summary, Error> {
         settings.concurrency
     );
     let summary = crate::run(settings).await?;
+    eprint!("{}", crate::core::redact::for_terminal(&summary.to_text()));
+    eprintln!("\nThe failed and invalid rows above are deliberate: open the results file to see each one's line and reason.");
+    if summary.stopped.is_none() {
+        export_edit_run(&sim, &dir).await?;
+    }
     sim.shutdown().await;
     Ok(summary)
+}
+
+/// Export -> edit -> `run --fields usage_location`, against the demo's simulator.
+async fn export_edit_run(sim: &Simulator, dir: &std::path::Path) -> Result<(), Error> {
+    let token = || {
+        Some(Credentials::Fixed(SecretString::from(
+            sim.token().to_owned(),
+        )))
+    };
+    let base = reqwest::Url::parse(&sim.base_url()).expect("the simulator URL parses");
+    let exported = dir.join("contoso-users.csv");
+    let mut run = Settings::with_defaults("");
+    run.out = exported.clone();
+    run.force = true;
+    run.base_url = base.clone();
+    run.credentials = token();
+    run.show_progress = false;
+    let customer = crate::settings::export::parse_choice("contoso.onmicrosoft.com")
+        .map_err(|e| anyhow::anyhow!("the demo's customer: {e}"))?;
+    let export = crate::settings::export::ExportSettings {
+        run,
+        selection: crate::settings::export::Selection::These(vec![customer]),
+        delimiter: b',',
+    };
+    eprintln!("\nNext, a migration team's day: export contoso.onmicrosoft.com's users ...");
+    let listed = crate::app::export::export(export).await?;
+    eprintln!("{}", crate::core::redact::for_terminal(&listed.to_text()));
+
+    let edited = dir.join("contoso-users.edited.csv");
+    let rows = edit_usage_locations(&exported, &edited, "DE")
+        .map_err(|e| anyhow::anyhow!("cannot edit {}: {e}", exported.display()))?;
+    eprintln!(
+        "... edit it (every usage_location set to DE: {}), and run it with --fields usage_location: names and UPNs in the file are context, never sent.\n",
+        edited.display()
+    );
+    let mut settings = Settings::with_defaults(&edited);
+    settings.out = dir.join("contoso-users.results.csv");
+    settings.force = true;
+    settings.base_url = base;
+    settings.credentials = token();
+    settings.fields = Some(vec![crate::targets::Field::UsageLocation]);
+    settings.rate = Rate::PerSecond(30.0);
+    settings.show_progress = false;
+    let summary = crate::run(settings).await?;
+    eprintln!(
+        "{} rows sent with only usageLocation in each body:\n{}",
+        rows,
+        crate::core::redact::for_terminal(&summary.to_text())
+    );
+    Ok(())
+}
+
+/// Copies the export, every `usage_location` cell set to `value`; returns the data rows.
+fn edit_usage_locations(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    value: &str,
+) -> Result<u64, csv::Error> {
+    let mut reader = csv::Reader::from_path(from)?;
+    let headers = reader.headers()?.clone();
+    let at = headers.iter().position(|h| h == "usage_location");
+    let mut writer = csv::Writer::from_path(to)?;
+    writer.write_record(&headers)?;
+    let mut rows = 0;
+    for record in reader.records() {
+        let record = record?;
+        let cells = record
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| if Some(i) == at { value } else { cell });
+        writer.write_record(cells)?;
+        rows += 1;
+    }
+    writer.flush()?;
+    Ok(rows)
 }

@@ -40,7 +40,14 @@ fn main() -> ExitCode {
             Command::Login(cmd) => login(cmd, show).await,
             Command::Logout => {
                 let removed = bulkpatch::app::signin::logout()?;
-                eprintln!("{}", if removed { "Signed out: the stored sign-in is removed." } else { "Not signed in: nothing to remove." });
+                eprintln!(
+                    "{}",
+                    if removed {
+                        "Signed out: the stored sign-in is removed."
+                    } else {
+                        "Not signed in: nothing to remove."
+                    }
+                );
                 Ok(exit::OK)
             }
             Command::Status => match bulkpatch::app::signin::status()? {
@@ -81,10 +88,12 @@ fn main() -> ExitCode {
                     show_progress: !quiet,
                 })
                 .await?;
-                eprint!("{}", for_terminal(&summary.to_text()));
-                eprintln!("\nThe failed and invalid rows above are deliberate: open the results file to see each one's line and reason.");
-                // The demo worked if it ran to the end; its rows are meant to include failures.
-                Ok(if summary.stopped.is_none() { exit::OK } else { summary.exit_code })
+                // The demo printed its summaries. It worked if it ran to the end; its rows are meant to include failures.
+                Ok(if summary.stopped.is_none() {
+                    exit::OK
+                } else {
+                    summary.exit_code
+                })
             }
             #[cfg(feature = "simulator")]
             Command::Simulate(cmd) => {

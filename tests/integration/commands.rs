@@ -26,6 +26,16 @@ async fn demo_runs_the_sample_against_the_simulator() {
         results.line(12)
     );
     assert!(ran.stderr.contains("deliberate"), "{}", ran.stderr);
+    // Then export -> edit -> run --fields usage_location, next to the results file.
+    assert!(ran.stderr.contains("Exported 30 users"), "{}", ran.stderr);
+    let exported = std::fs::read_to_string(dir.path().join("contoso-users.csv")).unwrap();
+    assert!(exported.starts_with("customer_id,customer_domain,user_id,user_principal_name"));
+    let edited = Results::read(&dir.path().join("contoso-users.results.csv"));
+    assert_eq!(edited.count("updated"), 30);
+    assert!(edited
+        .rows
+        .iter()
+        .all(|r| r["user_principal_name"].contains('@')));
 }
 
 #[test]
