@@ -33,22 +33,24 @@ pub fn check_digest(settings: &Settings, actual: Sha256) -> Result<(), Error> {
 
 /// `--max-changes`: refuses a run that would write more rows than allowed. Rows are counted
 /// after validation (invalid and duplicate rows do not count) and without the rows an earlier
-/// run finished. With `--skip-unchanged` every valid row counts: users are read only while
-/// sending, so rows already as desired cannot be told apart yet. A dry run writes nothing: it
-/// only warns. Reads the input once more (only when the option is given); gives `finished`
-/// back for the reader.
+/// run finished. When users are read first (`--skip-unchanged`, `--undo-file`) and more valid
+/// rows than the limit remain, rows already as desired may bring the count under it: the
+/// count is then made after reading, by the pool's gate (the limit is returned). A dry run
+/// writes nothing: it only warns. Reads the input once more (only when the option is given);
+/// gives `finished` back for the reader.
 pub async fn check_max_changes(
     settings: &Settings,
     options: &ReadOptions,
     duplicates: &Duplicates,
     finished: Finished,
-) -> Result<Finished, Error> {
+) -> Result<(Finished, Option<u64>), Error> {
     let Some(limit) = settings.max_changes else {
-        return Ok(finished);
+        return Ok((finished, None));
     };
     let Operation::Patch { skip_unchanged } = settings.operation else {
-        return Ok(finished);
+        return Ok((finished, None));
     };
+    let reads_first = skip_unchanged || settings.undo_file.is_some();
     let count = Count {
         input: settings.input.clone(),
         options: options.clone(),
@@ -63,7 +65,7 @@ pub async fn check_max_changes(
     .await?;
     if rows <= limit {
         tracing::info!(rows, limit, "rows to write within --max-changes");
-        return Ok(finished);
+        return Ok((finished, None));
     }
     if settings.dry_run {
         tracing::warn!(
@@ -71,13 +73,17 @@ pub async fn check_max_changes(
             limit,
             "{rows} rows would be written, more than --max-changes {limit}: a run with these settings would refuse to start"
         );
-        return Ok(finished);
+        return Ok((finished, None));
     }
-    Err(Error::TooManyChanges {
-        rows,
-        limit,
-        skip_unchanged,
-    })
+    if reads_first {
+        tracing::info!(
+            rows,
+            limit,
+            "{rows} valid rows, more than --max-changes {limit}: every user is read before anything is written, and the rows already as desired are not counted"
+        );
+        return Ok((finished, Some(limit)));
+    }
+    Err(Error::TooManyChanges { rows, limit })
 }
 
 /// What the count reads the input with (owned: it runs on a blocking thread).

@@ -62,12 +62,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
-    #[error("{rows} rows would be written, more than --max-changes {limit}{}; nothing was sent", if *skip_unchanged { " (with --skip-unchanged every valid row is counted: users are not read before the count)" } else { "" })]
-    TooManyChanges {
-        rows: u64,
-        limit: u64,
-        skip_unchanged: bool,
-    },
+    #[error("{rows} rows would be written, more than --max-changes {limit}; nothing was sent")]
+    TooManyChanges { rows: u64, limit: u64 },
     #[error(transparent)]
     Export(#[from] crate::output::export_file::ExportFileError),
     #[error(transparent)]

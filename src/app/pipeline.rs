@@ -62,7 +62,7 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         return Ok(summary);
     }
     let finished = finished_rows(&settings, input.max_line).await?;
-    let finished =
+    let (finished, gate) =
         guards::check_max_changes(&settings, &input.options, &input.duplicates, finished).await?;
     // Before anything is sent: a run that cannot keep the previous values does not start.
     let undo = open_undo_file(&settings)?;
@@ -88,7 +88,12 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         row_tx,
     );
     match sender {
-        Some((client, tokens)) => stages.send(&settings, client, tokens, undo, row_rx).await,
+        Some((client, tokens)) => {
+            let gate = gate.map(|limit| Arc::new(crate::send::gate::Gate::new(limit)));
+            stages
+                .send(&settings, client, tokens, (undo, gate), row_rx)
+                .await
+        }
         None => drop(row_rx),
     }
     let (tally, ended) = stages.finish(reader).await?;
@@ -323,7 +328,10 @@ impl Stages {
         settings: &Settings,
         client: Client,
         tokens: Arc<TokenProvider>,
-        undo: Option<Arc<crate::output::undo::UndoFile>>,
+        (undo, gate): (
+            Option<Arc<crate::output::undo::UndoFile>>,
+            Option<Arc<crate::send::gate::Gate>>,
+        ),
         rows: mpsc::Receiver<Row>,
     ) {
         let pacer = Arc::new(Pacer::with_limits(
@@ -372,8 +380,24 @@ impl Stages {
             tenants: Default::default(),
             undo,
             guard,
+            gate: gate.clone(),
         });
-        pool::run(rows, ctx, settings.concurrency).await;
+        pool::run(rows, ctx.clone(), settings.concurrency).await;
+        // Every row read, and no more than --max-changes would change: write the rows held.
+        if let Some(gate) = gate.filter(|_| !self.stop.is_stopping()) {
+            let held = gate.open();
+            tracing::info!(
+                rows = held.len(),
+                limit = gate.limit(),
+                "every user read: writing the rows that change"
+            );
+            let (tx, rx) = mpsc::channel(held.len().max(1));
+            for row in held {
+                let _ = tx.try_send(row);
+            }
+            drop(tx);
+            pool::run(rx, ctx, settings.concurrency).await;
+        }
     }
 
     /// Waits for the reader and the writer. Their errors stop the run, unless the run had

@@ -20,6 +20,9 @@ pub enum StopReason {
     /// The input file read to its end is not the file first read (hashed): it changed while
     /// the run read it. Both SHA-256 digests, in hex.
     InputChanged { first: String, now: String },
+    /// `--max-changes` with users read first: more rows than the limit would be written;
+    /// nothing was written.
+    TooManyChanges { limit: u64 },
     /// No connection to the API could be opened, and nothing ever answered.
     NothingConnects {
         host: String,
@@ -44,6 +47,10 @@ impl std::fmt::Display for StopReason {
             StopReason::InputChanged { first, now } => write!(
                 f,
                 "the input file changed while the run read it (SHA-256 {first} when checked, {now} when read to its end): stopped; rows read before the end may have been sent from the changed file, and the results file records each one sent"
+            ),
+            StopReason::TooManyChanges { limit } => write!(
+                f,
+                "more than --max-changes {limit} rows would be written (users read first): nothing was written; rows already as desired are recorded `unchanged`"
             ),
             StopReason::NothingConnects {
                 host,

@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod auth;
+pub mod gate;
 pub mod guard;
 pub mod http;
 pub mod http_client;

@@ -45,6 +45,8 @@ pub struct Context {
     pub undo: Option<Arc<crate::output::undo::UndoFile>>,
     /// Protected administrators: checked before a password row is sent.
     pub guard: Option<Arc<dyn crate::send::guard::Guard>>,
+    /// `--max-changes` counted after reading: rows that would change wait for every read.
+    pub gate: Option<Arc<crate::send::gate::Gate>>,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops. The
@@ -102,8 +104,11 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             .map_or(Duration::ZERO, std::time::Instant::elapsed)
     };
     // An undo file reads first too (one read serves both), and skips rows already as desired.
+    // Rows a gate held were read already.
+    let released = ctx.gate.as_ref().is_some_and(|g| g.is_open());
     let (reads, skip_unchanged) = match ctx.operation {
         Operation::Audit => (true, false),
+        Operation::Patch { .. } if released => (false, false),
         Operation::Patch { skip_unchanged } => {
             let read = skip_unchanged || ctx.undo.is_some();
             (read, read)
@@ -141,6 +146,14 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
                 if !write_ahead(ctx, &row, &fields) {
                     return None;
                 }
+                if let Some(gate) = &ctx.gate {
+                    // Written only once every row has been read and the count is known.
+                    if !gate.hold(row.clone()) {
+                        let limit = gate.limit();
+                        ctx.stop.stop(StopReason::TooManyChanges { limit });
+                    }
+                    return None;
+                }
                 read_attempts = (read.attempts, read.throttled);
             }
         }
@@ -166,7 +179,9 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
 /// stopped) when the row goes no further.
 async fn guard(ctx: &Context, row: &Row) -> Option<Option<Record>> {
     use crate::send::guard::Guarded;
-    let guard = ctx.guard.as_ref().filter(|g| g.applies(row))?;
+    // Rows a gate held were checked before they were held.
+    let released = ctx.gate.as_ref().is_some_and(|g| g.is_open());
+    let guard = ctx.guard.as_ref().filter(|g| !released && g.applies(row))?;
     let (outcome, http_status, error_code, message) = match guard.check(row).await {
         Guarded::Allow => return None,
         Guarded::Stopped => return Some(None),

@@ -349,16 +349,77 @@ async fn max_changes_counts_valid_rows_before_anything_is_sent() {
     assert_eq!(sim.stats().received, 0, "nothing sent");
     assert!(!out.exists() && !bulkpatch::output::resume::meta_path(&out).exists());
 
-    // --skip-unchanged counts every valid row, and says so.
-    let args = ["--max-changes", "2", "--skip-unchanged"];
+    // With --skip-unchanged the users are read first and only the rows that change count:
+    // user 1 is already in DE, so 2 rows change and the run goes; every read comes before the
+    // first write.
+    sim.seed_user(
+        customer(1),
+        user(1),
+        serde_json::json!({"usageLocation": "DE"}),
+    );
+    sim.seed_user(
+        customer(1),
+        user(2),
+        serde_json::json!({"usageLocation": "US"}),
+    );
+    sim.seed_user(
+        customer(1),
+        user(3),
+        serde_json::json!({"usageLocation": "US"}),
+    );
+    let args = [
+        "--max-changes",
+        "2",
+        "--skip-unchanged",
+        "--concurrency",
+        "3",
+    ];
     let ran = run_bin(run_against(&sim, &input, &out, &args)).await;
+    assert_eq!(ran.code, 1, "the invalid row only: {}", ran.stderr);
+    let results = Results::read(&out);
+    assert_eq!(
+        (results.count("updated"), results.count("unchanged")),
+        (2, 1)
+    );
+    let requests = sim.requests();
+    let last_read = requests
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.received_at)
+        .max();
+    let first_write = requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.received_at)
+        .min();
+    assert_eq!(requests.iter().filter(|r| r.method == "PATCH").count(), 2);
+    assert!(last_read < first_write, "every read before the first write");
+
+    // With a limit of 1, the two rows that change are too many: nothing is written.
+    sim.seed_user(
+        customer(1),
+        user(2),
+        serde_json::json!({"usageLocation": "US"}),
+    );
+    sim.seed_user(
+        customer(1),
+        user(3),
+        serde_json::json!({"usageLocation": "US"}),
+    );
+    let sent = sim.requests().len();
+    let out2 = dir.path().join("out2.csv");
+    let args = ["--max-changes", "1", "--skip-unchanged"];
+    let ran = run_bin(run_against(&sim, &input, &out2, &args)).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("every valid row is counted"),
+        ran.stderr.contains("more than --max-changes 1"),
         "{}",
         ran.stderr
     );
-    assert_eq!(sim.stats().received, 0);
+    assert!(
+        !sim.requests()[sent..].iter().any(|r| r.method == "PATCH"),
+        "nothing written"
+    );
 
     // A dry run sends nothing: it warns and plans.
     let ran = run_bin(bulkpatch(&[
@@ -366,7 +427,7 @@ async fn max_changes_counts_valid_rows_before_anything_is_sent() {
         input.to_str().unwrap(),
         "--dry-run",
         "--out",
-        out.to_str().unwrap(),
+        dir.path().join("plan.csv").to_str().unwrap(),
         "--max-changes",
         "2",
     ]))
@@ -379,6 +440,7 @@ async fn max_changes_counts_valid_rows_before_anything_is_sent() {
     );
 
     // At the limit: the run goes.
+    let sent = sim.requests().len();
     let ran = run_bin(run_against(
         &sim,
         &input,
@@ -387,7 +449,7 @@ async fn max_changes_counts_valid_rows_before_anything_is_sent() {
     ))
     .await;
     assert_eq!(ran.code, 1, "the invalid row: {}", ran.stderr);
-    assert_eq!(sim.requests().len(), 3);
+    assert_eq!(sim.requests().len() - sent, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
