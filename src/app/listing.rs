@@ -90,52 +90,31 @@ impl Lister {
             tokens,
             pacer: Arc::new(Pacer::with_limits(s.rate.interval(), per_customer)),
             stop,
-            policy: Policy {
-                max_attempts: s.max_attempts,
-                backoff: retry::Backoff {
-                    base: s.backoff_base,
-                    cap: s.backoff_cap,
-                },
-                ids: s.target.request_ids(),
-            },
+            policy: Policy::for_settings(s),
             counters,
         })
     }
 
-    /// A lister sharing the run's token provider (one refresh for everyone, the rotated
-    /// refresh token written back once), with its own client and pacer at the run's limits.
+    /// A lister sharing the run's client and token provider (one refresh for everyone, the
+    /// rotated refresh token written back once), with its own pacer at the run's limits.
     pub fn sharing(
         settings: &crate::settings::Settings,
+        client: Client,
         tokens: Arc<TokenProvider>,
         stop: Arc<Stop>,
         counters: Arc<Counters>,
-    ) -> Result<Lister, super::Error> {
-        use crate::send::http_client;
-        let http = http_client::client(&http_client::HttpSettings {
-            connect_timeout: settings.connect_timeout,
-            timeout: settings.timeout,
-            pool_size: settings.concurrency,
-            ca: settings.ca_file.as_ref(),
-        })?;
+    ) -> Lister {
         let target = settings.target.clone();
-        let client = Client::new(http, &settings.base_url, settings.timeout, target.clone())?;
         let per_customer = settings.per_customer_rate.and_then(|r| r.interval());
-        Ok(Lister {
-            target: target.clone(),
+        Lister {
+            target,
             client,
             tokens,
             pacer: Arc::new(Pacer::with_limits(settings.rate.interval(), per_customer)),
             stop,
-            policy: Policy {
-                max_attempts: settings.max_attempts,
-                backoff: retry::Backoff {
-                    base: settings.backoff_base,
-                    cap: settings.backoff_cap,
-                },
-                ids: target.request_ids(),
-            },
+            policy: Policy::for_settings(settings),
             counters,
-        })
+        }
     }
 
     /// Every customer of the partner (a few thousand at most: kept in memory).

@@ -68,8 +68,10 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let undo = open_undo_file(&settings)?;
     let sender = connect(&mut settings).await?;
     let tokens = sender.as_ref().map(|(_, tokens)| tokens.clone());
-    let resolver = match &tokens {
-        Some(tokens) => super::resolve::prepare(&settings, tokens.clone()).await?,
+    let resolver = match &sender {
+        Some((client, tokens)) => {
+            super::resolve::prepare(&settings, client.clone(), tokens.clone()).await?
+        }
         None => None,
     };
     let generator = Generator::for_run(&settings, &finished)?;
@@ -341,14 +343,7 @@ impl Stages {
         if let Ok(mut slot) = self.pace.lock() {
             *slot = Some(pacer.clone());
         }
-        let policy = retry::Policy {
-            max_attempts: settings.max_attempts,
-            backoff: retry::Backoff {
-                base: settings.backoff_base,
-                cap: settings.backoff_cap,
-            },
-            ids: settings.target.request_ids(),
-        };
+        let policy = retry::Policy::for_settings(settings);
         // Administrators' passwords: their roles read first, through the same pacer and client.
         let patching = matches!(settings.operation, Operation::Patch { .. });
         let guard = (patching && !settings.include_admins).then(|| {

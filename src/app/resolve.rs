@@ -75,6 +75,7 @@ fn failed(what: &str, e: ListError) -> Unresolved {
 /// limits.
 pub async fn prepare(
     settings: &crate::settings::Settings,
+    client: crate::send::http::Client,
     tokens: Arc<crate::send::auth::TokenProvider>,
 ) -> Result<Option<Arc<Resolver>>, super::Error> {
     let options = super::pipeline::read_options(settings);
@@ -84,7 +85,7 @@ pub async fn prepare(
         return Ok(None);
     }
     let counters = Arc::new(crate::core::run_state::Counters::default());
-    let lister = Lister::sharing(settings, tokens, Arc::default(), counters)?;
+    let lister = Lister::sharing(settings, client, tokens, Arc::default(), counters);
     let resolver = Arc::new(Resolver::new(Arc::new(lister), wanted.upns));
     tracing::info!(
         customers = wanted.customers.len(),

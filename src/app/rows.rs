@@ -366,22 +366,8 @@ pub fn check_row(
 
 fn planned(row: &Row, target: &dyn crate::targets::Target) -> Record {
     Record {
-        line: row.line,
-        customer_id: row.customer.to_string(),
-        user_id: row.user.to_string(),
         outcome: Outcome::Planned,
-        http_status: None,
-        error_code: None,
-        message: String::new(),
-        attempts: 0,
-        elapsed_ms: 0,
-        request_id: None,
-        correlation_id: None,
-        finished_at: std::time::SystemTime::now(),
         body: Some(target.shown_body(&row.changes)),
-        row_hash: row.hash,
-        throttled: 0,
-        fields: Vec::new(),
-        context: row.context.clone(),
+        ..Record::unsent(row)
     }
 }

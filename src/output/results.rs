@@ -48,33 +48,30 @@ pub struct Record {
 impl Record {
     /// A record for a row that failed validation.
     pub fn invalid(inv: &crate::input::rows::Invalid) -> Record {
+        let ids = (inv.customer.clone(), inv.user.clone());
         Record {
-            line: inv.line,
-            customer_id: inv.customer.clone(),
-            user_id: inv.user.clone(),
             outcome: Outcome::Invalid,
-            http_status: None,
-            error_code: None,
             message: inv.reason.clone(),
-            attempts: 0,
-            elapsed_ms: 0,
-            request_id: None,
-            correlation_id: None,
-            finished_at: SystemTime::now(),
-            body: None,
-            row_hash: inv.hash,
-            throttled: 0,
-            fields: Vec::new(),
-            context: (*inv.context).clone(),
+            ..Record::nothing_sent(inv.line, ids, inv.hash, (*inv.context).clone())
         }
     }
 
     /// A record for a row nothing was sent for (its outcome and message still to be set).
     pub fn unsent(row: &crate::input::rows::Row) -> Record {
+        let ids = (row.customer.to_string(), row.user.to_string());
+        Record::nothing_sent(row.line, ids, row.hash, row.context.clone())
+    }
+
+    fn nothing_sent(
+        line: u64,
+        (customer_id, user_id): (String, String),
+        row_hash: u64,
+        context: crate::input::context::Context,
+    ) -> Record {
         Record {
-            line: row.line,
-            customer_id: row.customer.to_string(),
-            user_id: row.user.to_string(),
+            line,
+            customer_id,
+            user_id,
             outcome: Outcome::Failed,
             http_status: None,
             error_code: None,
@@ -85,10 +82,10 @@ impl Record {
             correlation_id: None,
             finished_at: SystemTime::now(),
             body: None,
-            row_hash: row.hash,
+            row_hash,
             throttled: 0,
             fields: Vec::new(),
-            context: row.context.clone(),
+            context,
         }
     }
 

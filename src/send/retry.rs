@@ -141,6 +141,20 @@ pub struct Policy {
     pub ids: crate::targets::IdRule,
 }
 
+impl Policy {
+    /// The run's retry settings: `--max-attempts`, the backoff, and the target's id rule.
+    pub fn for_settings(settings: &crate::settings::Settings) -> Policy {
+        Policy {
+            max_attempts: settings.max_attempts,
+            backoff: Backoff {
+                base: settings.backoff_base,
+                cap: settings.backoff_cap,
+            },
+            ids: settings.target.request_ids(),
+        }
+    }
+}
+
 /// Sends a row's attempts until one is final, the attempts run out, or the run stops.
 ///
 /// `send` makes one attempt with the given MS-RequestId, or returns None when it could not
