@@ -35,24 +35,17 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
     let mut input = Input::open(&settings).await?;
     guards::check_digest(&settings, input.sha256)?;
     refuse_unchecked_passwords(&settings, &input)?;
-    let protect = match &settings.protect_file {
-        Some(path) => ProtectList::read(path)?,
-        None => ProtectList::default(),
-    };
+    let protect = settings
+        .protect_file
+        .as_deref()
+        .map_or_else(|| Ok(ProtectList::default()), ProtectList::read)?;
     if input.rows == 0 && !settings.compact_only {
         let (dry_run, audit) = (settings.dry_run, is_audit(&settings));
         let mut summary = Summary::no_data_rows(settings.input, settings.out, dry_run, audit);
         summary.input_sha256 = Some(input.sha256.to_string());
         return Ok(summary);
     }
-    // The results file: locked for this run, its fingerprint checked on a resume.
-    let mut fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
-    fingerprint.target = settings.target.name().to_string();
-    fingerprint.input_sha256 = Some(input.sha256.to_string());
-    fingerprint.dry_run = settings.dry_run;
-    let continuing = settings.resume || settings.compact_only;
-    let mut lock =
-        resume::RunLock::acquire(&settings.out, &fingerprint, continuing, settings.force)?;
+    let mut lock = lock_results(&settings, &input)?;
     if settings.compact_only {
         lock.commit()?;
         let out = settings.out.clone();
@@ -116,6 +109,22 @@ pub async fn run_to_summary(mut settings: Settings) -> Result<Summary, Error> {
         "finished"
     );
     Ok(summary)
+}
+
+/// The results file, locked for this run; its fingerprint (input, target, SHA-256) is checked
+/// on a resume.
+fn lock_results(settings: &Settings, input: &Input) -> Result<resume::RunLock, Error> {
+    let mut fingerprint = resume::Fingerprint::new(&settings.input, input.header_hash, input.rows);
+    fingerprint.target = settings.target.name().to_string();
+    fingerprint.input_sha256 = Some(input.sha256.to_string());
+    fingerprint.dry_run = settings.dry_run;
+    let continuing = settings.resume || settings.compact_only;
+    Ok(resume::RunLock::acquire(
+        &settings.out,
+        &fingerprint,
+        continuing,
+        settings.force,
+    )?)
 }
 
 fn is_audit(settings: &Settings) -> bool {
