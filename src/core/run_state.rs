@@ -224,9 +224,10 @@ pub struct PaceNow {
 
 impl PaceNow {
     /// The run's pace as adapted to the API: the pool-wide one, or, when a single customer
-    /// was paced on its own (a one-tenant run), that customer's.
+    /// was paced on its own (a one-tenant run), the slower of it and the pool-wide one.
     pub fn adapted(&self) -> Option<f64> {
         match (self.pool, self.customers_paced, self.slowest.first()) {
+            (Some(pool), 1, Some((_, pace))) => Some(pool.min(*pace)),
             (Some(pool), ..) => Some(pool),
             (None, 1, Some((_, pace))) => Some(*pace),
             _ => None,

@@ -1,8 +1,9 @@
 //! Each customer's lane: its own adaptive pace and its own pause after a 429, and the judgement
 //! whether 429s come from one customer's limit or from the partner's. Partner Center throttles
 //! per partner and per partner+customer pair (Graph per app per tenant), and only the answers
-//! tell which limit was hit: 429s from several customers within a short window are the
-//! partner's; a 429 alone is that customer's. Uses `core` and `send::pace`.
+//! tell which limit was hit: 429s concentrated on one customer (two or more of the last five
+//! seconds' 429s, and two thirds of them) are that customer's; 429s spread over customers, or
+//! from several customers within a second, are the partner's. Uses `core` and `send::pace`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -24,6 +25,12 @@ const PARTNER_SPREAD: usize = 3;
 const REMEMBER: Duration = Duration::from_secs(2);
 /// The answers remembered at most (the newest).
 const RECENT_MAX: usize = 4096;
+/// A customer's own limit shows as 429s concentrated on it: at least `OWN_429S` of the 429s
+/// within `CONCENTRATION`, and at least `OWN_SHARE` of them. A partner's limit spreads them
+/// over the customers sending; a lone first 429 is taken as the partner's.
+const CONCENTRATION: Duration = Duration::from_secs(5);
+const OWN_429S: usize = 2;
+const OWN_SHARE: f64 = 2.0 / 3.0;
 /// Lanes kept at most; a 429 of a customer beyond them is handled partner-wide.
 const LANES_MAX: usize = 100_000;
 
@@ -41,6 +48,11 @@ pub enum Scope {
 struct Lane {
     pace: Controller,
     paused_until: Option<Instant>,
+    /// The lane's last cut, and its pace and pause before it: a cut later found to be the
+    /// partner's doing (more customers throttled within `SPREAD`) is taken back.
+    last_cut: Option<(Instant, Option<f64>, Option<Instant>)>,
+    /// When the lane was created (by a 429 that may turn out to be the partner's).
+    created: Instant,
     /// The customer's latest answer.
     last_seen: Instant,
 }
@@ -52,6 +64,8 @@ struct Inner {
     partner_paused_until: Option<Instant>,
     /// Recent answers: when, from which customer, whether it was a 429.
     recent: VecDeque<(Instant, Uuid, bool)>,
+    /// The 429s of the last `CONCENTRATION`: when, and from which customer.
+    throttles: VecDeque<(Instant, Uuid)>,
 }
 
 /// The customers' lanes of a run.
@@ -90,12 +104,14 @@ impl Lanes {
     pub fn on_throttle(&self, customer: Uuid, pause: Duration) -> Scope {
         let mut inner = self.lock();
         inner.remember(customer, true);
-        if inner.partner_wide() {
+        if inner.partner_wide() || !inner.concentrated_on(customer) {
+            inner.take_back_recent_cuts();
             return Scope::Partner;
         }
         let Some(lane) = inner.lane(customer, self.ceiling) else {
             return Scope::Partner;
         };
+        lane.last_cut = Some((Instant::now(), lane.pace.adapted(), lane.paused_until));
         lane.pace.on_throttle(pause);
         lane.last_seen = Instant::now();
         let until = checked::after(Instant::now(), pause);
@@ -194,6 +210,27 @@ impl Inner {
             self.recent.pop_front();
         }
         self.recent.push_back((now, customer, throttled));
+        if throttled {
+            while self
+                .throttles
+                .front()
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > CONCENTRATION)
+                || self.throttles.len() >= RECENT_MAX
+            {
+                self.throttles.pop_front();
+            }
+            self.throttles.push_back((now, customer));
+        }
+    }
+
+    /// Whether `customer`'s 429s are concentrated enough on it to be its own limit's.
+    fn concentrated_on(&self, customer: Uuid) -> bool {
+        let own = self
+            .throttles
+            .iter()
+            .filter(|(_, c)| *c == customer)
+            .count();
+        own >= OWN_429S && own as f64 >= OWN_SHARE * self.throttles.len() as f64
     }
 
     /// Whether the 429s within the window come from enough customers to be the partner's.
@@ -212,6 +249,25 @@ impl Inner {
             }
         }
         throttled.len() >= 2 && throttled.len() >= PARTNER_SPREAD.min(answered.len())
+    }
+
+    /// The 429s judged one customer's within the window were the partner's: lanes created
+    /// by them are dropped, and cuts made by them undone (the pool-wide pause covers them).
+    fn take_back_recent_cuts(&mut self) {
+        let now = Instant::now();
+        let recent = |t: Instant| now.saturating_duration_since(t) <= SPREAD;
+        self.lanes
+            .retain(|_, lane| !(recent(lane.created) && lane.last_cut.is_some()));
+        for lane in self.lanes.values_mut() {
+            if let Some((at, pace, paused)) = lane.last_cut.take() {
+                if recent(at) {
+                    lane.pace.set_adapted(pace);
+                    lane.paused_until = paused;
+                } else {
+                    lane.last_cut = Some((at, pace, paused));
+                }
+            }
+        }
     }
 
     fn lane(&mut self, customer: Uuid, ceiling: Option<f64>) -> Option<&mut Lane> {
@@ -236,6 +292,8 @@ impl Inner {
                 pace: Controller::seeded(ceiling, successes, since),
                 paused_until: None,
                 last_seen: Instant::now(),
+                last_cut: None,
+                created: Instant::now(),
             }
         }))
     }
@@ -256,15 +314,19 @@ mod tests {
         }
     }
 
+    /// A customer's own 429: a first one (judged the partner's: nothing tells them apart yet),
+    /// then the one that shows the 429s concentrated on it.
+    fn own_429(lanes: &Lanes, c: Uuid, pause: Duration) -> Scope {
+        assert_eq!(lanes.on_throttle(c, Duration::ZERO), Scope::Partner);
+        lanes.on_throttle(c, pause)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_429_from_one_customer_pauses_and_slows_only_its_lane() {
         let lanes = Lanes::new(None);
         let (a, b) = (customer(1), customer(2));
         answers(&lanes, &[a, b], 10, 2).await;
-        assert_eq!(
-            lanes.on_throttle(a, Duration::from_secs(2)),
-            Scope::Customer
-        );
+        assert_eq!(own_429(&lanes, a, Duration::from_secs(2)), Scope::Customer);
         let until = Instant::now() + Duration::from_secs(2);
         assert_eq!(lanes.ready_at(a), Some(until));
         assert_eq!(lanes.paused_until(a), Some(until));
@@ -284,36 +346,56 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn several_customers_throttled_at_once_is_the_partner() {
+    async fn throttles_spread_over_customers_are_the_partners() {
         let lanes = Lanes::new(None);
         let all: Vec<Uuid> = (1..=6).map(customer).collect();
         answers(&lanes, &all, 15, 2).await;
-        assert_eq!(
-            lanes.on_throttle(all[0], Duration::from_secs(1)),
-            Scope::Customer
-        );
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert_eq!(
-            lanes.on_throttle(all[1], Duration::from_secs(1)),
-            Scope::Customer
-        );
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert_eq!(
-            lanes.on_throttle(all[2], Duration::from_secs(1)),
-            Scope::Partner
-        );
+        // A lone first 429, then 429s over several customers within a second.
+        for c in &all[..3] {
+            assert_eq!(
+                lanes.on_throttle(*c, Duration::from_secs(1)),
+                Scope::Partner
+            );
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
         assert_eq!(
             lanes.ready_at(all[2]),
             None,
             "the pool pauses, not its lane"
         );
-        // Long after, a lone 429 is one customer's again.
-        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(lanes.len(), 0);
+        // Long after, 429s concentrated on one customer are its own.
+        tokio::time::advance(Duration::from_secs(6)).await;
         answers(&lanes, &all, 15, 1).await;
         assert_eq!(
-            lanes.on_throttle(all[3], Duration::from_secs(1)),
+            own_429(&lanes, all[3], Duration::from_secs(1)),
             Scope::Customer
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_found_to_be_the_partners_is_taken_back() {
+        let lanes = Lanes::new(None);
+        let all: Vec<Uuid> = (1..=4).map(customer).collect();
+        answers(&lanes, &all, 16, 2).await;
+        // Customer 1 was throttled on its own long ago: it has a lane of its own.
+        own_429(&lanes, all[0], Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        answers(&lanes, &all, 16, 2).await;
+        let own = lanes.rate(all[0]);
+        assert!(own.is_some());
+        // Its 429s again (its cut), then 2 and 3 within a second: the partner's limit.
+        assert_eq!(
+            own_429(&lanes, all[0], Duration::from_secs(1)),
+            Scope::Customer
+        );
+        assert!(lanes.paused_until(all[0]).is_some());
+        assert_eq!(
+            lanes.on_throttle(all[1], Duration::from_secs(1)),
+            Scope::Partner
+        );
+        assert_eq!(lanes.rate(all[0]), own, "the cut is undone");
+        assert_eq!(lanes.paused_until(all[0]), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -321,11 +403,12 @@ mod tests {
         let lanes = Lanes::new(None);
         let (a, b) = (customer(1), customer(2));
         answers(&lanes, &[a, b], 10, 1).await;
-        assert_eq!(lanes.on_throttle(a, Duration::ZERO), Scope::Customer);
+        assert_eq!(own_429(&lanes, a, Duration::ZERO), Scope::Customer);
         assert_eq!(lanes.on_throttle(b, Duration::ZERO), Scope::Partner);
-        // A single customer is never judged partner-wide: its lane is the whole run's pace.
+        // A single customer: its first 429 is taken as the partner's, the next ones its own.
         let solo = Lanes::new(None);
         answers(&solo, &[a], 10, 1).await;
+        assert_eq!(solo.on_throttle(a, Duration::ZERO), Scope::Partner);
         for _ in 0..5 {
             assert_eq!(solo.on_throttle(a, Duration::ZERO), Scope::Customer);
         }
@@ -336,7 +419,7 @@ mod tests {
         let lanes = Lanes::new(Some(3.0));
         let a = customer(1);
         answers(&lanes, &[a], 3, 2).await;
-        lanes.on_throttle(a, Duration::from_secs(1));
+        own_429(&lanes, a, Duration::from_secs(1));
         let low = lanes.rate(a).unwrap();
         assert!(low < 3.0, "{low}");
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -355,7 +438,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1500)).await;
         answers(&lanes, &[a, b], 8, 1).await;
         // A's own 429 now: measured since the pause ended, about 4/s, not 2.
-        lanes.on_throttle(a, Duration::from_secs(1));
+        own_429(&lanes, a, Duration::from_secs(1));
         let rate = lanes.rate(a).unwrap();
         assert!((3.5..4.5).contains(&rate), "{rate}");
     }
@@ -366,7 +449,7 @@ mod tests {
         let lanes = Lanes::new(Some(3.0));
         let a = customer(1);
         answers(&lanes, &[a], 1, 2).await;
-        lanes.on_throttle(a, Duration::from_secs(1));
+        own_429(&lanes, a, Duration::from_secs(1));
         let cut = lanes.rate(a).unwrap();
         assert!((cut - 3.0 * 0.85 * 0.95).abs() < 1e-9, "{cut}");
     }

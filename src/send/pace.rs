@@ -130,6 +130,17 @@ impl Controller {
         self.lock().pace
     }
 
+    /// Puts the adaptive pace back to `pace` (a cut taken back); the next cut starts afresh.
+    pub fn set_adapted(&self, pace: Option<f64>) {
+        let mut s = self.lock();
+        s.pace = pace.map(|p| match s.ceiling {
+            Some(c) => p.min(c),
+            None => p,
+        });
+        s.hold_until = None;
+        s.cuts = s.cuts.saturating_sub(1);
+    }
+
     /// Reserves the next send slot of the adaptive pace; None when not pacing below the ceiling
     /// (the ceiling's own limiter paces then).
     pub fn reserve(&self) -> Option<Instant> {

@@ -296,6 +296,7 @@ mod tests {
         let lanes = Lanes::new(None);
         // Customer 1 alone is throttled: its lane pauses for 5 s.
         lanes.on_success(customer(1));
+        lanes.on_throttle(customer(1), Duration::ZERO);
         assert_eq!(
             lanes.on_throttle(customer(1), Duration::from_secs(5)),
             crate::send::lanes::Scope::Customer
