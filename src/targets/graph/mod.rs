@@ -84,6 +84,10 @@ impl Target for Graph {
         "Microsoft Graph"
     }
 
+    fn tokens_per_tenant(&self) -> bool {
+        true
+    }
+
     fn column_alias(&self, normalized: &str) -> Option<&'static str> {
         columns::alias(normalized)
     }
