@@ -254,3 +254,118 @@ async fn the_simulator_accepts_a_tenants_token_only_for_its_own_users() {
     let body: serde_json::Value = other.json().await.unwrap();
     assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_export_lists_a_named_tenants_users_across_pages_with_its_token() {
+    let sim = simulator(SimConfig {
+        oauth: Some(SimOAuth::default()),
+        page_size: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    for u in 1..=5 {
+        let fields = json!({"userPrincipalName": format!("u{u}@one.example"), "givenName": null, "usageLocation": "DE"});
+        sim.seed_graph_user(customer(1), user(100 + u), fields);
+    }
+    sim.seed_graph_user(customer(2), user(201), json!({}));
+    let dir = tempdir();
+    let (config, _) = credentials(dir.path(), &sim);
+    let out = dir.path().join("users.csv");
+    let c1 = customer(1).to_string();
+    let args = ["export", "--customer", &c1, "--out", out.to_str().unwrap()];
+    let ran = run_bin(graph_with_config(&sim, &config, &args)).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("customer_id,customer_domain,user_id,user_principal_name,display_name,first_name,last_name,usage_location")
+    );
+    let mut got: Vec<&str> = lines.collect();
+    got.sort();
+    let want: Vec<String> = (1..=5)
+        .map(|u| {
+            let id = user(100 + u);
+            let short = &id.simple().to_string()[..8];
+            format!("{c1},,{id},u{u}@one.example,User {short},,{short},DE")
+        })
+        .collect();
+    assert_eq!(got, want);
+
+    // Three pages of two, each after the first the link the previous page named; every page
+    // with tenant 1's own token.
+    let pages: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/graph/v1.0/users")
+        .collect();
+    assert_eq!(pages.len(), 3);
+    assert!(pages.iter().all(|r| r.status == Some(200)));
+    assert!(pages
+        .iter()
+        .all(|r| token_tenant(&sim, r) == Some(c1.clone())));
+
+    // A domain cannot be resolved without a partner API: refused before anything is sent.
+    let before = sim.requests().len();
+    let args = [
+        "export",
+        "--customer",
+        "contoso.onmicrosoft.com",
+        "--out",
+        out.to_str().unwrap(),
+        "--force",
+    ];
+    let ran = run_bin(graph_with_config(&sim, &config, &args)).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("contoso.onmicrosoft.com is a domain") && ran.stderr.contains("GUID"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(sim.requests().len(), before, "nothing sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_password_run_reads_roles_and_protects_an_administrator() {
+    let sim = simulator(SimConfig {
+        oauth: Some(SimOAuth::default()),
+        roles: [(user(101), vec!["Global Administrator".to_string()])].into(),
+        ..SimConfig::default()
+    })
+    .await;
+    for u in [101, 102] {
+        sim.seed_graph_user(customer(1), user(u), json!({}));
+    }
+    let dir = tempdir();
+    let (config, _) = credentials(dir.path(), &sim);
+    let c1 = customer(1).to_string();
+    let input = Csv::new(&["customer_id", "user_id", "password"])
+        .row(&[&c1, &user(101).to_string(), "Graph-Pass-4821!"])
+        .row(&[&c1, &user(102).to_string(), "Graph-Pass-4822!"])
+        .write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let args = [
+        "run",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let ran = run_bin(graph_with_config(&sim, &config, &args)).await;
+    assert_eq!(ran.code, 0, "no --include-admins needed: {}", ran.stderr);
+    let results = Results::read(&out);
+    assert_eq!(results.line(2)["outcome"], "protected");
+    assert!(results.line(2)["message"].contains("Global Administrator"));
+    assert_eq!(results.line(3)["outcome"], "updated");
+    let requests = sim.requests();
+    let roles = format!(
+        "/graph/v1.0/users/{}/memberOf/microsoft.graph.directoryRole",
+        user(101)
+    );
+    assert_eq!(requests.iter().filter(|r| r.path == roles).count(), 1);
+    let patched: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patched.len(), 1);
+    assert!(patched[0].path.ends_with(&user(102).to_string()));
+    assert!(requests
+        .iter()
+        .all(|r| token_tenant(&sim, r) == Some(c1.clone())));
+}
