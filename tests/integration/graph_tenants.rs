@@ -369,3 +369,75 @@ async fn a_graph_password_run_reads_roles_and_protects_an_administrator() {
         .iter()
         .all(|r| token_tenant(&sim, r) == Some(c1.clone())));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_row_naming_its_user_by_upn_is_resolved_through_the_tenants_listing() {
+    let sim = simulator(SimConfig {
+        oauth: Some(SimOAuth::default()),
+        page_size: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    for u in 1..=3 {
+        let upn = format!("u{u}@one.example");
+        sim.seed_graph_user(
+            customer(1),
+            user(100 + u),
+            json!({"userPrincipalName": upn}),
+        );
+    }
+    let dir = tempdir();
+    let (config, _) = credentials(dir.path(), &sim);
+    let c1 = customer(1).to_string();
+    let input = Csv::new(&["customer_id", "user_principal_name", "job_title"])
+        .row(&[&c1, "U3@ONE.EXAMPLE", "Engineer"])
+        .row(&[&c1, "nobody@one.example", "Engineer"])
+        .write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let args = [
+        "run",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let ran = run_bin(graph_with_config(&sim, &config, &args)).await;
+    assert_eq!(ran.code, 1, "one name matches nobody: {}", ran.stderr);
+    let results = Results::read(&out);
+    assert_eq!(results.line(2)["outcome"], "updated");
+    assert_eq!(results.line(2)["user_id"], user(103).to_string());
+    assert_eq!(results.line(3)["outcome"], "not_found");
+    let stored = sim.graph_user(customer(1), user(103)).unwrap();
+    assert_eq!(stored["jobTitle"], "Engineer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_token_is_sent_for_every_tenant_and_the_log_says_so() {
+    let sim = simulator(SimConfig::default()).await;
+    let tenant = sim.graph_tenant();
+    sim.seed_graph_user(tenant, user(1), json!({}));
+    let dir = tempdir();
+    let input = Csv::new(&["customer_id", "user_id", "job_title"])
+        .row(&[&tenant.to_string(), &user(1).to_string(), "Engineer"])
+        .write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let url = sim.graph_url();
+    let args = [
+        "run",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut cmd =
+        bulkpatch(&[&args[..], &["--target", "graph", "--base-url", &url, "-vv"]].concat());
+    cmd.env("BULKPATCH_TOKEN", sim.token());
+    let ran = run_bin(cmd).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(Results::read(&out).count("updated"), 1);
+    assert!(sim.token_requests().is_empty());
+    assert!(
+        ran.stderr
+            .contains("the same token is sent for every customer tenant"),
+        "{}",
+        ran.stderr
+    );
+}
