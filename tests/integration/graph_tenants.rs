@@ -441,3 +441,49 @@ async fn a_fixed_token_is_sent_for_every_tenant_and_the_log_says_so() {
         ran.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_refreshes_only_the_token_of_the_tenant_it_was_sent_to() {
+    let sim = simulator(SimConfig {
+        oauth: Some(SimOAuth::default()),
+        script: [(user(101), vec![bulkpatch::simulator::Fault::Status(401)])].into(),
+        ..SimConfig::default()
+    })
+    .await;
+    for t in [1, 2] {
+        sim.seed_graph_user(customer(t), user(100 * t + 1), json!({}));
+    }
+    let dir = tempdir();
+    let (config, _) = credentials(dir.path(), &sim);
+    let input = rows(&[1, 2], 1).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let args = [
+        "run",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let ran = run_bin(graph_with_config(
+        &sim,
+        &config,
+        &[&args[..], &["--concurrency", "1"]].concat(),
+    ))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(Results::read(&out).count("updated"), 2);
+    assert_eq!(
+        token_requests(&sim, customer(1)).len(),
+        2,
+        "refreshed after its 401"
+    );
+    assert_eq!(token_requests(&sim, customer(2)).len(), 1, "not refreshed");
+    let sent = requests_for(&sim.requests(), user(101));
+    assert_eq!(
+        sent.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Some(401), Some(204)]
+    );
+    assert_ne!(
+        sent[0].header("authorization"),
+        sent[1].header("authorization")
+    );
+}
