@@ -94,6 +94,7 @@ impl ExportSummary {
 pub async fn export(mut settings: ExportSettings) -> Result<ExportSummary, Error> {
     let started = Instant::now();
     crate::output::paths::check_export(&settings.run)?;
+    let named = named_tenants(&settings)?;
     let stop = Arc::new(Stop::default());
     let counters = Arc::new(Counters::default());
     let lister = Lister::for_settings(&mut settings.run, stop.clone(), counters.clone()).await?;
@@ -113,7 +114,10 @@ pub async fn export(mut settings: ExportSettings) -> Result<ExportSummary, Error
         stopped: None,
         exit_code: exit::OK,
     };
-    let listed = lister.customers().await;
+    let listed = match named {
+        Some(tenants) => Ok((tenants, super::listing::Listed::default())),
+        None => lister.customers().await,
+    };
     let outcome = match listed {
         Ok((customers, listed)) => {
             summary.malformed += listed.malformed;
@@ -140,6 +144,46 @@ pub async fn export(mut settings: ExportSettings) -> Result<ExportSummary, Error
         summary.stopped = Some(problem);
     }
     Ok(summary)
+}
+
+/// With a target that cannot list customers (Graph: customer tenants are named, not listed),
+/// the tenants named by GUID; a domain or `--all-customers` is refused before anything is
+/// sent, since only a partner API could resolve it. None: the target lists its customers.
+fn named_tenants(settings: &ExportSettings) -> Result<Option<Vec<CustomerItem>>, Error> {
+    let target = &settings.run.target;
+    let nil = uuid::Uuid::nil();
+    let probe = crate::targets::Ids {
+        request: nil,
+        correlation: nil,
+    };
+    let customers = crate::targets::Collection::Customers;
+    let Err(why) = target.list_request(customers, None, probe) else {
+        return Ok(None);
+    };
+    let refuse = |what: String| {
+        Err(Error::Other(anyhow::anyhow!(
+            "{what}: {why}; nothing was sent"
+        )))
+    };
+    let Selection::These(choices) = &settings.selection else {
+        return refuse("--all-customers cannot be exported".into());
+    };
+    let mut tenants: Vec<CustomerItem> = Vec::new();
+    for choice in choices {
+        match choice {
+            Choice::Id(id) if tenants.iter().all(|t| t.id != *id) => tenants.push(CustomerItem {
+                id: *id,
+                domain: String::new(),
+                name: String::new(),
+            }),
+            Choice::Id(_) => {}
+            Choice::Domain(d) => {
+                let d = crate::core::text::shorten(d, 80);
+                return refuse(format!("the customer {d} is a domain"));
+            }
+        }
+    }
+    Ok(Some(tenants))
 }
 
 fn exit_code(stopped: Option<&StopReason>, summary: &ExportSummary) -> u8 {
@@ -252,7 +296,10 @@ async fn export_users(
             Err(CustomerError::Listing(reason)) => {
                 lister.counters.record(Outcome::Failed);
                 let domain = crate::core::text::shorten(&customer.domain, 80);
-                let label = format!("{} ({domain})", customer.id);
+                let label = match domain.is_empty() {
+                    true => customer.id.to_string(),
+                    false => format!("{} ({domain})", customer.id),
+                };
                 tracing::warn!(customer = %label, reason = %reason, "cannot list the customer's users");
                 summary.failed.push(FailedCustomer {
                     customer: label,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::core::run_state::{Counters, Stop, StopReason};
 use crate::send::attempt::Attempt;
-use crate::send::auth::TokenProvider;
+use crate::send::auth::{AuthError, TokenProvider};
 use crate::send::http::Client;
 use crate::send::pacer::Pacer;
 use crate::send::retry::{self, Driven, Ending, Policy, Verdict};
@@ -217,11 +217,17 @@ impl Lister {
             .list_request(collection, next, probe)
             .map_err(unusable)?;
         let generation = AtomicU64::new(0);
+        // Set when the customer's tenant refused an access token.
+        let refusal = std::sync::OnceLock::new();
         let mut send = |request_id: Uuid| {
-            let generation = &generation;
+            let (generation, refusal) = (&generation, &refusal);
             async move {
-                let auth = match self.tokens.header().await {
+                let auth = match self.tokens.header_for(customer).await {
                     Ok(auth) => auth,
+                    Err(AuthError::Tenant(refused)) => {
+                        let _ = refusal.set(refused);
+                        return None;
+                    }
                     Err(e) => {
                         self.stop.stop(StopReason::AuthFailed(e.to_string()));
                         return None;
@@ -263,6 +269,13 @@ impl Lister {
             }
         }
         self.count(&driven);
+        if let Some(refused) = refusal.get() {
+            return Err(ListError::Failed {
+                status: None,
+                code: refused.code.clone(),
+                message: refused.to_string(),
+            });
+        }
         answer(driven)
     }
 

@@ -221,7 +221,10 @@ pub(super) async fn connect(
         pool_size: settings.concurrency,
         ca: settings.ca_file.as_ref(),
     })?;
-    let tokens = TokenProvider::new(credentials, http.clone())?;
+    let mut tokens = TokenProvider::new(credentials, http.clone())?;
+    if settings.target.tokens_per_tenant() {
+        tokens = tokens.per_tenant(settings.target.oauth_scope())?;
+    }
     tokens.header().await?;
     let client = Client::new(
         http,

@@ -13,6 +13,7 @@ use oauth2::{RequestTokenError, TokenResponse};
 
 use crate::core::files::write_private_atomically;
 use crate::send::oauth;
+use crate::send::tenant_tokens::{Miss, TenantTokens};
 use crate::settings::credentials::{Credentials, RefreshGrant, REFRESH_TOKEN_ENV};
 use crate::settings::signin::Stored;
 
@@ -44,6 +45,11 @@ pub enum AuthError {
     BadToken,
     #[error("the token endpoint answered {status} with a redirect to {host}; the refresh token and client secret are never sent on to another address: set `token_url` to the endpoint itself")]
     Redirected { status: u16, host: String },
+    /// A customer tenant refused a token (GDAP): only its rows fail.
+    #[error("{0}")]
+    Tenant(crate::send::tenant_tokens::TenantRefusal),
+    #[error("tokens per customer tenant need a token URL ending in /{{tenant}}/oauth2/v2.0/token (each customer tenant's endpoint is made from it); {url} does not")]
+    NoTenantUrl { url: String },
     #[error("the token endpoint replaced the refresh token, but the new one could not be saved to {path} ({error}); the old one may no longer work, so the next run would fail: fix that file's permissions (or make it a writable file again), then sign in again and save the new refresh token there")]
     NotSaved { path: String, error: String },
 }
@@ -56,9 +62,26 @@ pub struct AuthHeader {
     pub generation: u64,
 }
 
+/// An access token ready to send, and when to refresh it (never, for a fixed token).
+#[derive(Clone)]
 struct Current {
     header: AuthHeader,
     refresh_at: Option<Instant>,
+}
+
+impl Current {
+    /// Whether it can still be sent (not yet due for a refresh).
+    fn fresh(&self) -> bool {
+        self.refresh_at.is_none_or(|at| Instant::now() < at)
+    }
+}
+
+/// Why a redemption of the refresh token gave no access token.
+enum Failure {
+    /// The endpoint refused it: `error` and `error_description`, redacted.
+    Refused { error: String, description: String },
+    /// Anything else (no answer, a redirect, a bad token): stops the run.
+    Other(AuthError),
 }
 
 struct State {
@@ -76,6 +99,8 @@ pub struct TokenProvider {
     state: tokio::sync::Mutex<State>,
     /// Why a rotated refresh token could not be saved, if it could not: the run ends with exit 2.
     not_saved: std::sync::Mutex<Option<AuthError>>,
+    /// With a target that needs a token per customer tenant (Graph through GDAP): those tokens.
+    tenants: Option<TenantTokens<Current>>,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -145,7 +170,41 @@ impl TokenProvider {
             http,
             state: tokio::sync::Mutex::new(state),
             not_saved: std::sync::Mutex::new(None),
+            tenants: None,
         })
+    }
+
+    /// Gets a token for each customer tenant, with `scope`, from that tenant's endpoint (the
+    /// grant's token URL with the customer tenant in place of its own). A fixed token is sent
+    /// for every tenant as it is.
+    pub fn per_tenant(mut self, scope: &str) -> Result<TokenProvider, AuthError> {
+        let Some(grant) = &self.grant else {
+            tracing::debug!("a fixed access token: the same token is sent for every customer tenant (no token per tenant)");
+            return Ok(self);
+        };
+        let tenants =
+            TenantTokens::new(&grant.token_url, scope).ok_or_else(|| AuthError::NoTenantUrl {
+                url: grant.token_url.to_string(),
+            })?;
+        self.tenants = Some(tenants);
+        Ok(self)
+    }
+
+    /// The header to send for a request to `customer`'s tenant: its own token when tokens are
+    /// per tenant, the run's one token otherwise (and for requests to no tenant). A tenant
+    /// that refused its token is [`AuthError::Tenant`] (asked once: its refusal is kept).
+    pub async fn header_for(&self, customer: Option<uuid::Uuid>) -> Result<AuthHeader, AuthError> {
+        match (&self.tenants, customer) {
+            (Some(tenants), Some(customer)) => {
+                let fetch = || self.tenant_token(tenants, customer);
+                match tenants.get(customer, Current::fresh, fetch).await {
+                    Ok(current) => Ok(current.header),
+                    Err(Miss::Refused(refusal)) => Err(AuthError::Tenant(refusal)),
+                    Err(Miss::Other(e)) => Err(e),
+                }
+            }
+            _ => self.header().await,
+        }
     }
 
     /// Whether a 401 can be answered by a refresh.
@@ -157,10 +216,8 @@ impl TokenProvider {
     /// Concurrent callers wait for one refresh instead of each making their own.
     pub async fn header(&self) -> Result<AuthHeader, AuthError> {
         let mut state = self.state.lock().await;
-        if let Some(current) = &state.current {
-            if current.refresh_at.is_none_or(|at| Instant::now() < at) {
-                return Ok(current.header.clone());
-            }
+        if let Some(current) = state.current.as_ref().filter(|c| c.fresh()) {
+            return Ok(current.header.clone());
         }
         self.refresh(&mut state).await
     }
@@ -170,6 +227,13 @@ impl TokenProvider {
     pub async fn refresh_after_401(&self, generation: u64) -> Result<bool, AuthError> {
         if self.grant.is_none() {
             return Ok(false);
+        }
+        if let Some(tenants) = &self.tenants {
+            let is = |c: &Current| c.header.generation == generation;
+            let fetch = |tenant| self.tenant_token(tenants, tenant);
+            if let Some(refetched) = tenants.refetch(is, fetch).await {
+                return refetched.map(|()| true);
+            }
         }
         let mut state = self.state.lock().await;
         if state.generation == generation {
@@ -181,7 +245,65 @@ impl TokenProvider {
 
     async fn refresh(&self, state: &mut State) -> Result<AuthHeader, AuthError> {
         let grant = self.grant.as_ref().ok_or(AuthError::BadToken)?;
-        let refresh_token = state.refresh_token.as_ref().ok_or(AuthError::BadToken)?;
+        let stored = state.stored.is_some();
+        match self.redeem(state, &grant.token_url, &grant.scope).await {
+            Ok((sent_at, answer)) => Ok(self.accept(state, sent_at, &answer, true)?.header),
+            Err(Failure::Refused { error, description }) => {
+                Err(refusal(grant, error, description, stored))
+            }
+            Err(Failure::Other(e)) => Err(e),
+        }
+    }
+
+    /// `tenant`'s token from its endpoint (the refresh token rotated and saved as for the
+    /// run's own token); one redemption at a time across tenants, since each may rotate the
+    /// one refresh token.
+    async fn tenant_token(
+        &self,
+        tenants: &TenantTokens<Current>,
+        tenant: uuid::Uuid,
+    ) -> Result<Current, Miss<AuthError>> {
+        let mut state = self.state.lock().await;
+        let url = tenants.url(tenant);
+        match self.redeem(&mut state, &url, tenants.scope()).await {
+            Ok((sent_at, answer)) => {
+                tracing::debug!(%tenant, "access token for the customer tenant");
+                self.accept(&mut state, sent_at, &answer, false)
+                    .map_err(Miss::Other)
+            }
+            Err(Failure::Refused { error, description }) => {
+                match crate::send::tenant_tokens::refusal_of(tenant, &error, &description) {
+                    Some(refusal) => Err(Miss::Refused(refusal)),
+                    None => {
+                        // The refresh token or the client is refused: every tenant would refuse it.
+                        let grant = self
+                            .grant
+                            .as_ref()
+                            .ok_or(Miss::Other(AuthError::BadToken))?;
+                        let stored = state.stored.is_some();
+                        Err(Miss::Other(refusal(grant, error, description, stored)))
+                    }
+                }
+            }
+            Err(Failure::Other(e)) => Err(Miss::Other(e)),
+        }
+    }
+
+    /// Redeems the refresh token at `token_url` for `scope`, retrying transient failures.
+    async fn redeem(
+        &self,
+        state: &mut State,
+        token_url: &reqwest::Url,
+        scope: &str,
+    ) -> Result<(Instant, oauth::Answer), Failure> {
+        let grant = self
+            .grant
+            .as_ref()
+            .ok_or(Failure::Other(AuthError::BadToken))?;
+        let refresh_token = state
+            .refresh_token
+            .as_ref()
+            .ok_or(Failure::Other(AuthError::BadToken))?;
         let secrets: Vec<&str> = [
             Some(refresh_token.expose_secret()),
             grant.client_secret.as_ref().map(|s| s.expose_secret()),
@@ -189,7 +311,7 @@ impl TokenProvider {
         .into_iter()
         .flatten()
         .collect();
-        let mut client = oauth::client(&grant.client_id, &grant.token_url);
+        let mut client = oauth::client(&grant.client_id, token_url);
         if let Some(secret) = &grant.client_secret {
             client = client
                 .set_client_secret(oauth2::ClientSecret::new(secret.expose_secret().to_owned()))
@@ -197,8 +319,7 @@ impl TokenProvider {
         }
         let http = oauth::transport(&self.http);
         let token = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let scopes = grant
-            .scope
+        let scopes = scope
             .split_whitespace()
             .map(|s| oauth2::Scope::new(s.to_owned()));
         let mut last_error = String::new();
@@ -213,30 +334,39 @@ impl TokenProvider {
                 .request_async(&http)
                 .await;
             match answer {
-                Ok(answer) => return self.accept(state, sent_at, &answer),
+                Ok(answer) => return Ok((sent_at, answer)),
                 Err(RequestTokenError::ServerResponse(refused)) => {
-                    return Err(refusal(grant, refused, &secrets, state.stored.is_some()))
+                    let sanitize = |t: &str| crate::send::http::sanitize(t, &secrets);
+                    let error = sanitize(refused.error.as_deref().unwrap_or("no error code"));
+                    let description = sanitize(refused.error_description.as_deref().unwrap_or(""));
+                    let description = description.split(" Trace ID:").next().unwrap_or("");
+                    return Err(Failure::Refused {
+                        error,
+                        description: description.to_string(),
+                    });
                 }
                 Err(RequestTokenError::Request(oauth::Transport::Redirected { status, host })) => {
-                    return Err(AuthError::Redirected { status, host })
+                    return Err(Failure::Other(AuthError::Redirected { status, host }))
                 }
                 Err(e) => last_error = crate::send::http::sanitize(&unread(&e), &secrets),
             }
         }
-        Err(AuthError::Unreachable {
-            url: grant.token_url.to_string(),
+        Err(Failure::Other(AuthError::Unreachable {
+            url: token_url.to_string(),
             message: last_error,
-        })
+        }))
     }
 
-    /// Takes a token answer: the new access token (refreshed a little before it expires) and,
-    /// when the endpoint rotated it, the new refresh token (saved back to its file).
+    /// Takes a token answer: the new access token (refreshed a little before it expires; the
+    /// run's own when `own`, else a customer tenant's) and, when the endpoint rotated it, the
+    /// new refresh token (saved back to its file or the stored sign-in).
     fn accept(
         &self,
         state: &mut State,
         sent_at: Instant,
         answer: &oauth::Answer,
-    ) -> Result<AuthHeader, AuthError> {
+        own: bool,
+    ) -> Result<Current, AuthError> {
         let access = answer.access();
         let lifetime = answer.expires_in().unwrap_or(DEFAULT_LIFETIME);
         let ahead = REFRESH_AHEAD.min(lifetime / 5);
@@ -245,13 +375,16 @@ impl TokenProvider {
             value: bearer(&access)?,
             generation: state.generation,
         };
-        state.current = Some(Current {
-            header: header.clone(),
+        let current = Current {
+            header,
             refresh_at: Some(crate::core::checked::after(
                 sent_at,
                 lifetime.saturating_sub(ahead),
             )),
-        });
+        };
+        if own {
+            state.current = Some(current.clone());
+        }
         let mut rotated = false;
         if let Some(new) = answer.refresh() {
             rotated = state
@@ -265,7 +398,10 @@ impl TokenProvider {
         if let Some(stored) = &mut state.stored {
             let now = std::time::SystemTime::now();
             let expires = now.checked_add(lifetime).unwrap_or(now);
-            stored.sign_in.access_token = Some((access, expires));
+            if own {
+                // A customer tenant's token is never kept: the next run's own token it is not.
+                stored.sign_in.access_token = Some((access, expires));
+            }
             stored.sign_in.refresh_used_at = now;
             if let Some(token) = &state.refresh_token {
                 stored.sign_in.refresh_token = token.clone();
@@ -281,9 +417,10 @@ impl TokenProvider {
         tracing::debug!(
             expires_in = lifetime.as_secs(),
             generation = state.generation,
+            own,
             "access token refreshed"
         );
-        Ok(header)
+        Ok(current)
     }
 
     /// Writes a rotated refresh token back to its file (atomically, mode 0600) so the next run can use it.
@@ -332,21 +469,7 @@ impl TokenProvider {
 
 /// What a token endpoint's refusal means: the client is wrong, or the refresh token is (the
 /// stored sign-in's when `stored`).
-fn refusal(
-    grant: &RefreshGrant,
-    answer: oauth::Refusal,
-    secrets: &[&str],
-    stored: bool,
-) -> AuthError {
-    let error = answer.error.unwrap_or_else(|| "no error code".into());
-    let error = crate::send::http::sanitize(&error, secrets);
-    let description =
-        crate::send::http::sanitize(answer.error_description.as_deref().unwrap_or(""), secrets);
-    let description = description
-        .split(" Trace ID:")
-        .next()
-        .unwrap_or("")
-        .to_string();
+fn refusal(grant: &RefreshGrant, error: String, description: String, stored: bool) -> AuthError {
     match error.as_str() {
         "invalid_client" | "unauthorized_client" => AuthError::Client { error, description },
         _ if stored => AuthError::SignInRefused { error, description },

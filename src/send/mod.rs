@@ -17,4 +17,5 @@ pub mod pool;
 pub mod reach;
 pub mod retry;
 pub mod schedule;
+pub mod tenant_tokens;
 pub mod tenants;

@@ -278,8 +278,12 @@ async fn exchange(
                     return None;
                 }
             }
-            let auth = match ctx.tokens.header().await {
+            let auth = match ctx.tokens.header_for(Some(customer)).await {
                 Ok(auth) => auth,
+                Err(crate::send::auth::AuthError::Tenant(refused)) => {
+                    let _ = held.set(refused.refusal());
+                    return None;
+                }
                 Err(e) => {
                     ctx.stop.stop(StopReason::AuthFailed(e.to_string()));
                     return None;

@@ -34,8 +34,20 @@ pub struct Refusal {
     pub code: Option<String>,
     /// The target's short name for it ("no relationship").
     pub reason: &'static str,
-    /// Refusals in a row so far.
+    /// Refusals in a row so far; 0 for a tenant that refused an access token (nothing was
+    /// sent to it: see `send::tenant_tokens`).
     pub count: u8,
+}
+
+/// The refusal of a tenant that gave no access token: `code` is the token endpoint's
+/// (`AADSTS50020`), `reason` what it means.
+pub fn token_refusal(code: Option<String>, reason: &'static str) -> Refusal {
+    Refusal {
+        status: 0,
+        code,
+        reason,
+        count: 0,
+    }
 }
 
 /// What one row's finished request says about its customer.
@@ -140,6 +152,9 @@ pub fn held_record(row: &Row, refusal: &Refusal, operation: Operation) -> Record
         .as_deref()
         .map(|c| format!(", code {c}"))
         .unwrap_or_default();
+    if refusal.count == 0 {
+        return token_held_record(row, refusal, operation, &code);
+    }
     let (outcome, verb, then) = match (operation, refusal.status) {
         (Operation::Audit, 403) => (Outcome::Forbidden, "not read", "audit again"),
         (Operation::Audit, 404) => (Outcome::NotFound, "not read", "audit again"),
@@ -157,6 +172,24 @@ pub fn held_record(row: &Row, refusal: &Refusal, operation: Operation) -> Record
     Record {
         outcome,
         http_status: Some(refusal.status),
+        error_code: refusal.code.clone(),
+        message,
+        ..Record::unsent(row)
+    }
+}
+
+/// The record of a row not sent because its tenant refused an access token.
+fn token_held_record(row: &Row, refusal: &Refusal, operation: Operation, code: &str) -> Record {
+    let (outcome, verb) = match operation {
+        Operation::Audit => (Outcome::Forbidden, "not read"),
+        Operation::Patch { .. } => (Outcome::Failed, "not sent"),
+    };
+    let message = format!(
+        "{verb}: customer tenant {} refused an access token for the partner's user{code}: {}; once it grants access (a GDAP relationship with the needed roles), run again with --resume --retry-failed",
+        row.customer, refusal.reason
+    );
+    Record {
+        outcome,
         error_code: refusal.code.clone(),
         message,
         ..Record::unsent(row)

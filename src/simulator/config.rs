@@ -68,6 +68,10 @@ pub struct SimOAuth {
     pub rotate_refresh_tokens: bool,
     /// Refresh requests after this many successful ones answer `invalid_grant` (AADSTS700082).
     pub fail_after: Option<usize>,
+    /// Customer tenants whose token endpoint refuses the refresh-token grant, each with the
+    /// AADSTS code of its refusal (50020: no GDAP relationship; 53003: conditional access;
+    /// 65001: no consent; another code: a generic refusal).
+    pub refusing_tenants: HashMap<Uuid, u32>,
     /// The signed-in test user of `/authorize` and the device flow: the id token's
     /// `preferred_username`, `name` and `tid`.
     pub user: SimUser,
@@ -107,6 +111,7 @@ impl Default for SimOAuth {
             access_token_lifetime: Duration::from_secs(3600),
             rotate_refresh_tokens: true,
             fail_after: None,
+            refusing_tenants: HashMap::new(),
             user: SimUser::default(),
             authorize_error: None,
             device_script: Vec::new(),

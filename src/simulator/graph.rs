@@ -1,7 +1,8 @@
 //! Microsoft Graph's users API in the simulator, under `/graph/v1.0` (pass
 //! `{simulator}/graph/v1.0` as the base URL): `GET /users/{id or upn}?$select=...` and
-//! `PATCH /users/{id or upn}` answered 204, for the one tenant the accepted token is for
-//! ([`SimGraph::tenant`]; a token per tenant comes with GDAP). Scripted faults by object id
+//! `PATCH /users/{id or upn}` answered 204, for the tenant the request's token is for (a token
+//! issued at a customer tenant's endpoint serves that tenant only; the fixed token serves
+//! [`SimGraph::tenant`]), and the listings of `graph_lists`. Scripted faults by object id
 //! (`Status`, `Throttle`, `Drop`, `Echo`; the others are ignored),
 //! a throttle per tenant answering 429 with a fractional `Retry-After`,
 //! `x-ms-throttle-limit-percentage` when configured, and Graph's error shape
@@ -106,11 +107,15 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         .path()
         .strip_prefix(GRAPH_PREFIX)
         .unwrap_or_default();
-    let key = path.strip_prefix("/users/").and_then(GraphKey::parse);
+    let list = super::graph_lists::route(path);
+    let key = match list {
+        Some(_) => None,
+        None => path.strip_prefix("/users/").and_then(GraphKey::parse),
+    };
     if let Some(answer) = injected(&shared, &ctx, &parts, key.as_ref(), &body).await {
         return answer;
     }
-    if !shared.authorized(&parts.headers) {
+    let Some(tenant) = shared.graph_tenant_of(&parts.headers) else {
         let message = "Access token is empty or invalid.";
         let resp = ctx.error(
             &shared,
@@ -119,6 +124,12 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             message,
         );
         return resp;
+    };
+    if let Some(list) = list {
+        return match super::graph_lists::answer(&shared, &parts, tenant, list) {
+            Ok(resp) => ctx.finish(&shared, resp),
+            Err(r) => ctx.error(&shared, r.status, r.code, &r.message),
+        };
     }
     let Some(key) = key else {
         let message = format!(
@@ -127,7 +138,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         );
         return ctx.error(&shared, StatusCode::BAD_REQUEST, "BadRequest", &message);
     };
-    match operate(&shared, &parts, &key, &body) {
+    match operate(&shared, &parts, tenant, &key, &body) {
         Ok(resp) => ctx.finish(&shared, resp),
         Err(r) => ctx.error(&shared, r.status, r.code, &r.message),
     }
@@ -198,10 +209,10 @@ fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Respon
 fn operate(
     shared: &Shared,
     parts: &axum::http::request::Parts,
+    tenant: Uuid,
     key: &GraphKey,
     body: &[u8],
 ) -> Result<Response, GraphRefusal> {
-    let tenant = shared.graph.config.tenant;
     let mut users = lock(&shared.graph.users);
     let not_found = || {
         GraphRefusal {

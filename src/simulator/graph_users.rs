@@ -152,7 +152,12 @@ pub(super) fn find(
     unknown: &HashSet<Uuid>,
 ) -> Option<Uuid> {
     match key {
-        GraphKey::Id(id) => (!unknown.contains(id)).then_some(*id),
+        // A user seeded in another tenant only is not this tenant's (as in Graph: 404).
+        GraphKey::Id(id) => {
+            let elsewhere = !users.contains_key(&(tenant, *id))
+                && users.keys().any(|(t, u)| u == id && *t != tenant);
+            (!unknown.contains(id) && !elsewhere).then_some(*id)
+        }
         GraphKey::Name(name) => users.iter().find_map(|((t, id), user)| {
             let upn = user.get("userPrincipalName").and_then(Value::as_str)?;
             (*t == tenant && upn.eq_ignore_ascii_case(name)).then_some(*id)

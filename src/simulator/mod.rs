@@ -66,6 +66,7 @@ pub mod command;
 mod config;
 mod directory;
 mod graph;
+mod graph_lists;
 mod graph_users;
 mod oauth;
 mod responses;
@@ -172,6 +173,14 @@ impl Simulator {
     /// Every token the token endpoint issued or started with (access and refresh).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.shared.oauth_state).issued.clone()
+    }
+
+    /// The tenant segment of the token endpoint an access token was issued at, if it was.
+    pub fn token_tenant(&self, access_token: &str) -> Option<String> {
+        lock(&self.shared.oauth_state)
+            .access_tenant
+            .get(access_token)
+            .cloned()
     }
 
     /// The refresh tokens valid now.

@@ -28,6 +28,7 @@ pub(super) fn oauth_error(status: StatusCode, error: &str, code: u32, text: &str
 /// `POST /{tenant}/oauth2/v2.0/token`: every grant, each request recorded.
 pub(super) async fn token_endpoint(
     State(shared): State<Arc<Shared>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
     let Some(config) = &shared.oauth else {
@@ -49,7 +50,7 @@ pub(super) async fn token_endpoint(
         )
     } else {
         match field("grant_type") {
-            "refresh_token" => refresh_grant(config, &mut state, &fields),
+            "refresh_token" => refresh_grant(config, &mut state, &fields, &tenant),
             "authorization_code" => code_grant(config, &mut state, &fields),
             DEVICE_GRANT => device_grant(config, &mut state, &fields),
             _ => oauth_error(
@@ -64,12 +65,22 @@ pub(super) async fn token_endpoint(
         received_at: Instant::now(),
         form: form.clone(),
         status: answer.status().as_u16(),
+        tenant,
     });
     answer
 }
 
-fn refresh_grant(config: &SimOAuth, state: &mut OAuthState, field: &Fields) -> Response {
-    if config
+fn refresh_grant(
+    config: &SimOAuth,
+    state: &mut OAuthState,
+    field: &Fields,
+    tenant: &str,
+) -> Response {
+    let refused = parse_guid(tenant).and_then(|t| config.refusing_tenants.get(&t));
+    if let Some(code) = refused.filter(|_| state.valid_refresh.contains(field.get("refresh_token")))
+    {
+        tenant_refusal(*code)
+    } else if config
         .client_secret
         .as_deref()
         .is_some_and(|secret| field.get("client_secret") != secret)
@@ -91,8 +102,30 @@ fn refresh_grant(config: &SimOAuth, state: &mut OAuthState, field: &Fields) -> R
         )
     } else {
         let used = field.get("refresh_token").to_string();
-        issue_tokens(config, state, field.get("scope"), Some(used), false)
+        let answer = issue_tokens(config, state, field.get("scope"), Some(used), false);
+        if let Some(access) = state
+            .issued
+            .iter()
+            .rev()
+            .find(|t| t.starts_with("sim-access-"))
+        {
+            state
+                .access_tenant
+                .insert(access.clone(), tenant.to_string());
+        }
+        answer
     }
+}
+
+/// A customer tenant's refusal of the partner's user, as Entra words it for `code`.
+fn tenant_refusal(code: u32) -> Response {
+    let (error, text) = match code {
+        50020 => ("invalid_grant", "User account 'admin@partner.onmicrosoft.com' from identity provider 'https://sts.windows.net/partner/' does not exist in tenant 'Customer' and cannot access the application in that tenant."),
+        53003 => ("interaction_required", "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."),
+        65001 => ("invalid_grant", "The user or administrator has not consented to use the application."),
+        _ => ("invalid_grant", "The token request was refused by the tenant."),
+    };
+    oauth_error(StatusCode::BAD_REQUEST, error, code, text)
 }
 
 /// A successful token answer: a new access token, the refresh token (a new one when rotating

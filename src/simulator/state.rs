@@ -10,6 +10,8 @@ pub struct TokenRequest {
     pub form: HashMap<String, String>,
     /// HTTP status of the answer.
     pub status: u16,
+    /// The tenant segment of the endpoint's path (`/{tenant}/oauth2/v2.0/token`).
+    pub tenant: String,
 }
 
 /// Token-endpoint state.
@@ -17,6 +19,8 @@ pub struct TokenRequest {
 pub(super) struct OAuthState {
     pub(super) valid_refresh: HashSet<String>,
     pub(super) issued_access: HashMap<String, Instant>,
+    /// The tenant segment each access token was issued at (a customer tenant's GUID for GDAP).
+    pub(super) access_tenant: HashMap<String, String>,
     /// Every token ever issued, access and refresh (for leak checks).
     pub(super) issued: Vec<String>,
     pub(super) requests: Vec<TokenRequest>,
@@ -305,6 +309,26 @@ impl Shared {
                 .issued_access
                 .get(token)
                 .is_some_and(|expires| *expires > Instant::now())
+    }
+
+    /// The Graph tenant a request's token is for: a token issued at a customer tenant's
+    /// endpoint is for that tenant only; the fixed token, or one issued at the partner's own
+    /// (non-GUID) endpoint, for [`SimGraph::tenant`]. None: no valid token.
+    pub(super) fn graph_tenant_of(&self, headers: &HeaderMap) -> Option<Uuid> {
+        if !self.authorized(headers) {
+            return None;
+        }
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, t)| t.trim())?;
+        let issued_at = lock(&self.oauth_state).access_tenant.get(token).cloned();
+        Some(
+            issued_at
+                .and_then(|t| parse_guid(&t))
+                .unwrap_or(self.graph.config.tenant),
+        )
     }
 
     /// Server-wide then per-customer throttle; Err carries the Retry-After seconds.

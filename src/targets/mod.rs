@@ -193,6 +193,11 @@ pub trait Target: Send + Sync + Debug {
     fn default_base_url(&self) -> &'static str;
     /// The scope to ask the token endpoint for.
     fn oauth_scope(&self) -> &'static str;
+    /// Whether each customer tenant needs its own access token (Graph through GDAP: the
+    /// refresh token redeemed at the tenant's endpoint) rather than the run's one token.
+    fn tokens_per_tenant(&self) -> bool {
+        false
+    }
     /// The API's name in messages ("not changeable through Partner Center").
     fn title(&self) -> &'static str {
         self.name()

@@ -5,13 +5,13 @@
 //! and their checks, Graph's error shape and what its codes mean, audit reads and the scope.
 //! Uses only `core` and `targets`.
 //!
-//! Pending (the next half of issue 16): `$batch` (20 rows of one tenant per request, through
-//! [`Target::batch_size`] and [`Target::split`]) and a token per customer tenant (GDAP). Until
-//! then every row is sent with the run's one token, so the customer column names the tenant
-//! that token is for.
+//! Each customer tenant gets its own token (GDAP: [`Target::tokens_per_tenant`]); listings
+//! (a tenant's users, a user's directory roles) are in `collections`. Pending: `$batch` (20
+//! rows of one tenant per request, through [`Target::batch_size`] and [`Target::split`]).
 
 pub mod audit;
 pub mod body;
+pub mod collections;
 pub mod columns;
 pub mod errors;
 pub mod explain;
@@ -21,7 +21,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::targets::{
-    Answer, Changes, Field, FieldChange, IdRule, Ids, Method, Op, Request, RowRef, Target,
+    Answer, Changes, Collection, Field, FieldChange, IdRule, Ids, Method, NextLink, Op, Page,
+    PageError, Request, RowRef, Target, UserItem,
 };
 
 /// The default API root (a national cloud's, or a test server's, is given with `--base-url`).
@@ -82,6 +83,10 @@ impl Target for Graph {
 
     fn title(&self) -> &'static str {
         "Microsoft Graph"
+    }
+
+    fn tokens_per_tenant(&self) -> bool {
+        true
     }
 
     fn column_alias(&self, normalized: &str) -> Option<&'static str> {
@@ -157,6 +162,32 @@ impl Target for Graph {
 
     fn refuses_tenant(&self, status: u16, code: Option<&str>) -> Option<&'static str> {
         errors::tenant_refusal(status, code)
+    }
+
+    fn list_request(
+        &self,
+        collection: Collection,
+        next: Option<&NextLink>,
+        ids: Ids,
+    ) -> Result<Request, PageError> {
+        collections::request(collection, next, ids)
+    }
+
+    fn roles_page(
+        &self,
+        customer: Uuid,
+        user: Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<String>, PageError> {
+        collections::roles(customer, user, body)
+    }
+
+    fn users_page(
+        &self,
+        customer: Uuid,
+        body: &Map<String, Value>,
+    ) -> Result<Page<UserItem>, PageError> {
+        collections::users(customer, body)
     }
 }
 
