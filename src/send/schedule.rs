@@ -150,6 +150,24 @@ impl Scheduler {
         }
     }
 
+    /// Up to `n` more of `customer`'s rows waiting in the look-ahead, at once and out of turn
+    /// (to go with a row `next` gave, in one batch request). Each is in flight like a row
+    /// `next` gave: call `finished` for each.
+    pub fn take_more(&self, customer: Uuid, n: usize) -> Vec<Row> {
+        let rows = {
+            let mut state = self.lock();
+            let rows = state.look.take(&customer, n);
+            if !rows.is_empty() {
+                *state.in_flight.entry(customer).or_default() += rows.len();
+            }
+            rows
+        };
+        if !rows.is_empty() {
+            self.room.notify_one();
+        }
+        rows
+    }
+
     /// A row of `customer` taken by `next` is done: its place in the customer's share is free.
     pub fn finished(&self, customer: Uuid) {
         {
@@ -342,6 +360,31 @@ mod tests {
         assert_eq!(started.elapsed(), FILL_WAIT);
         drop(tx);
         assert!(s.next(&lanes, &stop).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_rows_of_one_customer_are_taken_at_once_and_count_in_flight() {
+        let rows = (0..10).map(|i| row(i as u8 % 2 + 1, i)).collect();
+        let s = loaded(rows, 4).await;
+        let (lanes, stop) = (Lanes::new(None), Stop::default());
+        let first = s.next(&lanes, &stop).await.unwrap();
+        assert_eq!(first.customer, customer(1));
+        let more: Vec<u64> = s.take_more(customer(1), 3).iter().map(|r| r.line).collect();
+        assert_eq!(more, [2, 4, 6]);
+        assert_eq!(s.lock().in_flight.get(&customer(1)), Some(&4));
+        assert_eq!(s.take_more(customer(1), 5).len(), 1, "only one left");
+        assert!(s.take_more(customer(1), 5).is_empty());
+        for _ in 0..5 {
+            s.finished(customer(1));
+        }
+        assert_eq!(s.lock().in_flight.get(&customer(1)), None);
+        // Customer 2's rows all still go, in order.
+        let mut rest = Vec::new();
+        while let Some(r) = s.next(&lanes, &stop).await {
+            rest.push(r.line);
+            s.finished(r.customer);
+        }
+        assert_eq!(rest, [1, 3, 5, 7, 9]);
     }
 
     #[tokio::test(start_paused = true)]

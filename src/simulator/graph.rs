@@ -22,6 +22,9 @@ pub struct SimGraph {
     pub throttle: Option<Throttle>,
     /// Sent as `x-ms-throttle-limit-percentage` on every answer.
     pub throttle_limit_percentage: Option<f64>,
+    /// The n-th `$batch` request (0-based) gets `batch_faults[n]` as its own answer
+    /// (`Status`, `Throttle`, `Drop`); past the end, its sub-requests are handled.
+    pub batch_faults: Vec<Fault>,
 }
 
 impl Default for SimGraph {
@@ -30,6 +33,7 @@ impl Default for SimGraph {
             tenant: Uuid::from_u128(0x6a7e_0000_0000_4000_8000_0000_0000_0001),
             throttle: None,
             throttle_limit_percentage: None,
+            batch_faults: Vec::new(),
         }
     }
 }
@@ -39,6 +43,8 @@ pub(super) struct GraphState {
     pub(super) config: SimGraph,
     limiter: Option<DefaultDirectRateLimiter>,
     pub(super) users: Mutex<GraphUsers>,
+    /// `$batch` requests so far (the index of `batch_faults`).
+    pub(super) batches: AtomicU64,
 }
 
 impl GraphState {
@@ -47,19 +53,22 @@ impl GraphState {
             limiter: config.throttle.map(|t| RateLimiter::direct(quota(t))),
             config,
             users: Mutex::new(HashMap::new()),
+            batches: AtomicU64::new(0),
         }
     }
 }
 
 /// The answer's ids: Graph's own request id and the client's, echoed.
-struct GraphCtx {
-    request_id: String,
-    client_request_id: Option<HeaderValue>,
-    record: Option<usize>,
+pub(super) struct GraphCtx {
+    pub(super) request_id: String,
+    pub(super) client_request_id: Option<HeaderValue>,
+    pub(super) record: Option<usize>,
+    /// A sub-request of a `$batch`: counted apart from whole requests.
+    pub(super) sub: bool,
 }
 
 impl GraphCtx {
-    fn finish(&self, shared: &Shared, mut resp: Response) -> Response {
+    pub(super) fn finish(&self, shared: &Shared, mut resp: Response) -> Response {
         let headers = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             headers.insert("request-id", v);
@@ -72,11 +81,21 @@ impl GraphCtx {
                 headers.insert("x-ms-throttle-limit-percentage", v);
             }
         }
-        shared.answered(self.record, resp.status());
+        if self.sub {
+            shared.sub_answered(resp.status());
+        } else {
+            shared.answered(self.record, resp.status());
+        }
         resp
     }
 
-    fn error(&self, shared: &Shared, status: StatusCode, code: &str, message: &str) -> Response {
+    pub(super) fn error(
+        &self,
+        shared: &Shared,
+        status: StatusCode,
+        code: &str,
+        message: &str,
+    ) -> Response {
         let client = self
             .client_request_id
             .as_ref()
@@ -100,37 +119,60 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         request_id: Uuid::new_v4().to_string(),
         client_request_id: parts.headers.get("client-request-id").cloned(),
         record: record_request(&shared, &parts, &body, received),
+        sub: false,
     };
     let path = parts
         .uri
         .path()
         .strip_prefix(GRAPH_PREFIX)
         .unwrap_or_default();
+    if path == "/$batch" {
+        return super::graph_batch::handle(&shared, &ctx, &parts, &body).await;
+    }
+    respond(&shared, &ctx, &parts, &body).await
+}
+
+/// One request for a user (alone, or one of a `$batch`): scripted faults, the throttle, the
+/// token, the route, then the operation.
+pub(super) async fn respond(
+    shared: &Shared,
+    ctx: &GraphCtx,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Response {
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix(GRAPH_PREFIX)
+        .unwrap_or_default();
     let key = path.strip_prefix("/users/").and_then(GraphKey::parse);
-    if let Some(answer) = injected(&shared, &ctx, &parts, key.as_ref(), &body).await {
+    if let Some(answer) = injected(shared, ctx, parts, key.as_ref(), body).await {
         return answer;
     }
     if !shared.authorized(&parts.headers) {
-        let message = "Access token is empty or invalid.";
-        let resp = ctx.error(
-            &shared,
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            message,
-        );
-        return resp;
+        return unauthorized_graph(shared, ctx);
     }
     let Some(key) = key else {
         let message = format!(
             "Resource not found for the segment '{}'.",
             path.trim_start_matches('/')
         );
-        return ctx.error(&shared, StatusCode::BAD_REQUEST, "BadRequest", &message);
+        return ctx.error(shared, StatusCode::BAD_REQUEST, "BadRequest", &message);
     };
-    match operate(&shared, &parts, &key, &body) {
-        Ok(resp) => ctx.finish(&shared, resp),
-        Err(r) => ctx.error(&shared, r.status, r.code, &r.message),
+    match operate(shared, parts, &key, body) {
+        Ok(resp) => ctx.finish(shared, resp),
+        Err(r) => ctx.error(shared, r.status, r.code, &r.message),
     }
+}
+
+pub(super) fn unauthorized_graph(shared: &Shared, ctx: &GraphCtx) -> Response {
+    let message = "Access token is empty or invalid.";
+    ctx.error(
+        shared,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        message,
+    )
 }
 
 /// A scripted fault for the user's object id, then the tenant's throttle.
@@ -180,7 +222,7 @@ async fn injected(
     Some(throttled_graph(shared, ctx, &format!("{secs:.3}")))
 }
 
-fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Response {
+pub(super) fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Response {
     let message = "Too many requests. Please retry after the time in the Retry-After header.";
     let mut resp = ctx.error(
         shared,

@@ -66,6 +66,7 @@ pub mod command;
 mod config;
 mod directory;
 mod graph;
+mod graph_batch;
 mod graph_users;
 mod oauth;
 mod responses;
@@ -211,6 +212,8 @@ impl Simulator {
             errors: c.errors.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             client_errors: c.client_errors.load(Ordering::Relaxed),
+            sub_requests: c.sub_requests.load(Ordering::Relaxed),
+            sub_throttled: c.sub_throttled.load(Ordering::Relaxed),
         }
     }
 

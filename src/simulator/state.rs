@@ -123,6 +123,10 @@ pub struct SimStats {
     pub dropped: u64,
     /// Answered 4xx other than 429.
     pub client_errors: u64,
+    /// Sub-requests of Graph `$batch` requests handled (each request counts once above).
+    pub sub_requests: u64,
+    /// Of those, answered 429.
+    pub sub_throttled: u64,
 }
 
 #[derive(Default)]
@@ -133,6 +137,8 @@ pub(super) struct Counters {
     pub(super) errors: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) client_errors: AtomicU64,
+    pub(super) sub_requests: AtomicU64,
+    pub(super) sub_throttled: AtomicU64,
 }
 
 /// Everything the handler needs, shared by all connections.
@@ -279,6 +285,15 @@ impl Shared {
                 r.status = Some(status.as_u16());
                 r.responded_at = Some(Instant::now());
             }
+        }
+    }
+
+    /// Counts the answer of a `$batch` sub-request.
+    pub(super) fn sub_answered(&self, status: StatusCode) {
+        let c = &self.counters;
+        c.sub_requests.fetch_add(1, Ordering::Relaxed);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            c.sub_throttled.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -5,12 +5,14 @@
 //! and their checks, Graph's error shape and what its codes mean, audit reads and the scope.
 //! Uses only `core` and `targets`.
 //!
-//! Pending (the next half of issue 16): `$batch` (20 rows of one tenant per request, through
-//! [`Target::batch_size`] and [`Target::split`]) and a token per customer tenant (GDAP). Until
-//! then every row is sent with the run's one token, so the customer column names the tenant
-//! that token is for.
+//! Several writes of one tenant go in one `POST /$batch` ([`batch`], through
+//! [`Target::request_many`] and [`Target::split_many`]).
+//!
+//! Pending (issue 16): a token per customer tenant (GDAP). Until then every row is sent with
+//! the run's one token, so the customer column names the tenant that token is for.
 
 pub mod audit;
+pub mod batch;
 pub mod body;
 pub mod columns;
 pub mod errors;
@@ -21,7 +23,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::targets::{
-    Answer, Changes, Field, FieldChange, IdRule, Ids, Method, Op, Request, RowRef, Target,
+    Answer, Changes, Field, FieldChange, IdRule, Ids, Method, Op, Request, RowAnswer, RowRef,
+    Target,
 };
 
 /// The default API root (a national cloud's, or a test server's, is given with `--base-url`).
@@ -104,8 +107,20 @@ impl Target for Graph {
         fields::can_clear(field)
     }
 
+    fn batch_size(&self) -> usize {
+        batch::MAX
+    }
+
+    fn request_many(&self, op: Op, rows: &[(RowRef<'_>, Ids)], envelope: Ids) -> Request {
+        batch::request(op, rows, envelope)
+    }
+
+    fn split_many(&self, op: Op, answer: &Answer<'_>, rows: usize) -> Vec<RowAnswer> {
+        batch::split(op, answer, rows, |whole| self.split(op, whole, rows))
+    }
+
     fn request(&self, op: Op, rows: &[RowRef<'_>], ids: Ids) -> Request {
-        let row = rows.first().expect("one row per request until $batch");
+        let row = rows.first().expect("a request carries a row");
         let path = user_path(UserKey::Id(row.user));
         let mut headers = vec![
             ("client-request-id", ids.correlation.to_string()),
@@ -207,7 +222,7 @@ mod tests {
             changes: &changes,
         };
         let target = crate::targets::choose("graph").unwrap();
-        assert_eq!((target.name(), target.batch_size()), ("graph", 1));
+        assert_eq!((target.name(), target.batch_size()), ("graph", 20));
         assert_eq!(
             target.default_base_url(),
             "https://graph.microsoft.com/v1.0"
