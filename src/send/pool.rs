@@ -56,7 +56,10 @@ pub struct Context {
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops. The
 /// scheduler hands them rows fairly across customers (see `send::schedule`).
 pub async fn run(rows: mpsc::Receiver<Row>, ctx: Arc<Context>, concurrency: usize) {
-    let scheduler = Scheduler::start(rows, concurrency, ctx.stop.clone());
+    let scheduler = match batch::applies(&ctx) {
+        true => Scheduler::start_batched(rows, concurrency, ctx.stop.clone()),
+        false => Scheduler::start(rows, concurrency, ctx.stop.clone()),
+    };
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         workers.spawn(worker(scheduler.clone(), ctx.clone()));

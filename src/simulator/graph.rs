@@ -18,7 +18,8 @@ pub const GRAPH_PREFIX: &str = "/graph/v1.0";
 pub struct SimGraph {
     /// The tenant the accepted token is for: its users are the ones served.
     pub tenant: Uuid,
-    /// A limit per tenant: past it, 429 with a fractional `Retry-After`.
+    /// A limit per tenant (each request, or `$batch` sub-request, counts): past it, 429 with a
+    /// fractional `Retry-After`.
     pub throttle: Option<Throttle>,
     /// Sent as `x-ms-throttle-limit-percentage` on every answer.
     pub throttle_limit_percentage: Option<f64>,
@@ -41,7 +42,8 @@ impl Default for SimGraph {
 /// The Graph routes' state.
 pub(super) struct GraphState {
     pub(super) config: SimGraph,
-    limiter: Option<DefaultDirectRateLimiter>,
+    /// The throttle, one bucket per tenant (see [`tenant_of`]).
+    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
     pub(super) users: Mutex<GraphUsers>,
     /// `$batch` requests so far (the index of `batch_faults`).
     pub(super) batches: AtomicU64,
@@ -50,7 +52,7 @@ pub(super) struct GraphState {
 impl GraphState {
     pub(super) fn new(config: SimGraph) -> GraphState {
         GraphState {
-            limiter: config.throttle.map(|t| RateLimiter::direct(quota(t))),
+            limiter: config.throttle.map(|t| RateLimiter::keyed(quota(t))),
             config,
             users: Mutex::new(HashMap::new()),
             batches: AtomicU64::new(0),
@@ -215,11 +217,18 @@ async fn injected(
         }
     }
     let limiter = shared.graph.limiter.as_ref()?;
-    let not_until = limiter.check().err()?;
+    let not_until = limiter.check_key(&tenant_of(shared, parts)).err()?;
     let wait = not_until.wait_time_from(limiter.clock().now());
     // Graph's Retry-After may have a fraction (`2.128`); never less than a millisecond.
     let secs = wait.as_secs_f64().max(0.001);
     Some(throttled_graph(shared, ctx, &format!("{secs:.3}")))
+}
+
+/// The tenant a request is for: the one the accepted token is for (one tenant for now; with a
+/// token per tenant, the token's).
+fn tenant_of(shared: &Shared, parts: &axum::http::request::Parts) -> Uuid {
+    let _ = parts;
+    shared.graph.config.tenant
 }
 
 pub(super) fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Response {

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Where `GET` answers the counters as JSON (benchmarks read them; never recorded or counted).
+pub const STATS_PATH: &str = "/_simulator/stats";
+
 /// One request to the token endpoint.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
@@ -108,8 +111,8 @@ impl RecordedRequest {
     }
 }
 
-/// Counters kept even when recording is off.
-#[derive(Clone, Copy, Debug, Default)]
+/// Counters kept even when recording is off (also served as JSON at [`STATS_PATH`]).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct SimStats {
     /// Every request received.
     pub received: u64,
@@ -285,6 +288,20 @@ impl Shared {
                 r.status = Some(status.as_u16());
                 r.responded_at = Some(Instant::now());
             }
+        }
+    }
+
+    pub(super) fn stats(&self) -> SimStats {
+        let c = &self.counters;
+        SimStats {
+            received: c.received.load(Ordering::Relaxed),
+            ok: c.ok.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            client_errors: c.client_errors.load(Ordering::Relaxed),
+            sub_requests: c.sub_requests.load(Ordering::Relaxed),
+            sub_throttled: c.sub_throttled.load(Ordering::Relaxed),
         }
     }
 

@@ -89,7 +89,7 @@ fn subs(batch: &RecordedRequest) -> Vec<(Uuid, String, String)> {
 }
 
 /// The results record of `user`.
-fn record_of<'a>(results: &'a Results, user: Uuid) -> &'a HashMap<String, String> {
+fn record_of(results: &Results, user: Uuid) -> &HashMap<String, String> {
     let id = user.to_string();
     let mut found = results.rows.iter().filter(|r| r["user_id"] == id);
     let record = found.next().unwrap_or_else(|| panic!("no record for {id}"));

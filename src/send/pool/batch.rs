@@ -147,8 +147,11 @@ enum Halt {
 /// Sends one request for every slot and reads the answer into them.
 async fn envelope(slots: &mut [Slot], ctx: &Context, refreshed: &mut bool) -> Result<Sent, Halt> {
     let customer = slots.first().map(|s| s.row.customer).unwrap_or_default();
-    if !ctx.pacer.ready(&ctx.stop, Some(customer)).await {
-        return Err(Halt::Stopped(Ending::StoppedBeforeRetry));
+    // Paced per row: Graph counts each sub-request against its limits, as a request of its own.
+    for _ in 0..slots.len() {
+        if !ctx.pacer.ready(&ctx.stop, Some(customer)).await {
+            return Err(Halt::Stopped(Ending::StoppedBeforeRetry));
+        }
     }
     if slots.iter().all(|s| s.attempts == 0) {
         if let Some(refusal) = ctx.tenants.refused(customer) {
