@@ -81,8 +81,19 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
                 }
             }
         }
+        // After a 429 the rows answered so go again alone: a full batch would only meet the
+        // limit again.
+        let throttled = slots.iter().any(|s| {
+            matches!(
+                s.verdict,
+                Some(Verdict::Retry {
+                    throttled: true,
+                    ..
+                })
+            )
+        });
         let room = ctx.batch.saturating_sub(slots.len());
-        if room > 0 && !ctx.stop.is_stopping() {
+        if room > 0 && !throttled && !ctx.stop.is_stopping() {
             let more = scheduler.take_more(customer, room);
             slots.extend(admit(more, scheduler, ctx).await);
         }
