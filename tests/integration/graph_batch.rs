@@ -444,3 +444,26 @@ async fn the_simulator_batches_like_graph() {
     let unauthorized = http.post(&url).json(&requests(1)).send().await.unwrap();
     assert_eq!(unauthorized.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_answered_429_go_again_without_new_rows_beside_them() {
+    let sim = graph_simulator(SimConfig {
+        script: HashMap::from([(user(3), vec![Fault::Throttle { retry_after: 1 }])]),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let input = job_titles(dir.path(), 25);
+    let out = dir.path().join("out.csv");
+    let ran = run_bin(graph_run(&sim, &input, &out, &["--batch", "20"])).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let sent: Vec<Vec<Uuid>> = batches(&sim)
+        .iter()
+        .map(|b| subs(b).iter().map(|s| s.0).collect())
+        .collect();
+    assert_eq!(sent[0], (1..=20).map(user).collect::<Vec<_>>());
+    assert_eq!(sent[1], [user(3)], "the throttled row alone: {sent:?}");
+    assert_eq!(sent[2], (21..=25).map(user).collect::<Vec<_>>());
+    assert_eq!(sent.len(), 3);
+    assert_eq!(Results::read(&out).count("updated"), 25);
+}
