@@ -4,10 +4,11 @@
 #
 # usage: scripts/bench.sh [SCENARIO...]
 #   scenarios: dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M
-#              memory-growth report-100k tenants-6x60 tenants-200x50 (default: all; vs-oha,
-#              bulkpatch against oha and its bare HTTP client (examples/http_floor.rs), needs
-#              `oha` on PATH: cargo install oha; tenants-*: a file grouped by customer against
-#              limits per partner and per customer)
+#              memory-growth report-100k tenants-6x60 tenants-200x50 graph-batch (default: all;
+#              vs-oha, bulkpatch against oha and its bare HTTP client (examples/http_floor.rs),
+#              needs `oha` on PATH: cargo install oha; tenants-*: a file grouped by customer
+#              against limits per partner and per customer; graph-batch: --target graph with
+#              --batch 20 against a limit per tenant)
 #   BENCH_QUICK=1          divide every row count by 10 (a smoke run)
 #   BENCH_NO_GNU_TIME=1    measure without /usr/bin/time even when it is there (tests the fallback)
 #
@@ -19,10 +20,10 @@ set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
 export LC_ALL=C # a '.' decimal separator in EPOCHREALTIME, printf and awk
 
-readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M memory-growth report-100k tenants-6x60 tenants-200x50)
+readonly ALL_SCENARIOS=(dry-run-1M unlimited-200k vs-oha latency-5k throttled-1k below-limit-30s run-1M memory-growth report-100k tenants-6x60 tenants-200x50 graph-batch)
 
 usage() {
-    sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 die() {
@@ -217,6 +218,18 @@ write_urls() {
     awk -F, -v base="$sim_url" 'NR > 1 { print base "/v1/customers/" $1 "/users/" $2 }' "$1" >"$2"
 }
 
+# sim_stat KEY: a counter of the running simulator (GET /_simulator/stats, JSON), such as
+#   `received` (requests, a `$batch` counting once) or `sub_throttled`.
+sim_stat() {
+    local port=${sim_url##*:} fd body
+    port=${port%%/*}
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET /_simulator/stats HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&"$fd"
+    body=$(cat <&"$fd")
+    exec {fd}>&-
+    sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$body"
+}
+
 # ---------------------------------------------------------------- measuring
 # measure NAME LIMIT_SECONDS CMD...: runs CMD (the bulkpatch client) with a time limit and sets
 #   m_wall (s), m_cpu (user+sys s), m_rss_mb (peak RSS), m_rc (exit code; 124 = over the limit).
@@ -304,6 +317,7 @@ json_outcome() {
 
 # ---------------------------------------------------------------- scenarios
 table=()  # one line per measurement, fields separated by '|'
+sim_path="" # appended to the simulator's URL for --base-url (its Graph routes: /graph/v1.0)
 notes=()
 failed=0
 
@@ -319,7 +333,7 @@ run_scenario() {
     rm -f "$out" "$summary"
     local cmd=("$bin" run "$input" --out "$out" --summary-json "$summary" -q "$@")
     if [[ $mode == net ]]; then
-        cmd+=(--base-url "$sim_url")
+        cmd+=(--base-url "$sim_url$sim_path")
         sim0=$(cpu_ticks "$sim_pid")
     fi
     echo "bench: $label: $rows rows ..." >&2
@@ -508,6 +522,24 @@ for scenario in "${scenarios[@]}"; do
                 --rate 200/s --concurrency 8
             notes+=("tenants-200x50: 200 customers, grouped; simulator 20/s per partner, 2/s per customer (target: within 1.25x the ideal)")
             input_customers=50 input_grouped=0
+            stop_sim
+            ;;
+        graph-batch)
+            # 5 tenants x 400 rows, grouped, through Microsoft Graph with --batch 20 against 20
+            # writes/s per tenant (each $batch sub-request counts; burst 20). Ideal = 400 / 20 s
+            # (the tenants in parallel). Requests per row = $batch requests / rows.
+            start_sim --graph-throttle 20/s --throttle-burst 20
+            input_customers=5 input_grouped=1 sim_path=/graph/v1.0
+            rows=$((2000 / div))
+            ideal=$(calc "$rows / 5 / 20" %.4f)
+            run_scenario graph-batch "$rows" "$ideal" "$(calc "$ideal * 8 + 30" %.0f)" net \
+                --target graph --batch 20 --rate 200/s --concurrency 8
+            envelopes=$(sim_stat received)
+            subs=$(sim_stat sub_requests)
+            sub429=$(sim_stat sub_throttled)
+            notes+=("graph-batch: ${envelopes:-?} \$batch requests for $rows rows: $(calc "${envelopes:-0} / $rows" %.3f) requests per row; ${sub429:-?} of ${subs:-?} sub-requests answered 429 ($(calc "(${subs:-0} > 0) ? 100 * ${sub429:-0} / ${subs:-1} : 0" %.1f)%) (target: within 1.2x the ideal, under 5% throttled)")
+            notes+=("graph-batch: until tokens per customer tenant (GDAP) are in, the simulator sees every tenant as its one token's, so the 5 tenants share one 20/s limit and the ideal is 5x lower than reachable")
+            input_customers=50 input_grouped=0 sim_path=""
             stop_sim
             ;;
         memory-growth)

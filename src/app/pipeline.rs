@@ -388,6 +388,7 @@ impl Stages {
             undo,
             guard,
             gate: gate.clone(),
+            batch: settings.batch,
         });
         pool::run(rows, ctx.clone(), settings.concurrency).await;
         // Every row read, and no more than --max-changes would change: write the rows held.

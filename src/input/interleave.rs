@@ -86,6 +86,21 @@ impl<K: Hash + Eq + Copy, T> Interleaver<K, T> {
         Some((key, item))
     }
 
+    /// Up to `n` of `key`'s oldest rows, out of turn (a batch of one customer's rows); the key
+    /// keeps its place in the turns while it has rows left.
+    pub fn take(&mut self, key: &K, n: usize) -> Vec<T> {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return Vec::new();
+        };
+        let taken: Vec<T> = lane.drain(..n.min(lane.len())).collect();
+        if lane.is_empty() {
+            self.lanes.remove(key);
+            self.turns.retain(|k| k != key);
+        }
+        self.len -= taken.len();
+        taken
+    }
+
     /// The oldest row of the key whose turn it is; that key then waits behind the others.
     pub fn pop(&mut self) -> Option<T> {
         let key = self.turns.pop_front()?;

@@ -89,9 +89,33 @@ impl Client {
         secrets: &[&str],
         read: bool,
     ) -> Attempt {
+        let keep = if read { Keep::User } else { Keep::Nothing };
+        self.send_keeping(auth, described, secrets, keep).await.0
+    }
+
+    /// One attempt of a batch request: as [`Client::send_request`], with the body of a
+    /// successful answer (up to 1 MB), which holds each row's answer. It stays in memory: the
+    /// caller reads it and drops it.
+    pub async fn send_batch(
+        &self,
+        auth: HeaderValue,
+        described: crate::targets::Request,
+        secrets: &[&str],
+    ) -> (Attempt, Vec<u8>) {
+        self.send_keeping(auth, described, secrets, Keep::Body)
+            .await
+    }
+
+    async fn send_keeping(
+        &self,
+        auth: HeaderValue,
+        described: crate::targets::Request,
+        secrets: &[&str],
+        keep: Keep,
+    ) -> (Attempt, Vec<u8>) {
         let mut request = match target_request(&self.base, described) {
             Ok(request) => request,
-            Err(e) => return Attempt::Connection(sanitize(&e, secrets)),
+            Err(e) => return (Attempt::Connection(sanitize(&e, secrets)), Vec::new()),
         };
         let mut auth = auth;
         auth.set_sensitive(true);
@@ -99,39 +123,57 @@ impl Client {
         headers.insert(ACCEPT, JSON);
         headers.insert(USER_AGENT, AGENT);
         headers.insert(AUTHORIZATION, auth);
-        self.send(request, secrets, read).await
+        self.send(request, secrets, keep).await
     }
 
-    async fn send(&self, request: reqwest::Request, secrets: &[&str], keep_user: bool) -> Attempt {
+    async fn send(
+        &self,
+        request: reqwest::Request,
+        secrets: &[&str],
+        keep: Keep,
+    ) -> (Attempt, Vec<u8>) {
         // The timeout covers the whole attempt: connecting, sending, and reading the answer
         // (reqwest's own timeout is the same; this one also bounds reading the body here).
         let attempt = async {
             match self.http.execute(request).await {
                 Ok(response) => {
                     let target = &*self.target;
-                    Attempt::Response(read_response(response, secrets, keep_user, target).await)
+                    let (r, body) = read_response(response, secrets, keep, target).await;
+                    (Attempt::Response(r), body)
                 }
                 Err(e) => match crate::send::http_client::failure(&e) {
-                    crate::send::http_client::Failure::Timeout => Attempt::Timeout,
+                    crate::send::http_client::Failure::Timeout => (Attempt::Timeout, Vec::new()),
                     crate::send::http_client::Failure::Connect(m)
                     | crate::send::http_client::Failure::Dropped(m) => {
-                        Attempt::Connection(sanitize(&m, secrets))
+                        (Attempt::Connection(sanitize(&m, secrets)), Vec::new())
                     }
                 },
             }
         };
         tokio::time::timeout(self.timeout, attempt)
             .await
-            .unwrap_or(Attempt::Timeout)
+            .unwrap_or((Attempt::Timeout, Vec::new()))
     }
+}
+
+/// What of a successful answer's body is kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Nothing: a PATCH's answer may echo a password.
+    Nothing,
+    /// The user object it holds (a read).
+    User,
+    /// The whole body (a batch answer), for the caller to split.
+    Body,
 }
 
 async fn read_response(
     mut response: reqwest::Response,
     secrets: &[&str],
-    keep_user: bool,
+    keep: Keep,
     target: &dyn Target,
-) -> Response {
+) -> (Response, Vec<u8>) {
+    let keep_user = keep == Keep::User;
     let status = response.status();
     let headers = response.headers();
     let retry_after = headers
@@ -146,7 +188,9 @@ async fn read_response(
     if status.is_success() {
         // A PATCH answer may echo a password: it is read and dropped, only so the connection
         // can be reused. A GET answer is the user, kept to compare.
-        let body = crate::send::http_client::read_body(&mut response, MAX_DRAIN, keep_user).await;
+        let body =
+            crate::send::http_client::read_body(&mut response, MAX_DRAIN, keep != Keep::Nothing)
+                .await;
         let user = keep_user
             .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
             .flatten()
@@ -162,7 +206,7 @@ async fn read_response(
         } else {
             String::new()
         };
-        return Response {
+        let response = Response {
             status: status.as_u16(),
             retry_after,
             error_code: None,
@@ -170,6 +214,8 @@ async fn read_response(
             user,
             quota,
         };
+        let body = if keep == Keep::Body { body } else { Vec::new() };
+        return (response, body);
     }
     let redirect = status
         .is_redirection()
@@ -185,14 +231,15 @@ async fn read_response(
             is_json,
         }),
     };
-    Response {
+    let response = Response {
         status: status.as_u16(),
         retry_after,
         error_code,
         message: sanitize(&message, secrets),
         user: None,
         quota,
-    }
+    };
+    (response, Vec::new())
 }
 
 /// A redirect is never followed (the request carries the token): the row fails, naming only

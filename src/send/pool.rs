@@ -2,6 +2,8 @@
 //! request, retries and the token provider to its record in the results. Uses `core`,
 //! `targets`, `input`, `output` and the rest of `send`.
 
+mod batch;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -47,12 +49,17 @@ pub struct Context {
     pub guard: Option<Arc<dyn crate::send::guard::Guard>>,
     /// `--max-changes` counted after reading: rows that would change wait for every read.
     pub gate: Option<Arc<crate::send::gate::Gate>>,
+    /// `--batch`: writes of one customer per request (`send::batch`); 1 sends each alone.
+    pub batch: usize,
 }
 
 /// Runs `concurrency` workers over the rows until the channel closes or the run stops. The
 /// scheduler hands them rows fairly across customers (see `send::schedule`).
 pub async fn run(rows: mpsc::Receiver<Row>, ctx: Arc<Context>, concurrency: usize) {
-    let scheduler = Scheduler::start(rows, concurrency, ctx.stop.clone());
+    let scheduler = match batch::applies(&ctx) {
+        true => Scheduler::start_batched(rows, concurrency, ctx.stop.clone()),
+        false => Scheduler::start(rows, concurrency, ctx.stop.clone()),
+    };
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         workers.spawn(worker(scheduler.clone(), ctx.clone()));
@@ -68,6 +75,10 @@ pub async fn run(rows: mpsc::Receiver<Row>, ctx: Arc<Context>, concurrency: usiz
 
 async fn worker(scheduler: Arc<Scheduler>, ctx: Arc<Context>) {
     while let Some(row) = scheduler.next(ctx.pacer.lanes(), &ctx.stop).await {
+        if batch::applies(&ctx) {
+            batch::run(row, &scheduler, &ctx).await;
+            continue;
+        }
         let customer = row.customer;
         // The row's password is known to the redaction point while the row is in flight.
         let password = crate::core::redact::hold(row.changes.password.as_ref());

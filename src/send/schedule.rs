@@ -54,6 +54,9 @@ enum Take {
 pub struct Scheduler {
     state: Mutex<State>,
     workers: usize,
+    /// A customer with rows in flight gets no more until they finish (batches: one request of
+    /// a customer at a time, so its rows reach the server at the pace they were given).
+    one_at_a_time: bool,
     /// A row arrived, a row finished, or the input ended: waiting workers look again.
     wake: Notify,
     /// The look-ahead has room again: the feeder reads on.
@@ -64,7 +67,17 @@ impl Scheduler {
     /// A scheduler for `workers` workers, fed from `rows` by a task it spawns (which ends at
     /// the last row or when the run stops).
     pub fn start(rows: mpsc::Receiver<Row>, workers: usize, stop: Arc<Stop>) -> Arc<Scheduler> {
-        Scheduler::with_look_ahead(rows, workers, stop, LOOK_AHEAD)
+        Scheduler::with_look_ahead(rows, workers, stop, LOOK_AHEAD, false)
+    }
+
+    /// As [`Scheduler::start`], for workers that take a customer's rows in batches
+    /// ([`Scheduler::take_more`]): a customer with rows in flight waits until they finish.
+    pub fn start_batched(
+        rows: mpsc::Receiver<Row>,
+        workers: usize,
+        stop: Arc<Stop>,
+    ) -> Arc<Scheduler> {
+        Scheduler::with_look_ahead(rows, workers, stop, LOOK_AHEAD, true)
     }
 
     fn with_look_ahead(
@@ -72,6 +85,7 @@ impl Scheduler {
         workers: usize,
         stop: Arc<Stop>,
         look_ahead: usize,
+        one_at_a_time: bool,
     ) -> Arc<Scheduler> {
         let scheduler = Arc::new(Scheduler {
             state: Mutex::new(State {
@@ -80,6 +94,7 @@ impl Scheduler {
                 closed: false,
             }),
             workers: workers.max(1),
+            one_at_a_time,
             wake: Notify::new(),
             room: Notify::new(),
         });
@@ -129,7 +144,8 @@ impl Scheduler {
             tokio::pin!(wake);
             wake.as_mut().enable();
             let patient = waiting_since.elapsed() >= FILL_WAIT;
-            let until = match self.lock().take(lanes, self.workers, patient) {
+            let share = if self.one_at_a_time { 1 } else { self.workers };
+            let until = match self.lock().take(lanes, share, patient) {
                 Take::Row(row) => {
                     self.room.notify_one();
                     return Some(*row);
@@ -148,6 +164,24 @@ impl Scheduler {
                 _ = stop.stopping() => return None,
             }
         }
+    }
+
+    /// Up to `n` more of `customer`'s rows waiting in the look-ahead, at once and out of turn
+    /// (to go with a row `next` gave, in one batch request). Each is in flight like a row
+    /// `next` gave: call `finished` for each.
+    pub fn take_more(&self, customer: Uuid, n: usize) -> Vec<Row> {
+        let rows = {
+            let mut state = self.lock();
+            let rows = state.look.take(&customer, n);
+            if !rows.is_empty() {
+                *state.in_flight.entry(customer).or_default() += rows.len();
+            }
+            rows
+        };
+        if !rows.is_empty() {
+            self.room.notify_one();
+        }
+        rows
     }
 
     /// A row of `customer` taken by `next` is done: its place in the customer's share is free.
@@ -242,7 +276,7 @@ mod tests {
             tx.send(r).await.unwrap();
         }
         drop(tx);
-        let s = Scheduler::with_look_ahead(rx, workers, Arc::new(Stop::default()), 64);
+        let s = Scheduler::with_look_ahead(rx, workers, Arc::new(Stop::default()), 64, false);
         // Let the feeder take everything.
         while !s.lock().closed {
             tokio::task::yield_now().await;
@@ -319,7 +353,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rows_wait_for_the_look_ahead_to_fill_unless_the_input_is_slow() {
         let (tx, rx) = mpsc::channel(8);
-        let s = Scheduler::with_look_ahead(rx, 4, Arc::new(Stop::default()), 4);
+        let s = Scheduler::with_look_ahead(rx, 4, Arc::new(Stop::default()), 4, false);
         let (lanes, stop) = (Lanes::new(None), Stop::default());
         // Two of customer 1's rows, not yet a full look-ahead: held while more may come.
         tx.send(row(1, 1)).await.unwrap();
@@ -343,6 +377,52 @@ mod tests {
         assert_eq!(started.elapsed(), FILL_WAIT);
         drop(tx);
         assert!(s.next(&lanes, &stop).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_rows_of_one_customer_are_taken_at_once_and_count_in_flight() {
+        let rows = (0..10).map(|i| row(i as u8 % 2 + 1, i)).collect();
+        let s = loaded(rows, 4).await;
+        let (lanes, stop) = (Lanes::new(None), Stop::default());
+        let first = s.next(&lanes, &stop).await.unwrap();
+        assert_eq!(first.customer, customer(1));
+        let more: Vec<u64> = s.take_more(customer(1), 3).iter().map(|r| r.line).collect();
+        assert_eq!(more, [2, 4, 6]);
+        assert_eq!(s.lock().in_flight.get(&customer(1)), Some(&4));
+        assert_eq!(s.take_more(customer(1), 5).len(), 1, "only one left");
+        assert!(s.take_more(customer(1), 5).is_empty());
+        for _ in 0..5 {
+            s.finished(customer(1));
+        }
+        assert_eq!(s.lock().in_flight.get(&customer(1)), None);
+        // Customer 2's rows all still go, in order.
+        let mut rest = Vec::new();
+        while let Some(r) = s.next(&lanes, &stop).await {
+            rest.push(r.line);
+            s.finished(r.customer);
+        }
+        assert_eq!(rest, [1, 3, 5, 7, 9]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batched_a_customer_with_rows_in_flight_waits_for_them() {
+        let rows: Vec<Row> = (0..6).map(|i| row(i as u8 % 2 + 1, i)).collect();
+        let (tx, rx) = mpsc::channel(6);
+        for r in rows {
+            tx.send(r).await.unwrap();
+        }
+        drop(tx);
+        let s = Scheduler::with_look_ahead(rx, 8, Arc::new(Stop::default()), 64, true);
+        let (lanes, stop) = (Lanes::new(None), Stop::default());
+        let a = s.next(&lanes, &stop).await.unwrap();
+        let b = s.next(&lanes, &stop).await.unwrap();
+        assert_ne!(a.customer, b.customer);
+        // Both customers have a row in flight: nothing more goes, however many workers.
+        let third = tokio::time::timeout(Duration::from_secs(5), s.next(&lanes, &stop)).await;
+        assert!(third.is_err(), "{third:?}");
+        s.finished(a.customer);
+        let c = s.next(&lanes, &stop).await.unwrap();
+        assert_eq!(c.customer, a.customer);
     }
 
     #[tokio::test(start_paused = true)]

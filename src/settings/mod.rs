@@ -110,6 +110,8 @@ pub struct Settings {
     /// A limit per customer tenant as well (Partner Center throttles per partner+customer too).
     pub per_customer_rate: Option<Rate>,
     pub concurrency: usize,
+    /// Rows of one customer per request (`--batch`; Graph `$batch`), 1 to the target's largest.
+    pub batch: usize,
     pub max_attempts: u32,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -181,6 +183,7 @@ impl Settings {
             rate: v.rate,
             per_customer_rate: v.per_customer_rate,
             concurrency: v.concurrency,
+            batch: v.batch.unwrap_or_else(|| v.target.batch_size()),
             max_attempts: v.max_attempts,
             ca_file: v.ca_file,
             target: v.target,
@@ -227,6 +230,7 @@ impl Settings {
         };
         let values = Values::merge(&args.options, &file, &file_name)?;
         let fields_source = values.source("fields").to_string();
+        check_batch(&values)?;
         let fields_list = values.fields.clone();
         let passwords = values.generate_passwords.then(|| {
             let length = values.password_length;
@@ -278,6 +282,27 @@ impl Settings {
             s.credentials = Some(resolve_credentials(&args, &file, &file_name, scope)?);
         }
         Ok(s)
+    }
+}
+
+/// `--batch N` over the target's largest batch (Partner Center has none): refused, naming the option.
+fn check_batch(values: &Values) -> Result<(), ConfigError> {
+    let largest = values.target.batch_size();
+    match values.batch {
+        Some(n) if n > largest => Err(ConfigError::Invalid {
+            source_name: values.source("batch").to_string(),
+            key: "batch",
+            message: format!(
+                "is {n}, but {} takes at most {largest} row(s) per request{}",
+                values.target.title(),
+                if largest == 1 {
+                    " (it has no batch requests)"
+                } else {
+                    ""
+                }
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

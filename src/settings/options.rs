@@ -72,6 +72,10 @@ common {
     concurrency: Option<usize> = "8" => usize, parse within(1, 1024),
         help "Requests in flight at once",
         cli(short, long, value_name = "N"), env "BULKPATCH_CONCURRENCY", toml "8";
+    // Without it, the target's own largest batch (`Settings::resolve`).
+    batch: Option<usize> => Option<usize>, parse |n| within(1, 20)(n).map(Some),
+        help "Rows of one customer tenant per request, 1 to 20 (Graph `$batch`) [default: 20 for graph, 1 for partner-center, which cannot batch]",
+        cli(long, value_name = "N"), env "BULKPATCH_BATCH", toml "20";
     max_attempts: Option<u32> = "6" => u32, parse within(1, 100),
         help "Attempts per row, the first included",
         cli(long, value_name = "N"), env "BULKPATCH_MAX_ATTEMPTS", toml "6";

@@ -43,6 +43,10 @@ pub struct SimulateCmd {
     /// Per-customer-tenant request limit, as N/s.
     #[arg(long, value_name = "RATE")]
     pub customer_throttle: Option<String>,
+    /// Graph's write limit per tenant (`--target graph`), as N/s: each request, or each
+    /// `$batch` sub-request, beyond it is answered 429 with a fractional Retry-After.
+    #[arg(long, value_name = "RATE")]
+    pub graph_throttle: Option<String>,
     /// Server-wide fixed-window quota, as N/DURATION (`600/1m`), announced on every answer in
     /// IETF RateLimit-* headers; beyond it, 429 until the window ends.
     #[arg(long, value_name = "N/DURATION")]
@@ -165,6 +169,7 @@ impl SimulateCmd {
             page_size: usize::from(self.page_size),
             ..SimConfig::default()
         };
+        config.graph.throttle = throttle(&self.graph_throttle, self.throttle_burst)?;
         if let Some(t) = &self.token {
             config.token = t.clone();
         }

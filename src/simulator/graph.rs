@@ -19,10 +19,14 @@ pub const GRAPH_PREFIX: &str = "/graph/v1.0";
 pub struct SimGraph {
     /// The tenant the accepted token is for: its users are the ones served.
     pub tenant: Uuid,
-    /// A limit per tenant: past it, 429 with a fractional `Retry-After`.
+    /// A limit per tenant (each request, or `$batch` sub-request, counts): past it, 429 with a
+    /// fractional `Retry-After`.
     pub throttle: Option<Throttle>,
     /// Sent as `x-ms-throttle-limit-percentage` on every answer.
     pub throttle_limit_percentage: Option<f64>,
+    /// The n-th `$batch` request (0-based) gets `batch_faults[n]` as its own answer
+    /// (`Status`, `Throttle`, `Drop`); past the end, its sub-requests are handled.
+    pub batch_faults: Vec<Fault>,
 }
 
 impl Default for SimGraph {
@@ -31,6 +35,7 @@ impl Default for SimGraph {
             tenant: Uuid::from_u128(0x6a7e_0000_0000_4000_8000_0000_0000_0001),
             throttle: None,
             throttle_limit_percentage: None,
+            batch_faults: Vec::new(),
         }
     }
 }
@@ -38,29 +43,35 @@ impl Default for SimGraph {
 /// The Graph routes' state.
 pub(super) struct GraphState {
     pub(super) config: SimGraph,
-    limiter: Option<DefaultDirectRateLimiter>,
+    /// The throttle, one bucket per tenant (see [`tenant_of`]).
+    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
     pub(super) users: Mutex<GraphUsers>,
+    /// `$batch` requests so far (the index of `batch_faults`).
+    pub(super) batches: AtomicU64,
 }
 
 impl GraphState {
     pub(super) fn new(config: SimGraph) -> GraphState {
         GraphState {
-            limiter: config.throttle.map(|t| RateLimiter::direct(quota(t))),
+            limiter: config.throttle.map(|t| RateLimiter::keyed(quota(t))),
             config,
             users: Mutex::new(HashMap::new()),
+            batches: AtomicU64::new(0),
         }
     }
 }
 
 /// The answer's ids: Graph's own request id and the client's, echoed.
-struct GraphCtx {
-    request_id: String,
-    client_request_id: Option<HeaderValue>,
-    record: Option<usize>,
+pub(super) struct GraphCtx {
+    pub(super) request_id: String,
+    pub(super) client_request_id: Option<HeaderValue>,
+    pub(super) record: Option<usize>,
+    /// A sub-request of a `$batch`: counted apart from whole requests.
+    pub(super) sub: bool,
 }
 
 impl GraphCtx {
-    fn finish(&self, shared: &Shared, mut resp: Response) -> Response {
+    pub(super) fn finish(&self, shared: &Shared, mut resp: Response) -> Response {
         let headers = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             headers.insert("request-id", v);
@@ -73,11 +84,21 @@ impl GraphCtx {
                 headers.insert("x-ms-throttle-limit-percentage", v);
             }
         }
-        shared.answered(self.record, resp.status());
+        if self.sub {
+            shared.sub_answered(resp.status());
+        } else {
+            shared.answered(self.record, resp.status());
+        }
         resp
     }
 
-    fn error(&self, shared: &Shared, status: StatusCode, code: &str, message: &str) -> Response {
+    pub(super) fn error(
+        &self,
+        shared: &Shared,
+        status: StatusCode,
+        code: &str,
+        message: &str,
+    ) -> Response {
         let client = self
             .client_request_id
             .as_ref()
@@ -101,7 +122,27 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         request_id: Uuid::new_v4().to_string(),
         client_request_id: parts.headers.get("client-request-id").cloned(),
         record: record_request(&shared, &parts, &body, received),
+        sub: false,
     };
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix(GRAPH_PREFIX)
+        .unwrap_or_default();
+    if path == "/$batch" {
+        return super::graph_batch::handle(&shared, &ctx, &parts, &body).await;
+    }
+    respond(&shared, &ctx, &parts, &body).await
+}
+
+/// One request (alone, or one of a `$batch`): scripted faults, the throttle, the token (its
+/// tenant), the route, then the operation or the listing.
+pub(super) async fn respond(
+    shared: &Shared,
+    ctx: &GraphCtx,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Response {
     let path = parts
         .uri
         .path()
@@ -112,23 +153,16 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         Some(_) => None,
         None => path.strip_prefix("/users/").and_then(GraphKey::parse),
     };
-    if let Some(answer) = injected(&shared, &ctx, &parts, key.as_ref(), &body).await {
+    if let Some(answer) = injected(shared, ctx, parts, key.as_ref(), body).await {
         return answer;
     }
     let Some(tenant) = shared.graph_tenant_of(&parts.headers) else {
-        let message = "Access token is empty or invalid.";
-        let resp = ctx.error(
-            &shared,
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            message,
-        );
-        return resp;
+        return unauthorized_graph(shared, ctx);
     };
     if let Some(list) = list {
-        return match super::graph_lists::answer(&shared, &parts, tenant, list) {
-            Ok(resp) => ctx.finish(&shared, resp),
-            Err(r) => ctx.error(&shared, r.status, r.code, &r.message),
+        return match super::graph_lists::answer(shared, parts, tenant, list) {
+            Ok(resp) => ctx.finish(shared, resp),
+            Err(r) => ctx.error(shared, r.status, r.code, &r.message),
         };
     }
     let Some(key) = key else {
@@ -136,12 +170,22 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             "Resource not found for the segment '{}'.",
             path.trim_start_matches('/')
         );
-        return ctx.error(&shared, StatusCode::BAD_REQUEST, "BadRequest", &message);
+        return ctx.error(shared, StatusCode::BAD_REQUEST, "BadRequest", &message);
     };
-    match operate(&shared, &parts, tenant, &key, &body) {
-        Ok(resp) => ctx.finish(&shared, resp),
-        Err(r) => ctx.error(&shared, r.status, r.code, &r.message),
+    match operate(shared, parts, tenant, &key, body) {
+        Ok(resp) => ctx.finish(shared, resp),
+        Err(r) => ctx.error(shared, r.status, r.code, &r.message),
     }
+}
+
+pub(super) fn unauthorized_graph(shared: &Shared, ctx: &GraphCtx) -> Response {
+    let message = "Access token is empty or invalid.";
+    ctx.error(
+        shared,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        message,
+    )
 }
 
 /// A scripted fault for the user's object id, then the tenant's throttle.
@@ -184,14 +228,22 @@ async fn injected(
         }
     }
     let limiter = shared.graph.limiter.as_ref()?;
-    let not_until = limiter.check().err()?;
+    let not_until = limiter.check_key(&tenant_of(shared, parts)).err()?;
     let wait = not_until.wait_time_from(limiter.clock().now());
     // Graph's Retry-After may have a fraction (`2.128`); never less than a millisecond.
     let secs = wait.as_secs_f64().max(0.001);
     Some(throttled_graph(shared, ctx, &format!("{secs:.3}")))
 }
 
-fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Response {
+/// The tenant a request is for: the one its token was issued for (the configured tenant for
+/// the fixed token, or a token not accepted at all: its 401 comes after the throttle).
+fn tenant_of(shared: &Shared, parts: &axum::http::request::Parts) -> Uuid {
+    shared
+        .graph_tenant_of(&parts.headers)
+        .unwrap_or(shared.graph.config.tenant)
+}
+
+pub(super) fn throttled_graph(shared: &Shared, ctx: &GraphCtx, retry_after: &str) -> Response {
     let message = "Too many requests. Please retry after the time in the Retry-After header.";
     let mut resp = ctx.error(
         shared,

@@ -66,6 +66,7 @@ pub mod command;
 mod config;
 mod directory;
 mod graph;
+mod graph_batch;
 mod graph_lists;
 mod graph_users;
 mod oauth;
@@ -81,7 +82,7 @@ mod validation;
 pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
 pub use directory::{DirCustomer, DirUser, Directory};
 pub use graph::{SimGraph, GRAPH_PREFIX};
-pub use state::{RecordedRequest, SimStats, TokenRequest};
+pub use state::{RecordedRequest, SimStats, TokenRequest, STATS_PATH};
 
 use authority::*;
 use directory::Indexed;
@@ -143,6 +144,7 @@ impl Simulator {
                 axum::routing::post(devicecode_endpoint),
             )
             .route(DEVICE_PATH, axum::routing::get(device_page))
+            .route(STATS_PATH, axum::routing::get(stats_endpoint))
             .fallback(handle)
             .with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
@@ -212,15 +214,7 @@ impl Simulator {
     }
 
     pub fn stats(&self) -> SimStats {
-        let c = &self.shared.counters;
-        SimStats {
-            received: c.received.load(Ordering::Relaxed),
-            ok: c.ok.load(Ordering::Relaxed),
-            throttled: c.throttled.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            client_errors: c.client_errors.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 
     /// The stored state of a user, None if it was never written or seeded.
@@ -290,6 +284,12 @@ impl Simulator {
             let _ = task.await;
         }
     }
+}
+
+/// The counters as JSON, for a benchmark watching a `simulate` process.
+async fn stats_endpoint(State(shared): State<Arc<Shared>>) -> Response {
+    let stats = serde_json::to_value(shared.stats()).unwrap_or_default();
+    json_response(StatusCode::OK, &stats)
 }
 
 impl Drop for Simulator {

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Where `GET` answers the counters as JSON (benchmarks read them; never recorded or counted).
+pub const STATS_PATH: &str = "/_simulator/stats";
+
 /// One request to the token endpoint.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
@@ -112,8 +115,8 @@ impl RecordedRequest {
     }
 }
 
-/// Counters kept even when recording is off.
-#[derive(Clone, Copy, Debug, Default)]
+/// Counters kept even when recording is off (also served as JSON at [`STATS_PATH`]).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct SimStats {
     /// Every request received.
     pub received: u64,
@@ -127,6 +130,10 @@ pub struct SimStats {
     pub dropped: u64,
     /// Answered 4xx other than 429.
     pub client_errors: u64,
+    /// Sub-requests of Graph `$batch` requests handled (each request counts once above).
+    pub sub_requests: u64,
+    /// Of those, answered 429.
+    pub sub_throttled: u64,
 }
 
 #[derive(Default)]
@@ -137,6 +144,8 @@ pub(super) struct Counters {
     pub(super) errors: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) client_errors: AtomicU64,
+    pub(super) sub_requests: AtomicU64,
+    pub(super) sub_throttled: AtomicU64,
 }
 
 /// Everything the handler needs, shared by all connections.
@@ -283,6 +292,29 @@ impl Shared {
                 r.status = Some(status.as_u16());
                 r.responded_at = Some(Instant::now());
             }
+        }
+    }
+
+    pub(super) fn stats(&self) -> SimStats {
+        let c = &self.counters;
+        SimStats {
+            received: c.received.load(Ordering::Relaxed),
+            ok: c.ok.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            client_errors: c.client_errors.load(Ordering::Relaxed),
+            sub_requests: c.sub_requests.load(Ordering::Relaxed),
+            sub_throttled: c.sub_throttled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts the answer of a `$batch` sub-request.
+    pub(super) fn sub_answered(&self, status: StatusCode) {
+        let c = &self.counters;
+        c.sub_requests.fetch_add(1, Ordering::Relaxed);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            c.sub_throttled.fetch_add(1, Ordering::Relaxed);
         }
     }
 

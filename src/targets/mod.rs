@@ -179,6 +179,9 @@ pub struct RowAnswer {
     pub error_code: Option<String>,
     pub message: String,
     pub user: Option<Map<String, Value>>,
+    /// The row's own answer headers (names in lower case) when it was one part of a batch
+    /// answer (its `Retry-After`, say); empty otherwise, the transport having read them.
+    pub headers: Vec<(String, String)>,
 }
 
 /// One API the tool can update users through.
@@ -260,6 +263,7 @@ pub trait Target: Send + Sync + Debug {
                 error_code: None,
                 message,
                 user,
+                headers: Vec::new(),
             }
         } else {
             let (error_code, message) = self.read_error(answer);
@@ -268,9 +272,22 @@ pub trait Target: Send + Sync + Debug {
                 error_code,
                 message,
                 user: None,
+                headers: Vec::new(),
             }
         };
         vec![one; rows]
+    }
+    /// The one request carrying several rows (at most [`Target::batch_size`]), each with its
+    /// own ids, `envelope` the request's own: Graph's `POST /$batch`. The default suits one row.
+    fn request_many(&self, op: Op, rows: &[(RowRef<'_>, Ids)], envelope: Ids) -> Request {
+        let _ = envelope;
+        let (row, ids) = rows.first().expect("a request carries a row");
+        self.request(op, &[*row], *ids)
+    }
+    /// One result per row of a [`Target::request_many`] request, in the rows' order; a row the
+    /// answer says nothing about gets a transient status (5xx), so it is sent again.
+    fn split_many(&self, op: Op, answer: &Answer<'_>, rows: usize) -> Vec<RowAnswer> {
+        self.split(op, answer, rows)
     }
     /// Compares a row's desired values with the user's live fields (from a read).
     fn compare(&self, changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange>;

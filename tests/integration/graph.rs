@@ -27,7 +27,8 @@ async fn graph_simulator(config: SimConfig) -> Simulator {
     .await
 }
 
-/// `bulkpatch COMMAND INPUT --target graph --base-url {sim}/graph/v1.0 --out OUT` plus `extra`.
+/// `bulkpatch COMMAND INPUT --target graph --base-url {sim}/graph/v1.0 --out OUT --batch 1`
+/// plus `extra`: these tests check single requests (`graph_batch` checks `$batch`).
 fn graph_command(
     sim: &Simulator,
     command: &str,
@@ -45,6 +46,8 @@ fn graph_command(
         &url,
         "--out",
         out.to_str().unwrap(),
+        "--batch",
+        "1",
     ];
     args.extend_from_slice(extra);
     let mut cmd = bulkpatch(&args);

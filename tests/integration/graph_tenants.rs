@@ -48,6 +48,10 @@ fn rows(tenants: &[u32], users: u32) -> Csv {
 fn graph_with_config(sim: &Simulator, config: &Path, args: &[&str]) -> Command {
     let url = sim.graph_url();
     let mut all = args.to_vec();
+    if args.first() == Some(&"run") && !args.contains(&"--batch") {
+        // These tests count single requests per user; `$batch` has its own (graph_batch.rs).
+        all.extend_from_slice(&["--batch", "1"]);
+    }
     all.extend_from_slice(&[
         "--target",
         "graph",
@@ -486,4 +490,51 @@ async fn a_401_refreshes_only_the_token_of_the_tenant_it_was_sent_to() {
         sent[0].header("authorization"),
         sent[1].header("authorization")
     );
+}
+
+/// The same with `$batch` (the default): each batch carries its tenant's own token, fetched once
+/// per tenant, and a refusing tenant's rows fail without a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_carry_their_tenants_own_token() {
+    let sim = gdap_simulator(
+        SimOAuth {
+            refusing_tenants: [(customer(3), 50020)].into(),
+            ..SimOAuth::default()
+        },
+        &[1, 2, 3],
+        4,
+    )
+    .await;
+    let dir = tempdir();
+    let (config, _) = credentials(dir.path(), &sim);
+    let input = rows(&[1, 2, 3], 4).write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    // Not "run" first: `graph_with_config` adds `--batch 1` only to a command starting "run".
+    let args = ["--concurrency", "4", "run", input.to_str().unwrap()];
+    let ran = run_bin(graph_with_config(
+        &sim,
+        &config,
+        &[
+            &args[2..],
+            &["--out", out.to_str().unwrap(), "--batch", "20"],
+        ]
+        .concat(),
+    ))
+    .await;
+    assert_eq!(ran.code, 1, "tenant 3's rows failed: {}", ran.stderr);
+    for t in [1, 2, 3] {
+        assert_eq!(token_requests(&sim, customer(t)).len(), 1, "tenant {t}");
+    }
+    let batches: Vec<RecordedRequest> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/$batch"))
+        .collect();
+    assert_eq!(batches.len(), 2, "one batch for each tenant that accepts");
+    let tenants: std::collections::HashSet<Option<String>> =
+        batches.iter().map(|r| token_tenant(&sim, r)).collect();
+    let expected = [1, 2].map(|t| Some(customer(t).to_string())).into();
+    assert_eq!(tenants, expected);
+    let results = Results::read(&out);
+    assert_eq!((results.count("updated"), results.count("failed")), (8, 4));
 }

@@ -10,6 +10,7 @@ mod export;
 mod fair_customers;
 mod fields;
 mod graph;
+mod graph_batch;
 mod graph_tenants;
 mod hostile_server;
 mod hostile_values;

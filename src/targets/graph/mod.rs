@@ -6,10 +6,12 @@
 //! Uses only `core` and `targets`.
 //!
 //! Each customer tenant gets its own token (GDAP: [`Target::tokens_per_tenant`]); listings
-//! (a tenant's users, a user's directory roles) are in `collections`. Pending: `$batch` (20
-//! rows of one tenant per request, through [`Target::batch_size`] and [`Target::split`]).
+//! (a tenant's users, a user's directory roles) are in `collections`. Several writes of one
+//! tenant go in one `POST /$batch` ([`batch`], through [`Target::request_many`] and
+//! [`Target::split_many`]).
 
 pub mod audit;
+pub mod batch;
 pub mod body;
 pub mod collections;
 pub mod columns;
@@ -22,7 +24,7 @@ use uuid::Uuid;
 
 use crate::targets::{
     Answer, Changes, Collection, Field, FieldChange, IdRule, Ids, Method, NextLink, Op, Page,
-    PageError, Request, RowRef, Target, UserItem,
+    PageError, Request, RowAnswer, RowRef, Target, UserItem,
 };
 
 /// The default API root (a national cloud's, or a test server's, is given with `--base-url`).
@@ -109,8 +111,20 @@ impl Target for Graph {
         fields::can_clear(field)
     }
 
+    fn batch_size(&self) -> usize {
+        batch::MAX
+    }
+
+    fn request_many(&self, op: Op, rows: &[(RowRef<'_>, Ids)], envelope: Ids) -> Request {
+        batch::request(op, rows, envelope)
+    }
+
+    fn split_many(&self, op: Op, answer: &Answer<'_>, rows: usize) -> Vec<RowAnswer> {
+        batch::split(op, answer, rows, |whole| self.split(op, whole, rows))
+    }
+
     fn request(&self, op: Op, rows: &[RowRef<'_>], ids: Ids) -> Request {
-        let row = rows.first().expect("one row per request until $batch");
+        let row = rows.first().expect("a request carries a row");
         let path = user_path(UserKey::Id(row.user));
         let mut headers = vec![
             ("client-request-id", ids.correlation.to_string()),
@@ -238,7 +252,7 @@ mod tests {
             changes: &changes,
         };
         let target = crate::targets::choose("graph").unwrap();
-        assert_eq!((target.name(), target.batch_size()), ("graph", 1));
+        assert_eq!((target.name(), target.batch_size()), ("graph", 20));
         assert_eq!(
             target.default_base_url(),
             "https://graph.microsoft.com/v1.0"
