@@ -234,8 +234,8 @@ async fn one_customers_429s_do_not_hold_up_the_others() {
     assert!(last[0] >= 8.0, "the big customer's limit holds: {last:?}");
     for small in &last[1..] {
         assert!(
-            *small < 7.0,
-            "small customers finish on their own: {last:?}"
+            *small < last[0] - 3.0,
+            "small customers finish on their own, well before the big one: {last:?}"
         );
     }
 }
