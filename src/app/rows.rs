@@ -193,11 +193,10 @@ impl Reader {
             if self.finished.is_finished(line, hash) {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 self.counters.done.fetch_add(1, Ordering::Relaxed);
-                let customer = match &row {
-                    Ok(r) => r.customer.to_string(),
-                    Err(i) => i.customer.clone(),
-                };
-                self.counters.customer_row_done(&customer);
+                match &row {
+                    Ok(r) => self.counters.customer_id_row_done(r.customer),
+                    Err(i) => self.counters.customer_row_done(&i.customer),
+                }
                 continue;
             }
             // A protected user gets no request and no password.

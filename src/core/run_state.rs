@@ -157,7 +157,14 @@ impl Counters {
 
     /// One of `customer`'s rows is finished (recorded, or finished by an earlier run).
     pub fn customer_row_done(&self, customer: &str) {
-        if let (Some(progress), Ok(customer)) = (self.customers.get(), customer.parse()) {
+        if let Ok(customer) = customer.parse() {
+            self.customer_id_row_done(customer);
+        }
+    }
+
+    /// The same for a customer id already parsed (no text round trip per row).
+    pub fn customer_id_row_done(&self, customer: uuid::Uuid) {
+        if let Some(progress) = self.customers.get() {
             progress.row_done(customer);
         }
     }
