@@ -83,12 +83,11 @@ impl Lister {
             return Err(super::Error::Other(e));
         };
         let s = &*settings;
-        let per_customer = s.per_customer_rate.and_then(|r| r.interval());
         Ok(Lister {
             target: s.target.clone(),
             client,
             tokens,
-            pacer: Arc::new(Pacer::with_limits(s.rate.interval(), per_customer)),
+            pacer: Arc::new(Pacer::for_settings(s)),
             stop,
             policy: Policy::for_settings(s),
             counters,
@@ -105,12 +104,11 @@ impl Lister {
         counters: Arc<Counters>,
     ) -> Lister {
         let target = settings.target.clone();
-        let per_customer = settings.per_customer_rate.and_then(|r| r.interval());
         Lister {
             target,
             client,
             tokens,
-            pacer: Arc::new(Pacer::with_limits(settings.rate.interval(), per_customer)),
+            pacer: Arc::new(Pacer::for_settings(settings)),
             stop,
             policy: Policy::for_settings(settings),
             counters,

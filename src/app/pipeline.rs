@@ -348,10 +348,7 @@ impl Stages {
         ),
         rows: mpsc::Receiver<Row>,
     ) {
-        let pacer = Arc::new(Pacer::with_limits(
-            settings.rate.interval(),
-            settings.per_customer_rate.and_then(|r| r.interval()),
-        ));
+        let pacer = Arc::new(Pacer::for_settings(settings));
         if let Ok(mut slot) = self.pace.lock() {
             *slot = Some(pacer.clone());
         }

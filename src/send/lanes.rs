@@ -33,6 +33,9 @@ const OWN_429S: usize = 2;
 const OWN_SHARE: f64 = 2.0 / 3.0;
 /// Lanes kept at most; a 429 of a customer beyond them is handled partner-wide.
 const LANES_MAX: usize = 100_000;
+/// A customer's batches grow back by a quarter (at least one row) after this many batches
+/// without a 429, once a batch answered partly 429 cut them to what the server took at once.
+const BATCHES_BEFORE_GROWING: u32 = 8;
 
 /// Which limit a 429 hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +58,21 @@ struct Lane {
     created: Instant,
     /// The customer's latest answer.
     last_seen: Instant,
+    /// Whether a 429 or a warning of its own slowed it (not only started at a documented pace).
+    slowed: bool,
+    /// Its batches' size, once a batch was answered partly 429 (None: the run's `--batch`).
+    batch_limit: Option<BatchLimit>,
+}
+
+/// The size of a customer's batches after a batch answered partly 429.
+#[derive(Clone, Copy, Debug)]
+struct BatchLimit {
+    /// The rows a batch carries at most.
+    size: usize,
+    /// The most rows a batch carried that the server took whole since the last cut.
+    proven: usize,
+    /// Batches answered without a 429 since the size last changed.
+    clean: u32,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +91,10 @@ struct Inner {
 pub struct Lanes {
     /// Each lane's ceiling: the per-customer rate, if any.
     ceiling: Option<f64>,
+    /// Every 429 is the customer's own (the target throttles per tenant): no judgement.
+    tenant_only: bool,
+    /// The pace each lane starts at, before any 429: the rate the API documents per tenant.
+    start: Option<f64>,
     inner: Mutex<Inner>,
 }
 
@@ -80,8 +102,18 @@ impl Lanes {
     pub fn new(ceiling: Option<f64>) -> Lanes {
         Lanes {
             ceiling,
+            tenant_only: false,
+            start: None,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// Takes every 429 as the customer's own limit (Graph's, per app and tenant), and starts
+    /// each customer's lane at `start` per second (the limit the API documents) rather than
+    /// at the run's ceiling: its pace probes up from there, or is cut at a 429, as any lane's.
+    pub fn set_per_tenant(&mut self, start: Option<f64>) {
+        self.tenant_only = true;
+        self.start = start.filter(|r| r.is_finite() && *r > 0.0);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -104,7 +136,9 @@ impl Lanes {
     pub fn on_throttle(&self, customer: Uuid, pause: Duration) -> Scope {
         let mut inner = self.lock();
         inner.remember(customer, true);
-        if inner.partner_wide() || !inner.concentrated_on(customer) {
+        let judged_partner =
+            !self.tenant_only && (inner.partner_wide() || !inner.concentrated_on(customer));
+        if judged_partner {
             inner.take_back_recent_cuts();
             return Scope::Partner;
         }
@@ -112,6 +146,7 @@ impl Lanes {
             return Scope::Partner;
         };
         lane.last_cut = Some((Instant::now(), lane.pace.adapted(), lane.paused_until));
+        lane.slowed = true;
         lane.pace.on_throttle(pause);
         lane.last_seen = Instant::now();
         let until = checked::after(Instant::now(), pause);
@@ -136,7 +171,68 @@ impl Lanes {
     pub fn on_quota_used(&self, customer: Uuid, quota: Quota) {
         let mut inner = self.lock();
         if let Some(lane) = inner.lane(customer, self.ceiling) {
+            lane.slowed = true;
             lane.pace.on_quota(quota);
+        }
+    }
+
+    /// How many rows `customer`'s next batch may carry: `max`, or fewer after a batch of it
+    /// was answered partly 429 (the server took fewer at once than were sent).
+    pub fn batch_size(&self, customer: Uuid, max: usize) -> usize {
+        let inner = self.lock();
+        let limit = inner.lanes.get(&customer).and_then(|l| l.batch_limit);
+        limit.map_or(max, |b| b.size.min(max)).max(1)
+    }
+
+    /// A batch of `sent` rows to `customer` answered with `throttled` of them 429: when the
+    /// server took some but not all at once, later batches carry at most what it took; after
+    /// [`BATCHES_BEFORE_GROWING`] batches without a 429 they grow by a quarter, up to `max`.
+    /// True when the 429s answered a batch grown beyond the size last taken whole: the size
+    /// was too large, not the pace too fast (the caller pauses the lane without cutting it).
+    pub fn batch_answered(
+        &self,
+        customer: Uuid,
+        sent: usize,
+        throttled: usize,
+        max: usize,
+    ) -> bool {
+        let mut inner = self.lock();
+        let taken = sent.saturating_sub(throttled);
+        if throttled > 0 && taken > 0 {
+            let Some(lane) = inner.lane(customer, self.ceiling) else {
+                return false;
+            };
+            let grown = lane.batch_limit.is_some_and(|b| sent > b.proven);
+            let size = lane.batch_limit.map_or(max, |b| b.size).min(taken);
+            lane.batch_limit = Some(BatchLimit {
+                size,
+                proven: size,
+                clean: 0,
+            });
+            return grown;
+        }
+        let lane = inner.lanes.get_mut(&customer);
+        if let (0, Some(b)) = (throttled, lane.and_then(|l| l.batch_limit.as_mut())) {
+            b.proven = b.proven.max(sent);
+            b.clean = b.clean.saturating_add(1);
+            if b.clean >= BATCHES_BEFORE_GROWING {
+                b.size = (b.size + (b.size / 4).max(1)).min(max);
+                b.clean = 0;
+            }
+        }
+        false
+    }
+
+    /// Pauses `customer`'s lane for `pause` without cutting its pace (a 429 its batch size
+    /// explains).
+    pub fn pause(&self, customer: Uuid, pause: Duration) {
+        let mut inner = self.lock();
+        inner.remember(customer, true);
+        if let Some(lane) = inner.lane(customer, self.ceiling) {
+            let until = checked::after(Instant::now(), pause);
+            if lane.paused_until.is_none_or(|u| u < until) {
+                lane.paused_until = Some(until);
+            }
         }
     }
 
@@ -158,7 +254,12 @@ impl Lanes {
 
     /// Takes `customer`'s next send slot of its pace: the instant to wait for (None: go now).
     pub fn reserve(&self, customer: Uuid) -> Option<Instant> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        if let Some(start) = self.start.filter(|_| !inner.lanes.contains_key(&customer)) {
+            if let Some(lane) = inner.lane(customer, self.ceiling) {
+                lane.pace.start_at(start);
+            }
+        }
         let slot = inner.lanes.get(&customer)?.pace.reserve()?;
         (slot > Instant::now()).then_some(slot)
     }
@@ -177,7 +278,8 @@ impl Lanes {
             .lanes
             .iter()
             .filter(|(_, lane)| {
-                within.is_none_or(|w| now.saturating_duration_since(lane.last_seen) <= w)
+                lane.slowed
+                    && within.is_none_or(|w| now.saturating_duration_since(lane.last_seen) <= w)
             })
             .filter_map(|(c, lane)| Some((*c, lane.pace.rate()?)))
             .filter(|(_, rate)| self.ceiling.is_none_or(|c| *rate < c * 0.999))
@@ -294,6 +396,8 @@ impl Inner {
                 last_seen: Instant::now(),
                 last_cut: None,
                 created: Instant::now(),
+                slowed: false,
+                batch_limit: None,
             }
         }))
     }
@@ -463,5 +567,79 @@ mod tests {
         assert!(lanes.rate(a).is_some_and(|r| r < 10.0));
         assert_eq!(lanes.rate(b), None);
         assert_eq!(lanes.ready_at(a), None, "no pause before a 429");
+    }
+
+    /// A target that throttles per tenant (Graph): every 429 is the customer's own, even the
+    /// first and even when several customers are throttled at once; lanes start at the
+    /// documented rate and are not counted as throttled until they are.
+    #[tokio::test(start_paused = true)]
+    async fn per_tenant_429s_are_each_customers_own_and_lanes_start_at_the_documented_rate() {
+        let mut lanes = Lanes::new(None);
+        lanes.set_per_tenant(Some(20.0));
+        let all: Vec<Uuid> = (1..=4).map(customer).collect();
+        let first = lanes.reserve(all[0]);
+        let second = lanes.reserve(all[0]).unwrap();
+        assert_eq!(
+            second - first.unwrap_or_else(Instant::now),
+            Duration::from_millis(50)
+        );
+        assert_eq!(lanes.slowest(None).0, 0, "started, not throttled");
+        answers(&lanes, &all, 40, 2).await;
+        for c in &all {
+            assert_eq!(
+                lanes.on_throttle(*c, Duration::from_secs(1)),
+                Scope::Customer
+            );
+        }
+        assert_eq!(lanes.slowest(None).0, 4);
+        assert!(lanes.paused_until(all[3]).is_some());
+    }
+
+    /// A batch answered partly 429 cuts the customer's batches to what the server took; 429s
+    /// of a batch grown beyond what it took whole are the size's, not the pace's; clean
+    /// batches grow the size back, never beyond `--batch`.
+    #[tokio::test(start_paused = true)]
+    async fn batches_shrink_to_what_the_server_took_and_grow_back() {
+        let lanes = Lanes::new(None);
+        let c = customer(1);
+        assert_eq!(lanes.batch_size(c, 20), 20);
+        assert!(
+            !lanes.batch_answered(c, 20, 0, 20),
+            "clean: nothing changes"
+        );
+        assert_eq!(lanes.batch_size(c, 20), 20);
+        assert!(
+            !lanes.batch_answered(c, 20, 15, 20),
+            "the first cut may be the pace's"
+        );
+        assert_eq!(lanes.batch_size(c, 20), 5);
+        assert!(!lanes.batch_answered(c, 5, 5, 20), "none taken: the pace's");
+        assert_eq!(lanes.batch_size(c, 20), 5);
+        for _ in 0..BATCHES_BEFORE_GROWING {
+            assert_eq!(lanes.batch_size(c, 20), 5);
+            lanes.batch_answered(c, 5, 0, 20);
+        }
+        assert_eq!(lanes.batch_size(c, 20), 6);
+        assert!(
+            lanes.batch_answered(c, 6, 1, 20),
+            "grown beyond 5: the size's"
+        );
+        assert_eq!(lanes.batch_size(c, 20), 5);
+        assert!(
+            !lanes.batch_answered(c, 5, 1, 20),
+            "the size taken before: the pace's"
+        );
+        assert_eq!(lanes.batch_size(c, 20), 4);
+        for _ in 0..BATCHES_BEFORE_GROWING * 40 {
+            let n = lanes.batch_size(c, 20);
+            lanes.batch_answered(c, n, 0, 20);
+        }
+        assert_eq!(lanes.batch_size(c, 20), 20);
+        assert_eq!(lanes.batch_size(c, 8), 8, "never above --batch");
+        assert_eq!(
+            lanes.batch_size(customer(2), 20),
+            20,
+            "other customers untouched"
+        );
     }
 }

@@ -141,6 +141,17 @@ impl Controller {
         s.cuts = s.cuts.saturating_sub(1);
     }
 
+    /// Starts pacing at `pace` (a lane's documented limit), below the ceiling; probing up
+    /// from there as after a cut measured long enough to trust.
+    pub fn start_at(&self, pace: f64) {
+        let mut s = self.lock();
+        if s.ceiling.is_none_or(|c| pace < c) {
+            s.pace = Some(pace.max(MIN_RATE));
+            s.last_increase = Instant::now();
+            s.guessed = false;
+        }
+    }
+
     /// Reserves the next send slot of the adaptive pace; None when not pacing below the ceiling
     /// (the ceiling's own limiter paces then).
     pub fn reserve(&self) -> Option<Instant> {

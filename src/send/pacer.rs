@@ -52,6 +52,25 @@ impl Pacer {
         }
     }
 
+    /// The pacer of a run or listing: `--rate`, `--per-customer-rate`, and whether the target
+    /// throttles per tenant only.
+    pub fn for_settings(settings: &crate::settings::Settings) -> Pacer {
+        let mut pacer = Pacer::with_limits(
+            settings.rate.interval(),
+            settings.per_customer_rate.and_then(|r| r.interval()),
+        );
+        if settings.target.throttles_per_tenant() {
+            // Each tenant starts at the rate given for it (`unlimited`: none), else at the
+            // API's documented one.
+            let start = match settings.per_customer_rate {
+                Some(rate) => rate.interval().map(|i| 1.0 / i.as_secs_f64()),
+                None => settings.target.documented_tenant_rate(),
+            };
+            pacer.lanes.set_per_tenant(start);
+        }
+        pacer
+    }
+
     /// How the run is paced now; `recent` limits the customers' paces to those answered in the
     /// last few seconds (for the progress display: customers that finished drop out).
     pub fn now(&self, recent: bool) -> crate::core::run_state::PaceNow {

@@ -201,6 +201,17 @@ pub trait Target: Send + Sync + Debug {
     fn tokens_per_tenant(&self) -> bool {
         false
     }
+    /// Whether every 429 is the customer tenant's own limit (Graph throttles per app and
+    /// tenant), rather than the partner's or the customer's, which only the spread of the
+    /// 429s over customers tells (Partner Center).
+    fn throttles_per_tenant(&self) -> bool {
+        false
+    }
+    /// The writes per second a customer tenant is documented to allow (Graph: 3,000 per 150 s
+    /// per app and tenant): each tenant's pace starts there, then adapts. None: unknown.
+    fn documented_tenant_rate(&self) -> Option<f64> {
+        None
+    }
     /// The API's name in messages ("not changeable through Partner Center").
     fn title(&self) -> &'static str {
         self.name()

@@ -92,7 +92,10 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
                 })
             )
         });
-        let room = ctx.batch.saturating_sub(slots.len());
+        // As many rows as the tenant took at once lately (`--batch` until a batch was answered
+        // partly 429); rows beyond that from earlier batches wait for the next request.
+        let size = ctx.pacer.lanes().batch_size(customer, ctx.batch);
+        let room = size.saturating_sub(slots.len());
         if room > 0 && !throttled && !ctx.stop.is_stopping() {
             let more = scheduler.take_more(customer, room);
             slots.extend(admit(more, scheduler, ctx).await);
@@ -100,14 +103,19 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
         if slots.is_empty() {
             return;
         }
+        let waiting = slots.split_off(size.min(slots.len()));
         match envelope(&mut slots, ctx, &mut refreshed).await {
             Ok(sent) => {
                 wait = sent.wait;
                 slots = settle(slots, scheduler, ctx);
+                slots.extend(waiting);
             }
-            Err(Halt::Stopped(ending)) => return finish_all(slots, ending, scheduler, ctx),
+            Err(Halt::Stopped(ending)) => {
+                slots.extend(waiting);
+                return finish_all(slots, ending, scheduler, ctx);
+            }
             Err(Halt::Refused(refusal)) => {
-                for slot in slots {
+                for slot in slots.into_iter().chain(waiting) {
                     ctx.results
                         .send(held_record(&slot.row, &refusal, ctx.operation));
                     scheduler.finished(slot.row.customer);
@@ -319,6 +327,7 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
     };
     let answers = ctx.target.split_many(Op::Write, &answer, slots.len());
     let (mut wait, mut throttled_wait) = (Duration::ZERO, None::<Duration>);
+    let mut throttled_rows = 0;
     for (slot, answer) in slots.iter_mut().zip(answers) {
         let attempt = Attempt::Response(sub_response(answer, slot));
         ctx.pacer.observe(&attempt, Some(customer));
@@ -336,6 +345,7 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
                 asked.unwrap_or_else(|| ctx.policy.backoff.delay(slot.attempts, &mut rand::rng()));
             wait = wait.max(w);
             if throttled {
+                throttled_rows += 1;
                 slot.throttled += 1;
                 throttled_wait = Some(throttled_wait.unwrap_or_default().max(w));
             }
@@ -344,8 +354,20 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
         slot.last = Some(attempt);
         slot.verdict = Some(verdict);
     }
-    if let Some(w) = throttled_wait {
-        ctx.pacer.throttled(Some(customer), w);
+    let lanes = ctx.pacer.lanes();
+    let too_large = lanes.batch_answered(customer, slots.len(), throttled_rows, ctx.batch);
+    tracing::trace!(
+        sent = slots.len(),
+        throttled_rows,
+        too_large,
+        "batch answered"
+    );
+    match throttled_wait {
+        Some(w) if too_large => lanes.pause(customer, w),
+        Some(w) => {
+            ctx.pacer.throttled(Some(customer), w);
+        }
+        None => {}
     }
     Sent { wait }
 }

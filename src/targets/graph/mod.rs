@@ -30,6 +30,10 @@ use crate::targets::{
 /// The default API root (a national cloud's, or a test server's, is given with `--base-url`).
 pub const BASE_URL: &str = "https://graph.microsoft.com/v1.0";
 /// The scope of a delegated Graph token (the app's consented permissions).
+/// Graph's documented write limit for identity and access: 3,000 writes per 150 s per app and
+/// tenant (a user PATCH is one write, in a `$batch` or not), 20 per second sustained.
+const WRITES_PER_TENANT: u32 = 3_000;
+const WRITES_WINDOW_S: u32 = 150;
 pub const SCOPE: &str = "https://graph.microsoft.com/.default offline_access";
 
 /// The Microsoft Graph target.
@@ -89,6 +93,14 @@ impl Target for Graph {
 
     fn tokens_per_tenant(&self) -> bool {
         true
+    }
+
+    fn throttles_per_tenant(&self) -> bool {
+        true
+    }
+
+    fn documented_tenant_rate(&self) -> Option<f64> {
+        Some(WRITES_PER_TENANT as f64 / WRITES_WINDOW_S as f64)
     }
 
     fn column_alias(&self, normalized: &str) -> Option<&'static str> {
