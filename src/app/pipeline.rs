@@ -558,7 +558,7 @@ fn open_undo_file(
         .target
         .undo_columns()
         .iter()
-        .map(|(_, c)| *c)
+        .map(|(_, field)| field.column())
         .collect();
     let undo = crate::output::undo::UndoFile::open(path, columns, settings.resume)?;
     Ok(Some(Arc::new(undo)))

@@ -228,12 +228,18 @@ fn write_ahead(ctx: &Context, row: &Row, fields: &[crate::targets::FieldChange])
         ctx.counters.not_undoable.fetch_add(1, Ordering::Relaxed);
     }
     let columns = ctx.target.undo_columns();
+    // A value that was empty is restored by `<clear>` where the API can clear it (Graph);
+    // elsewhere the cell stays empty ("unchanged": it cannot be restored).
     let previous: Vec<(&'static str, String)> = fields
         .iter()
         .filter(|f| f.changes)
         .filter_map(|f| {
-            let (_, column) = columns.iter().find(|(api, _)| *api == f.field)?;
-            Some((*column, f.current.clone().unwrap_or_default()))
+            let (_, field) = columns.iter().find(|(api, _)| *api == f.field)?;
+            let empty = || match ctx.target.can_clear(*field) {
+                true => crate::targets::CLEAR.to_string(),
+                false => String::new(),
+            };
+            Some((field.column(), f.current.clone().unwrap_or_else(empty)))
         })
         .collect();
     if previous.is_empty() {

@@ -313,8 +313,8 @@ pub trait Target: Send + Sync + Debug {
     }
 
     /// For an undo file: each field that can be read back, as (the API's name in
-    /// `FieldChange::field`, the CSV column that sets it again). Empty: no undo.
-    fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
+    /// `FieldChange::field`, the field whose column sets it again). Empty: no undo.
+    fn undo_columns(&self) -> &'static [(&'static str, Field)] {
         &[]
     }
 

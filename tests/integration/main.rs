@@ -12,6 +12,7 @@ mod fields;
 mod graph;
 mod graph_batch;
 mod graph_tenants;
+mod graph_undo;
 mod hostile_server;
 mod hostile_values;
 mod input_rows;

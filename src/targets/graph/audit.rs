@@ -7,6 +7,29 @@ use serde_json::{Map, Value};
 use crate::targets::graph::fields::{property, FIELDS};
 use crate::targets::{Changes, Field, FieldChange, CLEAR};
 
+/// For an undo file: every field a read returns, by its property name (all but the password).
+pub const UNDO_COLUMNS: &[(&str, Field)] = &[
+    ("usageLocation", Field::UsageLocation),
+    ("displayName", Field::DisplayName),
+    ("givenName", Field::FirstName),
+    ("surname", Field::LastName),
+    ("userPrincipalName", Field::UserPrincipalName),
+    ("jobTitle", Field::JobTitle),
+    ("department", Field::Department),
+    ("officeLocation", Field::OfficeLocation),
+    ("companyName", Field::CompanyName),
+    ("employeeId", Field::EmployeeId),
+    ("mobilePhone", Field::MobilePhone),
+    ("businessPhones", Field::BusinessPhones),
+    ("city", Field::City),
+    ("state", Field::State),
+    ("country", Field::Country),
+    ("postalCode", Field::PostalCode),
+    ("streetAddress", Field::StreetAddress),
+    ("preferredLanguage", Field::PreferredLanguage),
+    ("accountEnabled", Field::AccountEnabled),
+];
+
 /// The `$select` of a read: the id and every changeable property (not the password profile).
 pub fn select() -> String {
     let mut names = vec!["id"];
@@ -90,6 +113,20 @@ mod tests {
         );
         assert!(s.ends_with(",preferredLanguage,accountEnabled"), "{s}");
         assert!(!s.contains("password"));
+    }
+
+    #[test]
+    fn every_field_but_the_password_can_be_undone_by_its_own_property() {
+        let fields: Vec<Field> = FIELDS
+            .iter()
+            .copied()
+            .filter(|f| *f != Field::Password)
+            .collect();
+        let undo: Vec<Field> = UNDO_COLUMNS.iter().map(|(_, f)| *f).collect();
+        assert_eq!(undo, fields);
+        for (name, field) in UNDO_COLUMNS {
+            assert_eq!(*name, property(*field));
+        }
     }
 
     #[test]

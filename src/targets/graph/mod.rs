@@ -95,6 +95,10 @@ impl Target for Graph {
         true
     }
 
+    fn undo_columns(&self) -> &'static [(&'static str, Field)] {
+        audit::UNDO_COLUMNS
+    }
+
     fn throttles_per_tenant(&self) -> bool {
         true
     }

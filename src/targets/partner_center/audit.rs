@@ -2,17 +2,17 @@
 
 use serde_json::{Map, Value};
 
-use crate::targets::{Changes, FieldChange};
+use crate::targets::{Changes, Field, FieldChange};
 
 /// Every field the row sets, compared with the live user. A password always counts as a change:
 /// it cannot be read back.
 /// The fields an undo file restores: the API's name and the input column that sets it.
-pub const UNDO_COLUMNS: &[(&str, &str)] = &[
-    ("usageLocation", "usage_location"),
-    ("displayName", "display_name"),
-    ("firstName", "first_name"),
-    ("lastName", "last_name"),
-    ("userPrincipalName", "new_user_principal_name"),
+pub const UNDO_COLUMNS: &[(&str, Field)] = &[
+    ("usageLocation", Field::UsageLocation),
+    ("displayName", Field::DisplayName),
+    ("firstName", Field::FirstName),
+    ("lastName", Field::LastName),
+    ("userPrincipalName", Field::UserPrincipalName),
 ];
 
 pub fn compare(changes: &Changes, live: &Map<String, Value>) -> Vec<FieldChange> {

@@ -46,7 +46,7 @@ impl Target for PartnerCenter {
         SCOPE
     }
 
-    fn undo_columns(&self) -> &'static [(&'static str, &'static str)] {
+    fn undo_columns(&self) -> &'static [(&'static str, Field)] {
         audit::UNDO_COLUMNS
     }
 
