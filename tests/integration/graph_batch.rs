@@ -44,6 +44,10 @@ fn graph_run(sim: &Simulator, input: &Path, out: &Path, extra: &[&str]) -> Comma
         "--rate",
         "unlimited",
     ];
+    if !extra.contains(&"--per-customer-rate") {
+        // Not Graph's documented 20/s per tenant either: these tests are about batches.
+        args.extend_from_slice(&["--per-customer-rate", "unlimited"]);
+    }
     args.extend_from_slice(extra);
     let mut cmd = bulkpatch(&args);
     cmd.env("BULKPATCH_TOKEN", sim.token());
@@ -466,4 +470,43 @@ async fn rows_answered_429_go_again_without_new_rows_beside_them() {
     assert_eq!(sent[2], (21..=25).map(user).collect::<Vec<_>>());
     assert_eq!(sent.len(), 3);
     assert_eq!(Results::read(&out).count("updated"), 25);
+}
+
+/// A tenant that takes only 5 sub-requests at once (burst 5, at a fast rate): after the first
+/// batch of 20 is answered 15 times 429, later batches carry what it took, growing back by
+/// one after 8 clean ones, and the rows land with few 429s more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_shrink_to_what_the_tenant_takes_at_once() {
+    let sim = graph_simulator(SimConfig {
+        graph: SimGraph {
+            throttle: Some(Throttle {
+                per_second: 200,
+                burst: 5,
+            }),
+            ..SimGraph::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempdir();
+    let input = job_titles(dir.path(), 80);
+    let out = dir.path().join("out.csv");
+    let extra = ["--per-customer-rate", "100/s", "--max-attempts", "20"];
+    let ran = run_bin(graph_run(&sim, &input, &out, &extra)).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(Results::read(&out).count("updated"), 80);
+    let sizes: Vec<usize> = batches(&sim).iter().map(|b| subs(b).len()).collect();
+    assert_eq!(sizes[0], 20, "{sizes:?}");
+    assert!(sizes[1..].iter().all(|n| *n <= 6), "{sizes:?}");
+    assert!(
+        sizes.iter().filter(|n| **n == 6).count() >= 1,
+        "grown back: {sizes:?}"
+    );
+    let stats = sim.stats();
+    assert!(
+        stats.sub_throttled <= 15 + 5,
+        "{} of {} sub-requests answered 429: {sizes:?}",
+        stats.sub_throttled,
+        stats.sub_requests
+    );
 }
