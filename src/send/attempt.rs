@@ -43,4 +43,6 @@ pub struct Response {
     pub user: Option<serde_json::Map<String, serde_json::Value>>,
     /// What rate-limit headers said remains, if the server sent any.
     pub quota: Option<crate::send::pace::Quota>,
+    /// Which limit a 429 hit, when the server said (Graph's `x-ms-throttle-scope`).
+    pub throttle_scope: Option<crate::send::lanes::Scope>,
 }

@@ -181,6 +181,7 @@ async fn read_response(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
     let quota = crate::send::pace::quota_from_headers(headers, SystemTime::now());
+    let throttle_scope = crate::send::lanes::Scope::from_headers(headers);
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -213,6 +214,7 @@ async fn read_response(
             message,
             user,
             quota,
+            throttle_scope,
         };
         let body = if keep == Keep::Body { body } else { Vec::new() };
         return (response, body);
@@ -238,6 +240,7 @@ async fn read_response(
         message: sanitize(&message, secrets),
         user: None,
         quota,
+        throttle_scope,
     };
     (response, Vec::new())
 }

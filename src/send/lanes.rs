@@ -37,13 +37,30 @@ const LANES_MAX: usize = 100_000;
 /// without a 429, once a batch answered partly 429 cut them to what the server took at once.
 const BATCHES_BEFORE_GROWING: u32 = 8;
 
-/// Which limit a 429 hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which limit a 429 hit (ordered: the partner's is the wider).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     /// The customer's own limit: only its lane slows down and pauses.
     Customer,
     /// The partner's limit: every request slows down and pauses.
     Partner,
+}
+
+impl Scope {
+    /// What a 429's `x-ms-throttle-scope` says (Graph: `Tenant_Application/ReadWrite/<app>/<tenant>`):
+    /// `Tenant_Application` and `Tenant` are the customer tenant's limits, `Application` the
+    /// app's own across every tenant (the partner's, here). None when absent or unknown.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Scope> {
+        let value = headers.get("x-ms-throttle-scope")?.to_str().ok()?;
+        let kind = value.split('/').next()?.trim();
+        if kind.eq_ignore_ascii_case("tenant_application") || kind.eq_ignore_ascii_case("tenant") {
+            Some(Scope::Customer)
+        } else if kind.eq_ignore_ascii_case("application") {
+            Some(Scope::Partner)
+        } else {
+            None
+        }
+    }
 }
 
 /// One customer's pace and pause, created at its first 429 (or rate-limit warning).
@@ -130,14 +147,18 @@ impl Lanes {
         }
     }
 
-    /// A 429 from `customer`, to be retried after `pause`: judged partner-wide or the
-    /// customer's own. The customer's own slows and pauses its lane here; a partner-wide one is
-    /// left to the caller (the pool-wide pace and pause).
-    pub fn on_throttle(&self, customer: Uuid, pause: Duration) -> Scope {
+    /// A 429 from `customer`, to be retried after `pause`: partner-wide or the customer's own,
+    /// as the server `said` (Graph's `x-ms-throttle-scope`), else as the target throttles, else
+    /// judged from the spread of the 429s. The customer's own slows and pauses its lane here; a
+    /// partner-wide one is left to the caller (the pool-wide pace and pause).
+    pub fn on_throttle(&self, customer: Uuid, pause: Duration, said: Option<Scope>) -> Scope {
         let mut inner = self.lock();
         inner.remember(customer, true);
-        let judged_partner =
-            !self.tenant_only && (inner.partner_wide() || !inner.concentrated_on(customer));
+        let judged_partner = match said {
+            Some(scope) => scope == Scope::Partner,
+            None if self.tenant_only => false,
+            None => inner.partner_wide() || !inner.concentrated_on(customer),
+        };
         if judged_partner {
             inner.take_back_recent_cuts();
             return Scope::Partner;
@@ -421,8 +442,8 @@ mod tests {
     /// A customer's own 429: a first one (judged the partner's: nothing tells them apart yet),
     /// then the one that shows the 429s concentrated on it.
     fn own_429(lanes: &Lanes, c: Uuid, pause: Duration) -> Scope {
-        assert_eq!(lanes.on_throttle(c, Duration::ZERO), Scope::Partner);
-        lanes.on_throttle(c, pause)
+        assert_eq!(lanes.on_throttle(c, Duration::ZERO, None), Scope::Partner);
+        lanes.on_throttle(c, pause, None)
     }
 
     #[tokio::test(start_paused = true)]
@@ -457,7 +478,7 @@ mod tests {
         // A lone first 429, then 429s over several customers within a second.
         for c in &all[..3] {
             assert_eq!(
-                lanes.on_throttle(*c, Duration::from_secs(1)),
+                lanes.on_throttle(*c, Duration::from_secs(1), None),
                 Scope::Partner
             );
             tokio::time::advance(Duration::from_millis(100)).await;
@@ -495,7 +516,7 @@ mod tests {
         );
         assert!(lanes.paused_until(all[0]).is_some());
         assert_eq!(
-            lanes.on_throttle(all[1], Duration::from_secs(1)),
+            lanes.on_throttle(all[1], Duration::from_secs(1), None),
             Scope::Partner
         );
         assert_eq!(lanes.rate(all[0]), own, "the cut is undone");
@@ -508,13 +529,13 @@ mod tests {
         let (a, b) = (customer(1), customer(2));
         answers(&lanes, &[a, b], 10, 1).await;
         assert_eq!(own_429(&lanes, a, Duration::ZERO), Scope::Customer);
-        assert_eq!(lanes.on_throttle(b, Duration::ZERO), Scope::Partner);
+        assert_eq!(lanes.on_throttle(b, Duration::ZERO, None), Scope::Partner);
         // A single customer: its first 429 is taken as the partner's, the next ones its own.
         let solo = Lanes::new(None);
         answers(&solo, &[a], 10, 1).await;
-        assert_eq!(solo.on_throttle(a, Duration::ZERO), Scope::Partner);
+        assert_eq!(solo.on_throttle(a, Duration::ZERO, None), Scope::Partner);
         for _ in 0..5 {
-            assert_eq!(solo.on_throttle(a, Duration::ZERO), Scope::Customer);
+            assert_eq!(solo.on_throttle(a, Duration::ZERO, None), Scope::Customer);
         }
     }
 
@@ -587,7 +608,7 @@ mod tests {
         answers(&lanes, &all, 40, 2).await;
         for c in &all {
             assert_eq!(
-                lanes.on_throttle(*c, Duration::from_secs(1)),
+                lanes.on_throttle(*c, Duration::from_secs(1), None),
                 Scope::Customer
             );
         }
@@ -641,5 +662,40 @@ mod tests {
             20,
             "other customers untouched"
         );
+    }
+
+    /// `x-ms-throttle-scope` says which limit a 429 hit, over any judgement: the tenant's own
+    /// (even for a target judged by spread), or the app's across tenants (even per tenant).
+    #[tokio::test(start_paused = true)]
+    async fn the_servers_throttle_scope_decides() {
+        let header = |v: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("x-ms-throttle-scope", http::HeaderValue::from_static(v));
+            Scope::from_headers(&h)
+        };
+        let tenant = "Tenant_Application/ReadWrite/9a3e2f1c-0000-4000-8000-000000000001/72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(header(tenant), Some(Scope::Customer));
+        assert_eq!(header("Tenant/Write/x/y"), Some(Scope::Customer));
+        assert_eq!(header("application/ReadWrite/x"), Some(Scope::Partner));
+        assert_eq!(header("Galaxy/x"), None);
+        assert_eq!(header(""), None);
+        assert_eq!(Scope::from_headers(&http::HeaderMap::new()), None);
+
+        let judged = Lanes::new(None);
+        let (a, b) = (customer(1), customer(2));
+        answers(&judged, &[a, b], 10, 2).await;
+        let pause = Duration::from_secs(1);
+        assert_eq!(
+            judged.on_throttle(a, pause, Some(Scope::Customer)),
+            Scope::Customer
+        );
+        assert!(judged.paused_until(a).is_some() && judged.paused_until(b).is_none());
+        let mut per_tenant = Lanes::new(None);
+        per_tenant.set_per_tenant(None);
+        assert_eq!(
+            per_tenant.on_throttle(a, pause, Some(Scope::Partner)),
+            Scope::Partner
+        );
+        assert_eq!(per_tenant.len(), 0, "no lane of its own");
     }
 }

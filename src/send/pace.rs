@@ -548,6 +548,7 @@ mod tests {
             message: String::new(),
             user: None,
             quota: quota_from_headers(&headers, std::time::SystemTime::now()),
+            throttle_scope: None,
         });
         let started = Instant::now();
         pacer.observe(&answer, None);

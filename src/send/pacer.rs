@@ -115,11 +115,11 @@ impl Pacer {
     }
 
     /// A 429 from `customer`, whose row retries after `wait`: the customer's lane slows down
-    /// and pauses, or, when 429s from several customers show the partner's limit (or no
-    /// customer is known), every worker does.
-    pub fn throttled(&self, customer: Option<Uuid>, wait: Duration) -> Scope {
+    /// and pauses, or, when the server `said` so, 429s from several customers show the
+    /// partner's limit, or no customer is known, every worker does.
+    pub fn throttled(&self, customer: Option<Uuid>, wait: Duration, said: Option<Scope>) -> Scope {
         let scope = match customer {
-            Some(customer) => self.lanes.on_throttle(customer, wait),
+            Some(customer) => self.lanes.on_throttle(customer, wait, said),
             None => Scope::Partner,
         };
         if scope == Scope::Partner {

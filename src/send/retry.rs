@@ -210,9 +210,9 @@ where
         pacer.observe(&attempt, customer);
         let verdict = classify(&attempt);
         let got_response = attempt.got_response();
-        let retry_after = match &attempt {
-            Attempt::Response(r) => r.retry_after,
-            _ => None,
+        let (retry_after, said) = match &attempt {
+            Attempt::Response(r) => (r.retry_after, r.throttle_scope),
+            _ => (None, None),
         };
         driven.last = Some(attempt);
         driven.verdict = Some(verdict.clone());
@@ -228,7 +228,7 @@ where
         if throttled {
             driven.throttled += 1;
             // The customer's lane waits, or everyone when the partner's limit was hit.
-            pacer.throttled(customer, wait);
+            pacer.throttled(customer, wait, said);
         }
         if driven.attempts >= policy.max_attempts {
             driven.ending = Ending::Exhausted;
@@ -262,6 +262,7 @@ mod tests {
             message: format!("status {status}"),
             user: None,
             quota: None,
+            throttle_scope: None,
         })
     }
 

@@ -330,9 +330,9 @@ mod tests {
         let lanes = Lanes::new(None);
         // Customer 1 alone is throttled: its lane pauses for 5 s.
         lanes.on_success(customer(1));
-        lanes.on_throttle(customer(1), Duration::ZERO);
+        lanes.on_throttle(customer(1), Duration::ZERO, None);
         assert_eq!(
-            lanes.on_throttle(customer(1), Duration::from_secs(5)),
+            lanes.on_throttle(customer(1), Duration::from_secs(5), None),
             crate::send::lanes::Scope::Customer
         );
         let start = Instant::now();

@@ -228,12 +228,22 @@ async fn injected(
         }
     }
     let limiter = shared.graph.limiter.as_ref()?;
-    let not_until = limiter.check_key(&tenant_of(shared, parts)).err()?;
+    let tenant = tenant_of(shared, parts);
+    let not_until = limiter.check_key(&tenant).err()?;
     let wait = not_until.wait_time_from(limiter.clock().now());
     // Graph's Retry-After may have a fraction (`2.128`); never less than a millisecond.
     let secs = wait.as_secs_f64().max(0.001);
-    Some(throttled_graph(shared, ctx, &format!("{secs:.3}")))
+    let mut resp = throttled_graph(shared, ctx, &format!("{secs:.3}"));
+    // The limit hit: this app's in this tenant, as Graph says on a 429.
+    let scope = format!("Tenant_Application/ReadWrite/{SIMULATED_APP}/{tenant}");
+    if let Ok(v) = HeaderValue::from_str(&scope) {
+        resp.headers_mut().insert("x-ms-throttle-scope", v);
+    }
+    Some(resp)
 }
+
+/// The application id named in `x-ms-throttle-scope`.
+const SIMULATED_APP: &str = "5e1a7ab0-0000-4000-8000-00000000a11d";
 
 /// The tenant a request is for: the one its token was issued for (the configured tenant for
 /// the fixed token, or a token not accepted at all: its 401 comes after the throttle).

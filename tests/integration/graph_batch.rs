@@ -439,6 +439,14 @@ async fn the_simulator_batches_like_graph() {
     assert_eq!(throttled.len(), 15);
     let retry_after = throttled[0]["headers"]["retry-after"].as_str().unwrap();
     assert!(retry_after.contains('.'), "fractional: {retry_after}");
+    let scope = throttled[0]["headers"]["x-ms-throttle-scope"]
+        .as_str()
+        .unwrap();
+    let tenant = customer(1).to_string();
+    assert!(
+        scope.starts_with("Tenant_Application/") && scope.ends_with(&tenant),
+        "{scope}"
+    );
     assert_eq!(throttled[0]["body"]["error"]["code"], "TooManyRequests");
     let stats = sim.stats();
     assert_eq!(

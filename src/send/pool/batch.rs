@@ -284,9 +284,9 @@ fn secrets(slots: &[Slot]) -> Vec<&str> {
 fn whole(slots: &mut [Slot], ctx: &Context, attempt: Attempt, verdict: Verdict) -> Sent {
     let customer = slots.first().map(|s| s.row.customer);
     ctx.pacer.observe(&attempt, customer);
-    let retry_after = match &attempt {
-        Attempt::Response(r) => r.retry_after,
-        _ => None,
+    let (retry_after, said) = match &attempt {
+        Attempt::Response(r) => (r.retry_after, r.throttle_scope),
+        _ => (None, None),
     };
     let most = slots.iter().map(|s| s.attempts).max().unwrap_or(1);
     let wait = retry_after.unwrap_or_else(|| ctx.policy.backoff.delay(most, &mut rand::rng()));
@@ -298,7 +298,7 @@ fn whole(slots: &mut [Slot], ctx: &Context, attempt: Attempt, verdict: Verdict) 
         }
     );
     if throttled {
-        ctx.pacer.throttled(customer, wait);
+        ctx.pacer.throttled(customer, wait, said);
     }
     let got_response = attempt.got_response();
     for slot in slots.iter_mut() {
@@ -328,6 +328,8 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
     let answers = ctx.target.split_many(Op::Write, &answer, slots.len());
     let (mut wait, mut throttled_wait) = (Duration::ZERO, None::<Duration>);
     let mut throttled_rows = 0;
+    // Which limit the sub-429s said they hit: the app's across tenants wins over the tenant's.
+    let mut said = None;
     for (slot, answer) in slots.iter_mut().zip(answers) {
         let attempt = Attempt::Response(sub_response(answer, slot));
         ctx.pacer.observe(&attempt, Some(customer));
@@ -337,14 +339,15 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
             v => v,
         };
         if let Verdict::Retry { throttled, .. } = verdict {
-            let asked = match &attempt {
-                Attempt::Response(r) => r.retry_after,
-                _ => None,
+            let (asked, scope) = match &attempt {
+                Attempt::Response(r) => (r.retry_after, r.throttle_scope),
+                _ => (None, None),
             };
             let w =
                 asked.unwrap_or_else(|| ctx.policy.backoff.delay(slot.attempts, &mut rand::rng()));
             wait = wait.max(w);
             if throttled {
+                said = said.max(scope);
                 throttled_rows += 1;
                 slot.throttled += 1;
                 throttled_wait = Some(throttled_wait.unwrap_or_default().max(w));
@@ -363,9 +366,11 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
         "batch answered"
     );
     match throttled_wait {
-        Some(w) if too_large => lanes.pause(customer, w),
+        Some(w) if too_large && said != Some(crate::send::lanes::Scope::Partner) => {
+            lanes.pause(customer, w)
+        }
         Some(w) => {
-            ctx.pacer.throttled(Some(customer), w);
+            ctx.pacer.throttled(Some(customer), w, said);
         }
         None => {}
     }
@@ -396,6 +401,7 @@ fn sub_response(answer: RowAnswer, slot: &Slot) -> Response {
         message: crate::send::http::sanitize(&answer.message, &secrets),
         user: None,
         quota: crate::send::pace::quota_from_headers(&headers, now),
+        throttle_scope: crate::send::lanes::Scope::from_headers(&headers),
     }
 }
 
