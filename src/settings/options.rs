@@ -1,11 +1,12 @@
 //! Every option of `run`, `audit`, `export` and `login`, declared once: its command-line flag,
 //! environment variable, TOML key, default, help text and parser come from one row of
 //! [`with_options!`]. From the rows come the plain [`CliOptions`] (what the command line gave),
-//! the [`FileConfig`] (what the TOML file gave), the key list and type table of the file ([`CONFIG_KEYS`], [`OPTION_FORMS`]) and the
-//! merge into [`Values`] (command line, which includes its environment variable, > file >
-//! default), which names the key and where a bad value came from. `cli` makes the clap `Args`
-//! structs from the same rows, so this module never sees clap. The `[auth]` section's keys are
-//! declared here too ([`auth_section!`]). Uses `settings::values` and `core`.
+//! the [`FileConfig`] (what the TOML file gave), the key list and type table of the file
+//! ([`CONFIG_KEYS`], [`OPTION_FORMS`]) and the merge into [`Values`] (command line, which
+//! includes its environment variable, > file > default), which names the key and where a bad
+//! value came from. `cli` makes the clap `Args` structs from the same rows, so this module never
+//! sees clap. The `[auth]` section's keys are declared here too ([`auth_section!`]). Uses
+//! `settings::values` and `core`.
 //!
 //! # Adding an option
 //!
