@@ -1,5 +1,5 @@
 //! The command line: clap definitions, help texts with examples, and their conversion to the plain values the core takes.
-//! The flags of `run` and `audit` are made from the option table in `settings::options`.
+//! The flags of `run`, `audit`, `export` and `login` are made from the option table in `settings::options`.
 
 use std::path::PathBuf;
 
@@ -69,6 +69,7 @@ The sign-in is stored in the system keyring when one answers, else in a private 
 Examples:
   bulkpatch login --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000
   bulkpatch login --device-code --config bulkpatch.toml   # [auth] tenant and client_id
+  bulkpatch login --target graph --device-code --client-id 00000000-0000-0000-0000-000000000000
   bulkpatch status
   bulkpatch logout";
 
@@ -177,21 +178,28 @@ macro_rules! help_text {
     };
 }
 
-/// The clap structs made from the option table in `settings::options`: `CommonOptions`
-/// (`run` and `audit`) and `RunOptions` (`run` only); the `file` group has no flags.
+/// The clap structs made from the option table in `settings::options`: `ApiOptions` (the `api`
+/// group, flattened into `CommonOptions` and `LoginOptions`), `CommonOptions` (`run`, `audit`
+/// and `export`), `RunOptions` (`run` only) and `LoginOptions` (`login`); the `file` group has
+/// no flags.
 macro_rules! clap_args {
-    (common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
-        clap_args!(@struct CommonOptions, "The declared options of `run` and `audit`." $($common)*);
-        clap_args!(@struct RunOptions, "The declared options of `run` only." $($run)*);
-        clap_args!(@struct LoginOptions, "The declared options of `login`." $($login)*);
+    (api { $($api:tt)* } common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
+        clap_args!(@struct ApiOptions, "The declared options of every command that reaches an API, `login` included." [] $($api)*);
+        clap_args!(@struct CommonOptions, "The declared options of `run`, `audit` and `export`." [api: ApiOptions] $($common)*);
+        clap_args!(@struct RunOptions, "The declared options of `run` only." [] $($run)*);
+        clap_args!(@struct LoginOptions, "The declared options of `login`." [api: ApiOptions] $($login)*);
     };
-    (@struct $st:ident, $doc:tt $(
+    (@struct $st:ident, $doc:tt [$($flat:ident : $flat_ty:ident)?] $(
         $name:ident : $ty:ty $(= $default:tt)? => $val:ty, parse $parse:expr, help $help:tt,
         cli($($clap:tt)*) $(, env $env:tt)? $(, toml $example:tt)? ;
     )*) => {
         #[doc = $doc]
         #[derive(Debug, Default, Args)]
         pub struct $st {
+            $(
+                #[command(flatten)]
+                pub $flat: $flat_ty,
+            )?
             $(
                 #[arg($($clap)*, help = help_text!($help $(, $default)?) $(, env = $env)?)]
                 pub $name: $ty,
@@ -201,6 +209,7 @@ macro_rules! clap_args {
         impl $st {
             /// Copies every value given into the plain options the settings take.
             fn give(self, to: &mut CliOptions) {
+                $( self.$flat.give(to); )?
                 $( to.$name = CliValue::given(self.$name); )*
             }
         }
@@ -267,7 +276,7 @@ pub struct ReportCmd {
 
 #[derive(Debug, Args)]
 pub struct LoginCmd {
-    /// A TOML config file: its [auth] tenant, client_id, authority and scope. Command-line values win over it.
+    /// A TOML config file: its target and [auth] tenant, client_id, authority and scope. Command-line values win over it.
     #[arg(long, env = "BULKPATCH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Sign in with a code on another device (RFC 8628) instead of this machine's browser.

@@ -86,6 +86,12 @@ pub fn status() -> Result<Option<Vec<String>>, super::Error> {
         "Authority: {}/{}, client {}",
         s.authority, s.tenant, s.client_id
     ));
+    if !s.scope.trim().is_empty() {
+        lines.push(format!(
+            "Scope: {}",
+            crate::settings::signin::tame(&s.scope)
+        ));
+    }
     lines.push(match &s.access_token {
         Some((_, at)) if *at > now => format!(
             "Access token: expires {} ({})",

@@ -1,5 +1,6 @@
 //! What `bulkpatch login` needs, resolved once: the authority, tenant, client id and scope
-//! (command line or environment > the config file's `[auth]` keys > default), the flow, and the
+//! (command line or environment > the config file's `[auth]` keys > default; the scope is
+//! `[auth] scope`, else the chosen target's, `--target` or `target`), the flow, and the
 //! HTTP client's settings (timeouts and `ca_file` from the config file). Uses `settings`.
 
 use std::path::PathBuf;
@@ -61,7 +62,7 @@ impl LoginSettings {
         })?;
         let scope = auth
             .and_then(|a| a.scope.clone())
-            .unwrap_or_else(|| crate::targets::default_target().oauth_scope().to_string());
+            .unwrap_or_else(|| values.target.oauth_scope().to_string());
         Ok(LoginSettings {
             authority: values.authority.as_str().trim_end_matches('/').to_string(),
             tenant: values.tenant.trim().to_string(),

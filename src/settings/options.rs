@@ -1,16 +1,18 @@
-//! Every option of `run` and `audit`, declared once: its command-line flag, environment variable,
-//! TOML key, default, help text and parser come from one row of [`with_options!`]. From the rows
-//! come the plain [`CliOptions`] (what the command line gave), the [`FileConfig`] (what the TOML
-//! file gave), the key list and type table of the file ([`CONFIG_KEYS`], [`OPTION_FORMS`]) and the
-//! merge into [`Values`] (command line, which includes its environment variable, > file >
-//! default), which names the key and where a bad value came from. `cli` makes the clap `Args`
-//! structs from the same rows, so this module never sees clap. The `[auth]` section's keys are
-//! declared here too ([`auth_section!`]). Uses `settings::values` and `core`.
+//! Every option of `run`, `audit`, `export` and `login`, declared once: its command-line flag,
+//! environment variable, TOML key, default, help text and parser come from one row of
+//! [`with_options!`]. From the rows come the plain [`CliOptions`] (what the command line gave),
+//! the [`FileConfig`] (what the TOML file gave), the key list and type table of the file
+//! ([`CONFIG_KEYS`], [`OPTION_FORMS`]) and the merge into [`Values`] (command line, which
+//! includes its environment variable, > file > default), which names the key and where a bad
+//! value came from. `cli` makes the clap `Args` structs from the same rows, so this module never
+//! sees clap. The `[auth]` section's keys are declared here too ([`auth_section!`]). Uses
+//! `settings::values` and `core`.
 //!
 //! # Adding an option
 //!
-//! Add one row to the table in [`with_options!`], in the group it belongs to (`common`: `run`
-//! and `audit`; `run`: only `run`; `login`: only `login`; `file`: only the config file); then, if the core reads it,
+//! Add one row to the table in [`with_options!`], in the group it belongs to (`api`: `run`,
+//! `audit`, `export` and `login`; `common`: `run`, `audit` and `export`; `run`: only `run`;
+//! `login`: only `login`; `file`: only the config file); then, if the core reads it,
 //! give `Settings` a field and set it from `Values::NAME` in `Settings::from_values` (an option
 //! only `resolve` reads needs no more). A row reads:
 //!
@@ -45,14 +47,18 @@ use crate::settings::values::{
 };
 use crate::settings::ConfigError;
 
-/// The table of options; calls `$then! { common { rows } run { rows } login { rows } file { rows } }`.
+/// The table of options; calls
+/// `$then! { api { rows } common { rows } run { rows } login { rows } file { rows } }`.
 macro_rules! with_options {
     ($then:ident) => { $then! {
-common {
+api {
+    // `login` signs in with the target's scope (`LoginSettings::resolve`).
     target: Option<String> = "partner-center" => std::sync::Arc<dyn crate::targets::Target>,
         parse |t| super::values::parse_target(&t),
-        help "The API to update users through: `partner-center` or `graph` (Microsoft Graph, preview)",
+        help "The API to update users through, or (`login`) to sign in for: `partner-center` or `graph` (Microsoft Graph, preview)",
         cli(long, value_name = "API"), env "BULKPATCH_TARGET", toml "graph";
+}
+common {
     // Without it, the target's own root (`Settings::from_values`).
     base_url: Option<String> => Option<reqwest::Url>,
         parse |t| parse_base_url(&t).map(Some),
@@ -239,8 +245,8 @@ macro_rules! resolve_value {
 
 /// The items made from the table (see the module doc).
 macro_rules! settings_items {
-    (common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
-        settings_items!(@rows $($common)* $($run)* $($login)* $($file)*);
+    (api { $($api:tt)* } common { $($common:tt)* } run { $($run:tt)* } login { $($login:tt)* } file { $($file:tt)* }) => {
+        settings_items!(@rows $($api)* $($common)* $($run)* $($login)* $($file)*);
     };
     (@rows $(
         $name:ident : $ty:ty $(= $default:tt)? => $val:ty, parse $parse:expr, help $help:tt

@@ -350,7 +350,7 @@ pub struct Stored {
 /// The credentials of the stored sign-in, if there is one: its refresh-token grant.
 pub fn stored_credentials(default_scope: &str) -> Result<Option<Credentials>, SignInError> {
     let store = Store::locate()?;
-    let Some(sign_in) = store.load()? else {
+    let Some(mut sign_in) = store.load()? else {
         return Ok(None);
     };
     let token_url =
@@ -359,19 +359,51 @@ pub fn stored_credentials(default_scope: &str) -> Result<Option<Credentials>, Si
             problem: format!("its authority or tenant makes no URL: {e}"),
         })?;
     tracing::debug!(account = ?sign_in.account, "using the stored sign-in");
+    let scope = scope_for_run(&mut sign_in, default_scope);
     Ok(Some(Credentials::Refresh(RefreshGrant {
         token_url,
         client_id: sign_in.client_id.clone(),
         client_secret: None,
         refresh_token: sign_in.refresh_token.clone(),
         refresh_token_file: None,
-        scope: if sign_in.scope.trim().is_empty() {
-            default_scope.to_string()
-        } else {
-            sign_in.scope.clone()
-        },
+        scope,
         stored: Some(Box::new(Stored { store, sign_in })),
     })))
+}
+
+/// The scope a run redeems the stored sign-in with (`run_scope` is its target's): the sign-in's
+/// own, unless that is another target's scope (signed in for Graph, running on Partner
+/// Center): then `run_scope`, with a warning, and the stored access token (the other API's) is
+/// set aside; the record, saved with the run's new token, then names `run_scope`. A scope
+/// of no target's (`[auth] scope` at login) is kept as it is.
+fn scope_for_run(sign_in: &mut SignIn, run_scope: &str) -> String {
+    let signed = sign_in.scope.trim();
+    if signed.is_empty() {
+        return run_scope.to_string();
+    }
+    if signed == run_scope.trim() {
+        return sign_in.scope.clone();
+    }
+    let Some(signed_for) = target_of(signed) else {
+        return sign_in.scope.clone();
+    };
+    let run_for = target_of(run_scope).unwrap_or("this run's target");
+    tracing::warn!(
+        "the stored sign-in is for target {signed_for} (scope `{signed}`) and this run's is \
+         {run_for}: asking the same sign-in for `{run_scope}`; if the token endpoint refuses \
+         (the app has no consent for that API, AADSTS65001), run `bulkpatch login --target {run_for}`"
+    );
+    sign_in.access_token = None;
+    sign_in.scope = run_scope.to_string();
+    run_scope.to_string()
+}
+
+/// The name of the target whose own scope `scope` is.
+fn target_of(scope: &str) -> Option<&'static str> {
+    crate::targets::TARGETS
+        .iter()
+        .find(|(_, make)| make().oauth_scope() == scope)
+        .map(|(name, _)| *name)
 }
 
 /// The platform's folder for configuration: `%APPDATA%`, `~/Library/Application Support`, or
@@ -464,5 +496,37 @@ mod tests {
             e.contains("bulkpatch login") && !e.contains("SECRET"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_run_on_another_target_asks_for_its_own_scope_and_sets_the_access_token_aside() {
+        use crate::targets::{graph, partner_center};
+        let mut custom = sample();
+        assert_eq!(scope_for_run(&mut custom, graph::SCOPE), "s offline_access");
+        assert!(
+            custom.access_token.is_some(),
+            "a scope of one's own is kept"
+        );
+
+        let mut same = sample();
+        same.scope = graph::SCOPE.into();
+        assert_eq!(scope_for_run(&mut same, graph::SCOPE), graph::SCOPE);
+        assert!(same.access_token.is_some());
+
+        let mut other = sample();
+        other.scope = graph::SCOPE.into();
+        assert_eq!(
+            scope_for_run(&mut other, partner_center::SCOPE),
+            partner_center::SCOPE
+        );
+        assert!(
+            other.access_token.is_none(),
+            "Graph's token is no Partner Center token"
+        );
+        assert_eq!(other.scope, partner_center::SCOPE);
+
+        let mut none = sample();
+        none.scope = String::new();
+        assert_eq!(scope_for_run(&mut none, graph::SCOPE), graph::SCOPE);
     }
 }

@@ -138,6 +138,7 @@ pub(super) async fn devicecode_endpoint(
     let Some(config) = &shared.oauth else {
         return text(StatusCode::NOT_FOUND, "No authority is configured.");
     };
+    lock(&shared.oauth_state).device_requests.push(form.clone());
     if form.get("client_id").map(String::as_str) != Some(config.client_id.as_str()) {
         return oauth_error(
             StatusCode::BAD_REQUEST,

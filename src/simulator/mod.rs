@@ -172,6 +172,11 @@ impl Simulator {
         lock(&self.shared.oauth_state).requests.clone()
     }
 
+    /// The form of every device authorization request (`/devicecode`), in arrival order.
+    pub fn device_requests(&self) -> Vec<HashMap<String, String>> {
+        lock(&self.shared.oauth_state).device_requests.clone()
+    }
+
     /// Every token the token endpoint issued or started with (access and refresh).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.shared.oauth_state).issued.clone()

@@ -32,6 +32,8 @@ pub(super) struct OAuthState {
     pub(super) codes: HashMap<String, IssuedCode>,
     /// Device codes by `device_code`.
     pub(super) devices: HashMap<String, DeviceGrant>,
+    /// The form of every device authorization request (`/devicecode`), in arrival order.
+    pub(super) device_requests: Vec<HashMap<String, String>>,
 }
 
 /// What `/authorize` bound an authorization code to.

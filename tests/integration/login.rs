@@ -16,7 +16,7 @@ use crate::support::*;
 const ACCOUNT: &str = "admin@contoso.onmicrosoft.com";
 const TENANT_ID: &str = "0a6b1a8e-3c1f-4f0e-9a8e-1b2c3d4e5f60";
 
-async fn authority(oauth: SimOAuth) -> Simulator {
+pub(crate) async fn authority(oauth: SimOAuth) -> Simulator {
     simulator(SimConfig {
         oauth: Some(oauth),
         ..SimConfig::default()
@@ -25,7 +25,7 @@ async fn authority(oauth: SimOAuth) -> Simulator {
 }
 
 /// A client that never follows a redirect, as a test browser.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -46,7 +46,7 @@ fn spawn_login(sim: &Simulator, home: &Path, args: &[&str]) -> (Child, Receiver<
 }
 
 /// Spawns `cmd`, its stderr lines sent to the receiver as they come (stdout is kept).
-fn spawn_with_lines(mut cmd: std::process::Command) -> (Child, Receiver<String>) {
+pub(crate) fn spawn_with_lines(mut cmd: std::process::Command) -> (Child, Receiver<String>) {
     let mut child = cmd.spawn().expect("spawn bulkpatch");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -62,7 +62,7 @@ fn spawn_with_lines(mut cmd: std::process::Command) -> (Child, Receiver<String>)
 }
 
 /// The first stderr line `pick` accepts (each line seen is kept in `seen`).
-async fn line_where(
+pub(crate) async fn line_where(
     rx: Receiver<String>,
     pick: fn(&str) -> Option<String>,
 ) -> (String, Receiver<String>, Vec<String>) {
@@ -83,7 +83,11 @@ async fn line_where(
 }
 
 /// Waits for the child and returns its exit code and every stderr line.
-async fn finish(mut child: Child, rx: Receiver<String>, mut seen: Vec<String>) -> (i32, String) {
+pub(crate) async fn finish(
+    mut child: Child,
+    rx: Receiver<String>,
+    mut seen: Vec<String>,
+) -> (i32, String) {
     let code = tokio::task::spawn_blocking(move || {
         let status = child.wait().unwrap();
         seen.extend(rx.iter());
@@ -126,7 +130,7 @@ fn sign_in_file(home: &Path) -> PathBuf {
     home.join("sign-in.json")
 }
 
-fn stored(home: &Path) -> serde_json::Value {
+pub(crate) fn stored(home: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(sign_in_file(home)).unwrap()).unwrap()
 }
 
@@ -296,7 +300,7 @@ async fn a_refused_stored_sign_in_stops_the_run_saying_to_sign_in_again() {
 }
 
 /// The device code's verification URI and user code, from login's stderr.
-fn device_prompt(line: &str) -> Option<String> {
+pub(crate) fn device_prompt(line: &str) -> Option<String> {
     let rest = line.strip_prefix("To sign in, open ")?;
     let (uri, code) = rest.split_once(" and enter the code ")?;
     Some(format!("{uri}?code={code}"))

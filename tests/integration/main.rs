@@ -19,6 +19,7 @@ mod input_rows;
 mod interrupt;
 mod layering;
 mod login;
+mod login_targets;
 mod output_paths;
 mod passwords;
 mod pipeline;
