@@ -50,7 +50,7 @@ pub struct Context {
     pub guard: Option<Arc<dyn crate::send::guard::Guard>>,
     /// `--max-changes` counted after reading: rows that would change wait for every read.
     pub gate: Option<Arc<crate::send::gate::Gate>>,
-    /// `--batch`: writes of one customer per request (`send::batch`); 1 sends each alone.
+    /// `--batch`: reads and writes of one customer per request (`pool::batch`); 1 sends each alone.
     pub batch: usize,
 }
 
@@ -123,7 +123,7 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             return Some(record);
         }
         match after_read(ctx, &row, &read, correlation_id, elapsed()) {
-            AfterRead::Done(record) => return record,
+            AfterRead::Done(record) => return record.map(|r| *r),
             AfterRead::Write => read_attempts = (read.attempts, read.throttled),
         }
     }
@@ -160,7 +160,7 @@ fn reads_first(ctx: &Context) -> bool {
 enum AfterRead {
     /// The row's record; None when nothing is recorded (the run stopped, or the `--max-changes`
     /// gate holds the row until every row has been read).
-    Done(Option<Record>),
+    Done(Option<Box<Record>>),
     /// The row changes (its previous values are in the undo file): its write follows.
     Write,
 }
@@ -189,15 +189,15 @@ fn after_read(
         (Operation::Audit, fields) => {
             record.outcome = audit_outcome(read, &record, unchanged);
             record.fields = fields.unwrap_or_default();
-            AfterRead::Done(Some(record))
+            AfterRead::Done(Some(Box::new(record)))
         }
         (_, Some(fields)) if unchanged => {
             record.outcome = Outcome::Unchanged;
             record.fields = fields;
-            AfterRead::Done(Some(record))
+            AfterRead::Done(Some(Box::new(record)))
         }
         // Could not read the user: the write would fail the same way.
-        (_, None) => AfterRead::Done(Some(record)),
+        (_, None) => AfterRead::Done(Some(Box::new(record))),
         (_, Some(fields)) => {
             if !write_ahead(ctx, row, &fields) {
                 return AfterRead::Done(None);

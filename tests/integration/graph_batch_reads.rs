@@ -351,3 +351,84 @@ async fn the_simulator_answers_batched_gets_with_their_select() {
         "Request_ResourceNotFound"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_changes_reads_every_batch_before_the_first_write() {
+    let dir = tempdir();
+    // 25 rows: 8 already as desired (every third), 17 that change.
+    let input = job_titles(dir.path(), 25);
+    let sim = graph_simulator(SimConfig::default()).await;
+    seed_titles(&sim, 25, &[]);
+    let out = dir.path().join("out.csv");
+    let extra = ["--skip-unchanged", "--max-changes", "17"];
+    let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let sent: Vec<Vec<(String, Uuid, String)>> = batches(&sim).iter().map(subs).collect();
+    let shape: Vec<(&str, usize)> = sent.iter().map(|b| (b[0].0.as_str(), b.len())).collect();
+    assert_eq!(shape, [("GET", 20), ("GET", 5), ("PATCH", 17)], "{sent:?}");
+    assert!(sent.iter().all(|b| b.iter().all(|s| s.0 == b[0].0)));
+    let results = Results::read(&out);
+    assert_eq!(
+        (results.count("updated"), results.count("unchanged")),
+        (17, 8)
+    );
+    // One more change than allowed: every user read, nothing written.
+    let sim = graph_simulator(SimConfig::default()).await;
+    seed_titles(&sim, 25, &[]);
+    let out = dir.path().join("out2.csv");
+    let extra = ["--skip-unchanged", "--max-changes", "16"];
+    let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("more than --max-changes 16"),
+        "{}",
+        ran.stderr
+    );
+    let sent = batches(&sim);
+    assert!(sent.iter().flat_map(subs).all(|s| s.0 == "GET"));
+    let u = sim.graph_user(customer(1), user(1)).unwrap();
+    assert_eq!(u["jobTitle"], "Old 1", "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_row_read_in_a_batch_is_written_and_never_shown() {
+    const PASSWORD: &str = "Batch-Read-Pass-7713!";
+    // The row's write is answered with an error quoting its body (the password).
+    let sim = graph_simulator(SimConfig {
+        script: HashMap::from([(user(1), vec![Fault::Normal, Fault::Echo(400)])]),
+        ..SimConfig::default()
+    })
+    .await;
+    seed_titles(&sim, 2, &[]);
+    let dir = tempdir();
+    let c = customer(1).to_string();
+    // Row 1's title is already as desired: only its password changes, which is never unchanged.
+    let input = Csv::new(&["customer_id", "user_id", "job_title", "password"])
+        .row(&[&c, &user(1).to_string(), "Old 1", PASSWORD])
+        .row(&[&c, &user(2).to_string(), "Old 2", ""])
+        .write(dir.path(), "in.csv");
+    let out = dir.path().join("out.csv");
+    let extra = ["--skip-unchanged", "--include-admins", "-vv"];
+    let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let sent: Vec<Vec<(String, Uuid, String)>> = batches(&sim).iter().map(subs).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].len(), 2);
+    assert_eq!(
+        sent[1]
+            .iter()
+            .map(|s| (s.0.as_str(), s.1))
+            .collect::<Vec<_>>(),
+        [("PATCH", user(1))]
+    );
+    let requests = sim.requests();
+    assert!(!String::from_utf8_lossy(&requests[0].body).contains(PASSWORD));
+    let results = Results::read(&out);
+    assert_eq!(results.line(3)["outcome"], "unchanged");
+    assert_eq!(results.line(2)["error_code"], "Request_BadRequest");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.contains("Invalid request"), "{written}");
+    for text in [&written, &ran.stderr, &ran.stdout] {
+        assert!(!text.contains(PASSWORD), "the password leaked");
+    }
+}

@@ -1,4 +1,4 @@
-//! Writes of one customer tenant sent several at once in one request (Graph `$batch`,
+//! Rows of one customer tenant sent several at once in one request (Graph `$batch`,
 //! `--batch N`): a worker that takes a row gathers up to N-1 more of the same customer from the
 //! scheduler, sends them through the target's [`crate::targets::Target::request_many`] and splits the answer
 //! with [`crate::targets::Target::split_many`]. Each row keeps its own attempt count, 429 count, request and
@@ -491,7 +491,7 @@ fn finish(mut slot: Slot, ending: Ending, scheduler: &Scheduler, ctx: &Context) 
     let record = match slot.op {
         Op::Read => match batch_reads::read_finished(slot, &driven, elapsed, ctx) {
             Ok(writing) => return Some(writing),
-            Err(record) => record,
+            Err(record) => record.map(|r| *r),
         },
         Op::Write => {
             driven.attempts += slot.read.0;

@@ -30,7 +30,7 @@ pub(super) fn read_finished(
     read: &Driven,
     elapsed: Duration,
     ctx: &Context,
-) -> Result<Slot, Option<Record>> {
+) -> Result<Slot, Option<Box<Record>>> {
     match after_read(ctx, &slot.row, read, slot.correlation, elapsed) {
         AfterRead::Done(record) => Err(record),
         AfterRead::Write => {
