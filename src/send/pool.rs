@@ -3,6 +3,7 @@
 //! `targets`, `input`, `output` and the rest of `send`.
 
 mod batch;
+mod batch_reads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -49,7 +50,7 @@ pub struct Context {
     pub guard: Option<Arc<dyn crate::send::guard::Guard>>,
     /// `--max-changes` counted after reading: rows that would change wait for every read.
     pub gate: Option<Arc<crate::send::gate::Gate>>,
-    /// `--batch`: writes of one customer per request (`send::batch`); 1 sends each alone.
+    /// `--batch`: reads and writes of one customer per request (`pool::batch`); 1 sends each alone.
     pub batch: usize,
 }
 
@@ -114,59 +115,16 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
             .get()
             .map_or(Duration::ZERO, std::time::Instant::elapsed)
     };
-    // An undo file reads first too (one read serves both), and skips rows already as desired.
-    // Rows a gate held were read already.
-    let released = ctx.gate.as_ref().is_some_and(|g| g.is_open());
-    let (reads, skip_unchanged) = match ctx.operation {
-        Operation::Audit => (true, false),
-        Operation::Patch { .. } if released => (false, false),
-        Operation::Patch { skip_unchanged } => {
-            let read = skip_unchanged || ctx.undo.is_some();
-            (read, read)
-        }
-    };
+    let reads = reads_first(ctx);
     let mut read_attempts = (0, 0);
     if reads {
         let read = exchange(ctx, &row, Op::Read, correlation_id, &first_sent, &held).await;
         if let Some(record) = held_back(&held) {
             return Some(record);
         }
-        let live = match (&read.ending, &read.last) {
-            (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
-            _ => None,
-        };
-        let fields = live.map(|live| ctx.target.compare(&row.changes, live));
-        let unchanged = fields
-            .as_ref()
-            .is_some_and(|f| f.iter().all(|c| !c.changes));
-        let mut record = outcome_record(&row, &read, correlation_id, elapsed())?;
-        match (ctx.operation, fields) {
-            (Operation::Audit, fields) => {
-                record.outcome = audit_outcome(&read, &record, unchanged);
-                record.fields = fields.unwrap_or_default();
-                return Some(record);
-            }
-            (_, Some(fields)) if skip_unchanged && unchanged => {
-                record.outcome = Outcome::Unchanged;
-                record.fields = fields;
-                return Some(record);
-            }
-            // Could not read the user: the write would fail the same way.
-            (_, None) => return Some(record),
-            (_, Some(fields)) => {
-                if !write_ahead(ctx, &row, &fields) {
-                    return None;
-                }
-                if let Some(gate) = &ctx.gate {
-                    // Written only once every row has been read and the count is known.
-                    if !gate.hold(row.clone()) {
-                        let limit = gate.limit();
-                        ctx.stop.stop(StopReason::TooManyChanges { limit });
-                    }
-                    return None;
-                }
-                read_attempts = (read.attempts, read.throttled);
-            }
+        match after_read(ctx, &row, &read, correlation_id, elapsed()) {
+            AfterRead::Done(record) => return record.map(|r| *r),
+            AfterRead::Write => read_attempts = (read.attempts, read.throttled),
         }
     }
     let mut driven = exchange(ctx, &row, Op::Write, correlation_id, &first_sent, &held).await;
@@ -184,6 +142,77 @@ async fn process(row: Row, ctx: &Context) -> Option<Record> {
         "row finished"
     );
     Some(record)
+}
+
+/// Whether a row is read before anything else: an audit, or a write with `--skip-unchanged`
+/// or `--undo-file` (one read serves both, and skips rows already as desired). Rows a
+/// `--max-changes` gate held and released were read already.
+fn reads_first(ctx: &Context) -> bool {
+    let released = ctx.gate.as_ref().is_some_and(|g| g.is_open());
+    match ctx.operation {
+        Operation::Audit => true,
+        Operation::Patch { .. } if released => false,
+        Operation::Patch { skip_unchanged } => skip_unchanged || ctx.undo.is_some(),
+    }
+}
+
+/// What follows a row's read.
+enum AfterRead {
+    /// The row's record; None when nothing is recorded (the run stopped, or the `--max-changes`
+    /// gate holds the row until every row has been read).
+    Done(Option<Box<Record>>),
+    /// The row changes (its previous values are in the undo file): its write follows.
+    Write,
+}
+
+/// A row's read: an audit's record, an unchanged or unreadable row's record, or its write
+/// next (after its undo values are written). Shared by single and batched reads.
+fn after_read(
+    ctx: &Context,
+    row: &Row,
+    read: &Driven,
+    correlation_id: Uuid,
+    elapsed: Duration,
+) -> AfterRead {
+    let live = match (&read.ending, &read.last) {
+        (Ending::Finished, Some(Attempt::Response(r))) => r.user.as_ref(),
+        _ => None,
+    };
+    let fields = live.map(|live| ctx.target.compare(&row.changes, live));
+    let unchanged = fields
+        .as_ref()
+        .is_some_and(|f| f.iter().all(|c| !c.changes));
+    let Some(mut record) = outcome_record(row, read, correlation_id, elapsed) else {
+        return AfterRead::Done(None);
+    };
+    match (ctx.operation, fields) {
+        (Operation::Audit, fields) => {
+            record.outcome = audit_outcome(read, &record, unchanged);
+            record.fields = fields.unwrap_or_default();
+            AfterRead::Done(Some(Box::new(record)))
+        }
+        (_, Some(fields)) if unchanged => {
+            record.outcome = Outcome::Unchanged;
+            record.fields = fields;
+            AfterRead::Done(Some(Box::new(record)))
+        }
+        // Could not read the user: the write would fail the same way.
+        (_, None) => AfterRead::Done(Some(Box::new(record))),
+        (_, Some(fields)) => {
+            if !write_ahead(ctx, row, &fields) {
+                return AfterRead::Done(None);
+            }
+            if let Some(gate) = &ctx.gate {
+                // Written only once every row has been read and the count is known.
+                if !gate.hold(row.clone()) {
+                    let limit = gate.limit();
+                    ctx.stop.stop(StopReason::TooManyChanges { limit });
+                }
+                return AfterRead::Done(None);
+            }
+            AfterRead::Write
+        }
+    }
 }
 
 /// The protection check of a password row: Some(the row's record, or None when the run

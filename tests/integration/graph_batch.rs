@@ -18,7 +18,7 @@ use crate::support::*;
 const BATCH_PATH: &str = "/graph/v1.0/$batch";
 
 /// A simulator whose Graph tenant is `customer(1)`.
-async fn graph_simulator(config: SimConfig) -> Simulator {
+pub(crate) async fn graph_simulator(config: SimConfig) -> Simulator {
     simulator(SimConfig {
         graph: SimGraph {
             tenant: customer(1),

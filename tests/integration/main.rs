@@ -11,6 +11,7 @@ mod fair_customers;
 mod fields;
 mod graph;
 mod graph_batch;
+mod graph_batch_reads;
 mod graph_tenants;
 mod graph_undo;
 mod hostile_server;

@@ -1,4 +1,4 @@
-//! Writes of one customer tenant sent several at once in one request (Graph `$batch`,
+//! Rows of one customer tenant sent several at once in one request (Graph `$batch`,
 //! `--batch N`): a worker that takes a row gathers up to N-1 more of the same customer from the
 //! scheduler, sends them through the target's [`crate::targets::Target::request_many`] and splits the answer
 //! with [`crate::targets::Target::split_many`]. Each row keeps its own attempt count, 429 count, request and
@@ -6,8 +6,9 @@
 //! in a later request after the longest wait asked for (the tenant's lane paused once for it),
 //! a 4xx is final for its row, and the request's own 429, 5xx or lost answer sends every row
 //! of it again (no answer means no row's outcome is known). Reads (audits, `--skip-unchanged`,
-//! `--undo-file`) stay one request per row. Part of the pool (its context, protection check
-//! and records); uses `core`, `targets`, `input`, `output` and the rest of `send`.
+//! `--undo-file`) go the same way, a batch of GETs, and what follows each row's read is
+//! [`super::batch_reads`]'s. Part of the pool (its context, protection check and records);
+//! uses `core`, `targets`, `input`, `output` and the rest of `send`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{guard, outcome_record, Context};
-use crate::core::run_state::{Operation, StopReason};
+use super::{batch_reads, guard, outcome_record, Context};
+use crate::core::run_state::StopReason;
 use crate::input::rows::Row;
 use crate::send::attempt::{Attempt, Response};
 use crate::send::retry::{self, Driven, Ending, Verdict};
@@ -26,28 +27,35 @@ use crate::send::tenants::{held_record, Seen};
 use crate::targets::{Answer, Ids, Op, RowAnswer, RowRef};
 
 /// One row of a batch: its own ids and its attempts so far.
-struct Slot {
-    row: Row,
-    correlation: Uuid,
-    request_id: Uuid,
-    attempts: u32,
-    throttled: u32,
-    last: Option<Attempt>,
-    verdict: Option<Verdict>,
+pub(super) struct Slot {
+    pub(super) row: Row,
+    /// What the row's next request does: its read first, then (if it changes) its write.
+    pub(super) op: Op,
+    pub(super) correlation: Uuid,
+    pub(super) request_id: Uuid,
+    /// Attempts (and 429s) of the current `op`: each has `--max-attempts` of its own.
+    pub(super) attempts: u32,
+    pub(super) throttled: u32,
+    /// Attempts and 429s of the row's read, once it goes on to its write (its record counts both).
+    pub(super) read: (u32, u32),
+    pub(super) last: Option<Attempt>,
+    pub(super) verdict: Option<Verdict>,
     first_sent: Option<Instant>,
     /// The row's password is known to the redaction point while the row is in flight.
     _password: crate::core::redact::RowGuard,
 }
 
 impl Slot {
-    fn new(row: Row) -> Slot {
+    fn new(row: Row, op: Op) -> Slot {
         Slot {
             _password: crate::core::redact::hold(row.changes.password.as_ref()),
             row,
+            op,
             correlation: crate::core::ids::new_id(),
             request_id: crate::core::ids::new_id(),
             attempts: 0,
             throttled: 0,
+            read: (0, 0),
             last: None,
             verdict: None,
             first_sent: None,
@@ -55,21 +63,22 @@ impl Slot {
     }
 }
 
-/// Whether `row` is sent in a batch: `--batch` above 1 and a write that reads nothing first.
+/// Whether rows are sent in batches: `--batch` above 1 (reads and writes alike).
 pub fn applies(ctx: &Context) -> bool {
-    let released = ctx.gate.as_ref().is_some_and(|g| g.is_open());
-    let reads = match ctx.operation {
-        Operation::Audit => true,
-        Operation::Patch { skip_unchanged } => !released && (skip_unchanged || ctx.undo.is_some()),
-    };
-    ctx.batch > 1 && !reads
+    ctx.batch > 1
 }
 
 /// Sends `first` and more rows of its customer in batches until each has its record (or the
 /// run stopped before anything was sent for it). Calls `finished` for every row taken.
 pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
     let customer = first.customer;
-    let mut slots = admit(vec![first], scheduler, ctx).await;
+    // New rows start with their read when rows are read first, else with their write.
+    let start = if super::reads_first(ctx) {
+        Op::Read
+    } else {
+        Op::Write
+    };
+    let mut slots = admit(vec![first], start, scheduler, ctx).await;
     let mut wait = Duration::ZERO;
     let mut refreshed = false;
     loop {
@@ -81,9 +90,14 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
                 }
             }
         }
+        // Rows read and found to change are written before more rows are read.
+        let op = batch_reads::next_op(&slots, start);
+        let (mut now, mut waiting): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut slots)
+            .into_iter()
+            .partition(|s| s.op == op);
         // After a 429 the rows answered so go again alone: a full batch would only meet the
         // limit again.
-        let throttled = slots.iter().any(|s| {
+        let throttled = now.iter().any(|s| {
             matches!(
                 s.verdict,
                 Some(Verdict::Retry {
@@ -95,27 +109,28 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
         // As many rows as the tenant took at once lately (`--batch` until a batch was answered
         // partly 429); rows beyond that from earlier batches wait for the next request.
         let size = ctx.pacer.lanes().batch_size(customer, ctx.batch);
-        let room = size.saturating_sub(slots.len());
-        if room > 0 && !throttled && !ctx.stop.is_stopping() {
+        let room = size.saturating_sub(now.len());
+        if op == start && room > 0 && !throttled && !ctx.stop.is_stopping() {
             let more = scheduler.take_more(customer, room);
-            slots.extend(admit(more, scheduler, ctx).await);
+            now.extend(admit(more, start, scheduler, ctx).await);
         }
-        if slots.is_empty() {
-            return;
+        if now.is_empty() {
+            // `op` is that of a waiting row, if any: nothing waits.
+            return finish_all(waiting, Ending::StoppedBeforeRetry, scheduler, ctx);
         }
-        let waiting = slots.split_off(size.min(slots.len()));
-        match envelope(&mut slots, ctx, &mut refreshed).await {
+        waiting.extend(now.split_off(size.min(now.len())));
+        match envelope(op, &mut now, ctx, &mut refreshed).await {
             Ok(sent) => {
                 wait = sent.wait;
-                slots = settle(slots, scheduler, ctx);
+                slots = settle(now, scheduler, ctx);
                 slots.extend(waiting);
             }
             Err(Halt::Stopped(ending)) => {
-                slots.extend(waiting);
-                return finish_all(slots, ending, scheduler, ctx);
+                now.extend(waiting);
+                return finish_all(now, ending, scheduler, ctx);
             }
             Err(Halt::Refused(refusal)) => {
-                for slot in slots.into_iter().chain(waiting) {
+                for slot in now.into_iter().chain(waiting) {
                     ctx.results
                         .send(held_record(&slot.row, &refusal, ctx.operation));
                     scheduler.finished(slot.row.customer);
@@ -128,7 +143,7 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
 
 /// The rows that go on to be sent: a row of a refused customer, or a password row the
 /// protection check stops, gets its record here.
-async fn admit(rows: Vec<Row>, scheduler: &Scheduler, ctx: &Context) -> Vec<Slot> {
+async fn admit(rows: Vec<Row>, op: Op, scheduler: &Scheduler, ctx: &Context) -> Vec<Slot> {
     let mut slots = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some(refusal) = ctx.tenants.refused(row.customer) {
@@ -137,7 +152,7 @@ async fn admit(rows: Vec<Row>, scheduler: &Scheduler, ctx: &Context) -> Vec<Slot
             continue;
         }
         match guard(ctx, &row).await {
-            None => slots.push(Slot::new(row)),
+            None => slots.push(Slot::new(row, op)),
             Some(record) => {
                 if let Some(record) = record {
                     ctx.results.send(record);
@@ -164,7 +179,12 @@ enum Halt {
 }
 
 /// Sends one request for every slot and reads the answer into them.
-async fn envelope(slots: &mut [Slot], ctx: &Context, refreshed: &mut bool) -> Result<Sent, Halt> {
+async fn envelope(
+    op: Op,
+    slots: &mut [Slot],
+    ctx: &Context,
+    refreshed: &mut bool,
+) -> Result<Sent, Halt> {
     let customer = slots.first().map(|s| s.row.customer).unwrap_or_default();
     // Paced per row: Graph counts each sub-request against its limits, as a request of its own.
     for _ in 0..slots.len() {
@@ -172,7 +192,7 @@ async fn envelope(slots: &mut [Slot], ctx: &Context, refreshed: &mut bool) -> Re
             return Err(Halt::Stopped(Ending::StoppedBeforeRetry));
         }
     }
-    if slots.iter().all(|s| s.attempts == 0) {
+    if slots.iter().all(|s| s.first_sent.is_none()) {
         if let Some(refusal) = ctx.tenants.refused(customer) {
             return Err(Halt::Refused(refusal));
         }
@@ -188,7 +208,7 @@ async fn envelope(slots: &mut [Slot], ctx: &Context, refreshed: &mut bool) -> Re
             return Err(Halt::Stopped(Ending::StoppedBeforeRetry));
         }
     };
-    let Some((attempt, body)) = send(slots, ctx, auth.value).await else {
+    let Some((attempt, body)) = send(op, slots, ctx, auth.value).await else {
         return Err(Halt::Stopped(Ending::Interrupted));
     };
     if let Some(reason) = ctx.reach.observe(&attempt) {
@@ -207,7 +227,7 @@ async fn envelope(slots: &mut [Slot], ctx: &Context, refreshed: &mut bool) -> Re
         }
     }
     Ok(match verdict {
-        Verdict::Success => read_rows(slots, ctx, &body),
+        Verdict::Success => read_rows(op, slots, ctx, &body),
         _ => whole(slots, ctx, attempt, verdict),
     })
 }
@@ -235,6 +255,7 @@ async fn unauthorized(ctx: &Context, refreshed: &mut bool, generation: u64) -> b
 /// Sends the request for the slots, each counting an attempt with its own ids. None when the
 /// run was stopped at once while it was in flight (every slot then ends interrupted).
 async fn send(
+    op: Op,
     slots: &mut [Slot],
     ctx: &Context,
     auth: http::HeaderValue,
@@ -263,7 +284,7 @@ async fn send(
         request: crate::core::ids::new_id(),
         correlation: crate::core::ids::new_id(),
     };
-    let request = ctx.target.request_many(Op::Write, &rows, envelope);
+    let request = ctx.target.request_many(op, &rows, envelope);
     let secrets = secrets(slots);
     tracing::trace!(rows = slots.len(), %envelope.request, "sending a batch");
     tokio::select! {
@@ -314,7 +335,7 @@ fn whole(slots: &mut [Slot], ctx: &Context, attempt: Attempt, verdict: Verdict) 
 
 /// A successful request: each row's own answer, fed to the pace; the rows to send again wait
 /// for the longest wait any of them was asked for, and a 429 among them pauses the lane once.
-fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
+fn read_rows(op: Op, slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
     let Some(customer) = slots.first().map(|s| s.row.customer) else {
         return Sent {
             wait: Duration::ZERO,
@@ -325,7 +346,7 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
         body,
         is_json: true,
     };
-    let answers = ctx.target.split_many(Op::Write, &answer, slots.len());
+    let answers = ctx.target.split_many(op, &answer, slots.len());
     let (mut wait, mut throttled_wait) = (Duration::ZERO, None::<Duration>);
     let mut throttled_rows = 0;
     // Which limit the sub-429s said they hit: the app's across tenants wins over the tenant's.
@@ -378,7 +399,8 @@ fn read_rows(slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
 }
 
 /// A row's share of a batch answer as an answer of its own: its `Retry-After` and rate-limit
-/// headers read through the same checked conversions, its message through the redaction point.
+/// headers read through the same checked conversions, its message through the redaction point;
+/// a read's user object (the target has dropped any password profile).
 fn sub_response(answer: RowAnswer, slot: &Slot) -> Response {
     let now = std::time::SystemTime::now();
     let mut headers = http::HeaderMap::new();
@@ -399,13 +421,14 @@ fn sub_response(answer: RowAnswer, slot: &Slot) -> Response {
         retry_after,
         error_code: answer.error_code,
         message: crate::send::http::sanitize(&answer.message, &secrets),
-        user: None,
+        user: answer.user,
         quota: crate::send::pace::quota_from_headers(&headers, now),
         throttle_scope: crate::send::lanes::Scope::from_headers(&headers),
     }
 }
 
-/// Records the rows whose answer is final (or whose attempts ran out); the rest go again.
+/// Records the rows whose answer is final (or whose attempts ran out); the rest go again, with
+/// the rows whose read says they change, now to be written.
 fn settle(slots: Vec<Slot>, scheduler: &Scheduler, ctx: &Context) -> Vec<Slot> {
     let mut going_on = Vec::with_capacity(slots.len());
     for slot in slots {
@@ -426,7 +449,7 @@ fn settle(slots: Vec<Slot>, scheduler: &Scheduler, ctx: &Context) -> Vec<Slot> {
             }
             _ => Ending::Finished,
         };
-        finish(slot, ending, scheduler, ctx);
+        going_on.extend(finish(slot, ending, scheduler, ctx));
     }
     going_on
 }
@@ -437,18 +460,20 @@ fn finish_all(slots: Vec<Slot>, ending: Ending, scheduler: &Scheduler, ctx: &Con
             (_, 0) => Ending::NotAttempted,
             (e, _) => e.clone(),
         };
-        finish(slot, ending, scheduler, ctx);
+        // Not finished reading: nothing goes on to a write.
+        let _ = finish(slot, ending, scheduler, ctx);
     }
 }
 
-/// The row's record, counted and sent, exactly as for a row sent alone.
-fn finish(slot: Slot, ending: Ending, scheduler: &Scheduler, ctx: &Context) {
-    let driven = Driven {
+/// The row's record, counted and sent, exactly as for a row sent alone; or, when its read
+/// says it changes, the row going on to its write.
+fn finish(mut slot: Slot, ending: Ending, scheduler: &Scheduler, ctx: &Context) -> Option<Slot> {
+    let mut driven = Driven {
         ending,
         attempts: slot.attempts,
         throttled: slot.throttled,
-        last: slot.last,
-        verdict: slot.verdict,
+        last: slot.last.take(),
+        verdict: slot.verdict.take(),
         request_id: slot.request_id,
     };
     let counters = &ctx.counters;
@@ -458,15 +483,31 @@ fn finish(slot: Slot, ending: Ending, scheduler: &Scheduler, ctx: &Context) {
     counters
         .throttled
         .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
+    if slot.op == Op::Read {
+        counters
+            .reads
+            .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
+    }
     let customer = slot.row.customer;
     if driven.ending != Ending::NotAttempted {
         ctx.tenants
             .observe(customer, Seen::of(&*ctx.target, &driven));
     }
     let elapsed = slot.first_sent.map_or(Duration::ZERO, |t| t.elapsed());
-    if let Some(record) = outcome_record(&slot.row, &driven, slot.correlation, elapsed) {
+    let record = match slot.op {
+        Op::Read => match batch_reads::read_finished(slot, &driven, elapsed, ctx) {
+            Ok(writing) => return Some(writing),
+            Err(record) => record.map(|r| *r),
+        },
+        Op::Write => {
+            driven.attempts += slot.read.0;
+            driven.throttled += slot.read.1;
+            outcome_record(&slot.row, &driven, slot.correlation, elapsed)
+        }
+    };
+    if let Some(record) = record {
         tracing::debug!(
-            line = slot.row.line,
+            line = record.line,
             outcome = record.outcome.as_str(),
             attempts = record.attempts,
             "row finished (batch)"
@@ -474,4 +515,5 @@ fn finish(slot: Slot, ending: Ending, scheduler: &Scheduler, ctx: &Context) {
         ctx.results.send(record);
     }
     scheduler.finished(customer);
+    None
 }
