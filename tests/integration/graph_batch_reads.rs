@@ -307,7 +307,8 @@ async fn skip_unchanged_reads_a_batch_then_patches_only_the_rows_that_change() {
         lines.sort();
         lines
     };
-    // (Graph names no undo columns yet: both files then hold only their header.)
+    // A header and the previous values of the 4 rows changed, the same in both.
+    assert_eq!(batched_undo.lines().count(), 1 + 4, "{batched_undo}");
     assert_eq!(sorted(single_undo), sorted(batched_undo));
 }
 
