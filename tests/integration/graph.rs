@@ -15,44 +15,18 @@ use crate::support::*;
 
 const PASSWORD: &str = "Graph-Pass-4821!";
 
-/// A simulator whose Graph tenant is `customer(1)`, with `graph` over the defaults.
-async fn graph_simulator(config: SimConfig) -> Simulator {
-    simulator(SimConfig {
-        graph: SimGraph {
-            tenant: customer(1),
-            ..config.graph.clone()
-        },
-        ..config
-    })
-    .await
-}
-
-/// `bulkpatch COMMAND INPUT --target graph --base-url {sim}/graph/v1.0 --out OUT --batch 1`
-/// plus `extra`: these tests check single requests (`graph_batch` checks `$batch`).
-fn graph_command(
+/// `graph_command` with `--batch 1`: these tests check single requests (`graph_batch` checks
+/// `$batch`).
+fn graph_single(
     sim: &Simulator,
     command: &str,
     input: &Path,
     out: &Path,
     extra: &[&str],
 ) -> Command {
-    let url = sim.graph_url();
-    let mut args = vec![
-        command,
-        input.to_str().unwrap(),
-        "--target",
-        "graph",
-        "--base-url",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-        "--batch",
-        "1",
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = bulkpatch(&args);
-    cmd.env("BULKPATCH_TOKEN", sim.token());
-    cmd
+    let mut all = vec!["--batch", "1"];
+    all.extend_from_slice(extra);
+    graph_command(sim, command, input, out, &all)
 }
 
 fn body_of(r: &bulkpatch::simulator::RecordedRequest) -> Value {
@@ -101,7 +75,7 @@ async fn a_graph_run_patches_each_field_kind_and_the_users_change() {
     .row(&[&c, &user(4).to_string(), "", "", "", "<clear>", "", "", ""])
     .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_command(
+    let ran = run_bin(graph_single(
         &sim,
         "run",
         &input,
@@ -204,7 +178,7 @@ async fn an_echoed_password_never_reaches_the_results() {
         .row(&[&customer(1).to_string(), &user(1).to_string(), PASSWORD])
         .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_command(
+    let ran = run_bin(graph_single(
         &sim,
         "run",
         &input,
@@ -242,7 +216,7 @@ async fn an_audit_on_graph_reads_the_selected_fields() {
     .row(&[&c, &user(2).to_string(), "", "true", ""])
     .write(dir.path(), "in.csv");
     let out = dir.path().join("audit.csv");
-    let ran = run_bin(graph_command(&sim, "audit", &input, &out, &[])).await;
+    let ran = run_bin(graph_single(&sim, "audit", &input, &out, &[])).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let requests = sim.requests();
     assert_eq!(requests.len(), 2);
@@ -299,7 +273,7 @@ async fn a_graph_run_resumes_sending_only_the_rows_not_done() {
     }
     let input = csv.write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_command(
+    let ran = run_bin(graph_single(
         &sim,
         "run",
         &input,
@@ -316,7 +290,7 @@ async fn a_graph_run_resumes_sending_only_the_rows_not_done() {
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(ran.stderr.contains("--target graph"), "{}", ran.stderr);
     assert_eq!(sim.requests().len(), before);
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &["--resume"])).await;
+    let ran = run_bin(graph_single(&sim, "run", &input, &out, &["--resume"])).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let again = &sim.requests()[before..];
     assert_eq!(again.len(), 1, "only the failed row is sent again");
@@ -365,7 +339,7 @@ async fn throttled_graph_writes_wait_and_all_land() {
         "--max-attempts",
         "20",
     ];
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &args)).await;
+    let ran = run_bin(graph_single(&sim, "run", &input, &out, &args)).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(Results::read(&out).count("updated"), 6);
     for n in 1..=6 {
@@ -523,7 +497,7 @@ async fn graph_columns_are_refused_or_skipped_by_partner_center() {
     // Through Graph, the same column is a field: --fields chooses it by Graph's name.
     let sent = sim.requests().len();
     let args = ["--fields", "jobTitle", "--force"];
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &args)).await;
+    let ran = run_bin(graph_single(&sim, "run", &input, &out, &args)).await;
     assert_eq!(ran.code, 1, "the row without a job title: {}", ran.stderr);
     let requests = sim.requests();
     assert_eq!(requests.len(), sent + 1, "{}", ran.stderr);
@@ -618,7 +592,7 @@ async fn a_graph_dry_run_s_plan_names_graph_s_fields_and_clears() {
     .row(&[&c, &user(2).to_string(), "Engineer", "", ""])
     .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &["--dry-run"])).await;
+    let ran = run_bin(graph_single(&sim, "run", &input, &out, &["--dry-run"])).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(sim.requests().is_empty());
     let md = dir.path().join("plan.md");

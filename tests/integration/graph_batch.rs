@@ -17,51 +17,15 @@ use crate::support::*;
 
 const BATCH_PATH: &str = "/graph/v1.0/$batch";
 
-/// A simulator whose Graph tenant is `customer(1)`.
-pub(crate) async fn graph_simulator(config: SimConfig) -> Simulator {
-    simulator(SimConfig {
-        graph: SimGraph {
-            tenant: customer(1),
-            ..config.graph.clone()
-        },
-        ..config
-    })
-    .await
-}
-
-/// `bulkpatch run INPUT --target graph --base-url {sim}/graph/v1.0 --out OUT` plus `extra`.
+/// `bulkpatch run INPUT` through Graph, unpaced, plus `extra`.
 fn graph_run(sim: &Simulator, input: &Path, out: &Path, extra: &[&str]) -> Command {
-    let url = sim.graph_url();
-    let mut args = vec![
-        "run",
-        input.to_str().unwrap(),
-        "--target",
-        "graph",
-        "--base-url",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-        "--rate",
-        "unlimited",
-    ];
+    let mut args = vec!["--rate", "unlimited"];
     if !extra.contains(&"--per-customer-rate") {
         // Not Graph's documented 20/s per tenant either: these tests are about batches.
         args.extend_from_slice(&["--per-customer-rate", "unlimited"]);
     }
     args.extend_from_slice(extra);
-    let mut cmd = bulkpatch(&args);
-    cmd.env("BULKPATCH_TOKEN", sim.token());
-    cmd
-}
-
-/// `rows` rows of customer 1 setting `jobTitle`, users 1..=rows.
-fn job_titles(dir: &Path, rows: u32) -> std::path::PathBuf {
-    let c = customer(1).to_string();
-    let mut csv = Csv::new(&["customer_id", "user_id", "job_title"]);
-    for n in 1..=rows {
-        csv = csv.row(&[&c, &user(n).to_string(), &format!("Title {n}")]);
-    }
-    csv.write(dir, "in.csv")
+    graph_command(sim, "run", input, out, &args)
 }
 
 /// The `$batch` requests received, in order.

@@ -13,46 +13,21 @@ use bulkpatch::simulator::{Fault, RecordedRequest, SimConfig, Simulator};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::graph_batch::graph_simulator;
 use crate::support::*;
 
 const BATCH_PATH: &str = "/graph/v1.0/$batch";
 
-/// `bulkpatch COMMAND INPUT --target graph --base-url {sim}/graph/v1.0 --out OUT` plus `extra`.
-fn graph_command(
+/// `graph_command` at an unlimited `--rate`.
+fn graph_unpaced(
     sim: &Simulator,
     command: &str,
     input: &Path,
     out: &Path,
     extra: &[&str],
 ) -> Command {
-    let url = sim.graph_url();
-    let mut args = vec![
-        command,
-        input.to_str().unwrap(),
-        "--target",
-        "graph",
-        "--base-url",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-        "--rate",
-        "unlimited",
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = bulkpatch(&args);
-    cmd.env("BULKPATCH_TOKEN", sim.token());
-    cmd
-}
-
-/// `rows` rows of customer 1 setting `jobTitle` to `Title {n}`, users 1..=rows.
-fn job_titles(dir: &Path, rows: u32) -> std::path::PathBuf {
-    let c = customer(1).to_string();
-    let mut csv = Csv::new(&["customer_id", "user_id", "job_title"]);
-    for n in 1..=rows {
-        csv = csv.row(&[&c, &user(n).to_string(), &format!("Title {n}")]);
-    }
-    csv.write(dir, "in.csv")
+    let mut all = vec!["--rate", "unlimited"];
+    all.extend_from_slice(extra);
+    graph_command(sim, command, input, out, &all)
 }
 
 /// Users 1..=rows of customer 1 but `missing`, every third one already holding its desired title.
@@ -135,7 +110,7 @@ async fn an_audit_of_45_rows_reads_in_3_batches_with_the_audit_of_single_reads()
         let sim = graph_simulator(config()).await;
         seed_titles(&sim, 45, &[7]);
         let out = dir.path().join(format!("audit-{batch}.csv"));
-        let ran = run_bin(graph_command(
+        let ran = run_bin(graph_unpaced(
             &sim,
             "audit",
             &input,
@@ -188,7 +163,7 @@ async fn a_throttled_read_goes_again_alone_after_its_retry_after() {
     let dir = tempdir();
     let input = job_titles(dir.path(), 5);
     let out = dir.path().join("audit.csv");
-    let ran = run_bin(graph_command(
+    let ran = run_bin(graph_unpaced(
         &sim,
         "audit",
         &input,
@@ -232,7 +207,7 @@ async fn a_read_answered_404_is_final_for_its_row() {
     let dir = tempdir();
     let input = job_titles(dir.path(), 4);
     let out = dir.path().join("audit.csv");
-    let ran = run_bin(graph_command(&sim, "audit", &input, &out, &[])).await;
+    let ran = run_bin(graph_unpaced(&sim, "audit", &input, &out, &[])).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert_eq!(batches(&sim).len(), 1, "nothing read again");
     let results = Results::read(&out);
@@ -272,7 +247,7 @@ async fn skip_unchanged_reads_a_batch_then_patches_only_the_rows_that_change() {
             "--batch",
             batch,
         ];
-        let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+        let ran = run_bin(graph_unpaced(&sim, "run", &input, &out, &extra)).await;
         assert_eq!(ran.code, 0, "{}", ran.stderr);
         let undo = std::fs::read_to_string(&undo).unwrap();
         runs.push((Results::read(&out), undo, sim));
@@ -362,7 +337,7 @@ async fn max_changes_reads_every_batch_before_the_first_write() {
     seed_titles(&sim, 25, &[]);
     let out = dir.path().join("out.csv");
     let extra = ["--skip-unchanged", "--max-changes", "17"];
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+    let ran = run_bin(graph_unpaced(&sim, "run", &input, &out, &extra)).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let sent: Vec<Vec<(String, Uuid, String)>> = batches(&sim).iter().map(subs).collect();
     let shape: Vec<(&str, usize)> = sent.iter().map(|b| (b[0].0.as_str(), b.len())).collect();
@@ -378,7 +353,7 @@ async fn max_changes_reads_every_batch_before_the_first_write() {
     seed_titles(&sim, 25, &[]);
     let out = dir.path().join("out2.csv");
     let extra = ["--skip-unchanged", "--max-changes", "16"];
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+    let ran = run_bin(graph_unpaced(&sim, "run", &input, &out, &extra)).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
         ran.stderr.contains("more than --max-changes 16"),
@@ -410,7 +385,7 @@ async fn a_password_row_read_in_a_batch_is_written_and_never_shown() {
         .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
     let extra = ["--skip-unchanged", "--include-admins", "-vv"];
-    let ran = run_bin(graph_command(&sim, "run", &input, &out, &extra)).await;
+    let ran = run_bin(graph_unpaced(&sim, "run", &input, &out, &extra)).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let sent: Vec<Vec<(String, Uuid, String)>> = batches(&sim).iter().map(subs).collect();
     assert_eq!(sent.len(), 2, "{sent:?}");

@@ -6,41 +6,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use bulkpatch::simulator::{SimConfig, SimGraph, Simulator};
+use bulkpatch::simulator::{SimConfig, Simulator};
 use serde_json::{json, Value};
 
 use crate::support::*;
 
 const USERS: u32 = 4;
 
-async fn graph_simulator() -> Simulator {
-    simulator(SimConfig {
-        graph: SimGraph {
-            tenant: customer(1),
-            ..SimGraph::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-}
-
-/// `bulkpatch run INPUT --target graph --out OUT` plus `extra`, at Graph's default `--batch`.
+/// `bulkpatch run INPUT` through Graph at its default `--batch`, plus `extra`.
 fn graph_run(sim: &Simulator, input: &Path, out: &Path, extra: &[&str]) -> Command {
-    let url = sim.graph_url();
-    let mut args = vec![
-        "run",
-        input.to_str().unwrap(),
-        "--target",
-        "graph",
-        "--base-url",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = bulkpatch(&args);
-    cmd.env("BULKPATCH_TOKEN", sim.token());
-    cmd
+    graph_command(sim, "run", input, out, extra)
 }
 
 fn state(sim: &Simulator) -> Vec<Value> {
@@ -72,7 +47,7 @@ fn undo_rows(path: &Path) -> (Vec<String>, HashMap<String, HashMap<String, Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graph_undo_file_restores_values_and_clears_what_was_empty() {
-    let sim = graph_simulator().await;
+    let sim = graph_simulator(SimConfig::default()).await;
     let seeded = [
         json!({"jobTitle": "Engineer", "department": "Sales"}),
         json!({"businessPhones": ["+1 555 0100"]}),

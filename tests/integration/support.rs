@@ -23,6 +23,55 @@ pub fn user(n: u32) -> Uuid {
 }
 
 /// Starts a simulator on 127.0.0.1:0 that records every request.
+/// A simulator whose Graph tenant (the fixed token's) is `customer(1)`, with `config` over the
+/// defaults.
+pub async fn graph_simulator(config: SimConfig) -> Simulator {
+    simulator(SimConfig {
+        graph: bulkpatch::simulator::SimGraph {
+            tenant: customer(1),
+            ..config.graph.clone()
+        },
+        ..config
+    })
+    .await
+}
+
+/// `bulkpatch COMMAND INPUT --target graph --base-url {sim}/graph/v1.0 --out OUT` plus `extra`,
+/// with the simulator's fixed token.
+pub fn graph_command(
+    sim: &Simulator,
+    command: &str,
+    input: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Command {
+    let url = sim.graph_url();
+    let mut args = vec![
+        command,
+        input.to_str().unwrap(),
+        "--target",
+        "graph",
+        "--base-url",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = bulkpatch(&args);
+    cmd.env("BULKPATCH_TOKEN", sim.token());
+    cmd
+}
+
+/// `rows` rows of customer 1 setting the job title of users 1..=rows to `Title {n}`.
+pub fn job_titles(dir: &Path, rows: u32) -> PathBuf {
+    let c = customer(1).to_string();
+    let mut csv = Csv::new(&["customer_id", "user_id", "job_title"]);
+    for n in 1..=rows {
+        csv = csv.row(&[&c, &user(n).to_string(), &format!("Title {n}")]);
+    }
+    csv.write(dir, "in.csv")
+}
+
 pub async fn simulator(config: SimConfig) -> Simulator {
     Simulator::start(SimConfig {
         record: true,
