@@ -324,14 +324,12 @@ async fn exchange(
                     return None;
                 }
             }
-            let auth = match ctx.tokens.header_for(Some(customer)).await {
+            let auth = match authorization(ctx, customer).await {
                 Ok(auth) => auth,
-                Err(crate::send::auth::AuthError::Tenant(refused)) => {
-                    let _ = held.set(refused.refusal());
-                    return None;
-                }
-                Err(e) => {
-                    ctx.stop.stop(StopReason::AuthFailed(e.to_string()));
+                Err(refused) => {
+                    if let Some(refusal) = refused {
+                        let _ = held.set(refusal);
+                    }
                     return None;
                 }
             };
@@ -357,40 +355,19 @@ async fn exchange(
             Some(attempt)
         }
     };
-    let mut driven = retry::drive(
-        &ctx.policy,
-        &ctx.pacer,
-        &ctx.stop,
-        Some(customer),
-        &mut send,
-    )
-    .await;
+    let (stop, pacer) = (&ctx.stop, &ctx.pacer);
+    let mut driven = retry::drive(&ctx.policy, pacer, stop, Some(customer), &mut send).await;
     if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
-        match ctx
-            .tokens
-            .refresh_after_401(generation.load(Ordering::Relaxed))
-            .await
-        {
+        let generation = generation.load(Ordering::Relaxed);
+        match ctx.tokens.refresh_after_401(generation).await {
             Ok(true) => {
+                let left = ctx.policy.max_attempts.saturating_sub(driven.attempts);
                 let policy = Policy {
-                    max_attempts: ctx
-                        .policy
-                        .max_attempts
-                        .saturating_sub(driven.attempts)
-                        .max(1),
+                    max_attempts: left.max(1),
                     ..ctx.policy
                 };
-                let first = driven;
-                driven =
-                    retry::drive(&policy, &ctx.pacer, &ctx.stop, Some(customer), &mut send).await;
-                driven.attempts += first.attempts;
-                driven.throttled += first.throttled;
-                if driven.last.is_none() {
-                    driven.last = first.last;
-                    driven.verdict = first.verdict;
-                    driven.request_id = first.request_id;
-                    driven.ending = Ending::Finished;
-                }
+                let again = retry::drive(&policy, pacer, stop, Some(customer), &mut send).await;
+                driven = after_refresh(driven, again);
                 if matches!(driven.verdict, Some(Verdict::Unauthorized { .. })) {
                     ctx.stop.stop(StopReason::Unauthorized);
                 }
@@ -399,19 +376,51 @@ async fn exchange(
             Err(e) => ctx.stop.stop(StopReason::AuthFailed(e.to_string())),
         }
     }
-    ctx.counters
-        .attempts
-        .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
-    ctx.counters
-        .throttled
-        .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
-    if op == Op::Read {
-        ctx.counters
-            .reads
-            .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
-    }
+    count(ctx, op, &driven);
     ctx.tenants.observe(customer, Seen::of(target, &driven));
     driven
+}
+
+/// The Authorization header for a request to `customer`'s tenant. Err(Some) when the tenant
+/// refused its token (its rows are held); Err(None) when the sign-in itself failed (the run
+/// stops).
+pub(super) async fn authorization(
+    ctx: &Context,
+    customer: Uuid,
+) -> Result<crate::send::auth::AuthHeader, Option<Refusal>> {
+    match ctx.tokens.header_for(Some(customer)).await {
+        Ok(auth) => Ok(auth),
+        Err(crate::send::auth::AuthError::Tenant(refused)) => Err(Some(refused.refusal())),
+        Err(e) => {
+            ctx.stop.stop(StopReason::AuthFailed(e.to_string()));
+            Err(None)
+        }
+    }
+}
+
+/// A row's attempts before a 401 and after the token was refreshed, as one: counts added, and
+/// the first answer kept when nothing was sent after the refresh.
+fn after_refresh(first: Driven, mut again: Driven) -> Driven {
+    again.attempts += first.attempts;
+    again.throttled += first.throttled;
+    if again.last.is_none() {
+        again.last = first.last;
+        again.verdict = first.verdict;
+        again.request_id = first.request_id;
+        again.ending = Ending::Finished;
+    }
+    again
+}
+
+/// Counts a row's attempts, 429s and (for a read) reads in the run's counters.
+fn count(ctx: &Context, op: Op, driven: &Driven) {
+    let counters = &ctx.counters;
+    let attempts = u64::from(driven.attempts);
+    counters.attempts.fetch_add(attempts, Ordering::Relaxed);
+    (counters.throttled).fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
+    if op == Op::Read {
+        counters.reads.fetch_add(attempts, Ordering::Relaxed);
+    }
 }
 
 /// The results record for a driven row (None when nothing was sent).

@@ -10,7 +10,6 @@
 //! [`super::batch_reads`]'s. Part of the pool (its context, protection check and records);
 //! uses `core`, `targets`, `input`, `output` and the rest of `send`.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -198,15 +197,10 @@ async fn envelope(
         }
     }
     // The Authorization header of the batch's tenant, as for a row sent alone (`pool::exchange`).
-    let auth = match ctx.tokens.header_for(Some(customer)).await {
+    let auth = match super::authorization(ctx, customer).await {
         Ok(auth) => auth,
-        Err(crate::send::auth::AuthError::Tenant(refused)) => {
-            return Err(Halt::Refused(refused.refusal()));
-        }
-        Err(e) => {
-            ctx.stop.stop(StopReason::AuthFailed(e.to_string()));
-            return Err(Halt::Stopped(Ending::StoppedBeforeRetry));
-        }
+        Err(Some(refusal)) => return Err(Halt::Refused(refusal)),
+        Err(None) => return Err(Halt::Stopped(Ending::StoppedBeforeRetry)),
     };
     let Some((attempt, body)) = send(op, slots, ctx, auth.value).await else {
         return Err(Halt::Stopped(Ending::Interrupted));
@@ -476,18 +470,7 @@ fn finish(mut slot: Slot, ending: Ending, scheduler: &Scheduler, ctx: &Context) 
         verdict: slot.verdict.take(),
         request_id: slot.request_id,
     };
-    let counters = &ctx.counters;
-    counters
-        .attempts
-        .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
-    counters
-        .throttled
-        .fetch_add(u64::from(driven.throttled), Ordering::Relaxed);
-    if slot.op == Op::Read {
-        counters
-            .reads
-            .fetch_add(u64::from(driven.attempts), Ordering::Relaxed);
-    }
+    super::count(ctx, slot.op, &driven);
     let customer = slot.row.customer;
     if driven.ending != Ending::NotAttempted {
         ctx.tenants
