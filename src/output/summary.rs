@@ -353,6 +353,14 @@ impl Summary {
                 self.customers, self.customers_with_problems
             );
         }
+        self.write_requests(&mut out);
+        self.write_failures(&mut out);
+        self.write_ending(&mut out);
+        out
+    }
+
+    /// The requests, pace, undo and per-customer lines of [`Summary::to_text`].
+    fn write_requests(&self, out: &mut String) {
         if !self.dry_run && self.attempts > 0 {
             let reads = match self.reads {
                 0 => String::new(),
@@ -366,16 +374,16 @@ impl Summary {
         }
         if let Some(pace) = self.adapted_pace {
             let _ = writeln!(
-                out,
-                "  pace adapted to the API: {pace:.1} requests/s at the end (429s or rate-limit headers)"
-            );
+            out,
+            "  pace adapted to the API: {pace:.1} requests/s at the end (429s or rate-limit headers)"
+        );
         }
         if self.not_undoable > 0 {
             let _ = writeln!(
-                out,
-                "  not undoable: {} password changes (a password cannot be read back; they are not in the undo file)",
-                self.not_undoable
-            );
+            out,
+            "  not undoable: {} password changes (a password cannot be read back; they are not in the undo file)",
+            self.not_undoable
+        );
         }
         if self.customers_paced_alone > 0 {
             let slowest: Vec<String> = self
@@ -390,6 +398,10 @@ impl Summary {
                 slowest.join(", ")
             );
         }
+    }
+
+    /// The failures by kind, with an example each.
+    fn write_failures(&self, out: &mut String) {
         if !self.errors.is_empty() {
             let _ = writeln!(out, "  failures:");
             for e in &self.errors {
@@ -404,6 +416,10 @@ impl Summary {
                 let _ = writeln!(out, "    {:>6} × {status}{code}: {}", e.count, e.example);
             }
         }
+    }
+
+    /// What an earlier run did, invalid rows, why the run stopped and what to do next.
+    fn write_ending(&self, out: &mut String) {
         if self.skipped > 0 {
             let _ = writeln!(
                 out,
@@ -414,9 +430,9 @@ impl Summary {
         }
         if let Some(outcome) = self.outcomes.get("invalid").filter(|n| **n > 0) {
             let _ = writeln!(
-                out,
-                "  {outcome} invalid rows were not sent: the results file gives each line and reason"
-            );
+            out,
+            "  {outcome} invalid rows were not sent: the results file gives each line and reason"
+        );
         }
         if let Some(reason) = &self.stopped {
             let _ = writeln!(out, "  STOPPED: {reason}");
@@ -438,7 +454,6 @@ impl Summary {
                 }
             );
         }
-        out
     }
 }
 
