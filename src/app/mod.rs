@@ -13,6 +13,7 @@ pub mod resolve;
 mod rows;
 mod signals;
 pub mod signin;
+mod tenant_domain;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,9 @@
 //! through the run's pacer, retries and tokens; the answers are cached for the run. Memory stays
 //! bounded: a customer's listing keeps only the UPNs the input names. A GUID given is used as
 //! it is (with both `user_id` and a UPN, the GUID is the key); a name that matches nothing is
-//! `not_found`, a domain two customers share is `invalid` naming both.
+//! `not_found`, a domain two customers share is `invalid` naming both. Through a target whose
+//! customers are tenants (Graph), a domain is instead looked up once as a tenant's
+//! (`tenant_domain`), single-flight per domain.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,8 @@ pub struct Resolver {
     /// The UPNs (lower case) the input names: the only ones a listing keeps.
     wanted: HashSet<String>,
     customers: Listing<HashMap<String, Vec<Uuid>>>,
+    /// By domain (lower case): the tenant it names, for a target whose customers are tenants.
+    tenants: Mutex<HashMap<String, Listing<Uuid>>>,
     users: Mutex<HashMap<Uuid, Listing<Users>>>,
 }
 
@@ -122,6 +126,7 @@ impl Resolver {
                 .map(|u| u.trim().to_lowercase())
                 .collect(),
             customers: Arc::default(),
+            tenants: Mutex::default(),
             users: Mutex::default(),
         }
     }
@@ -133,6 +138,9 @@ impl Resolver {
             return Ok(id);
         }
         let domain = cell.to_ascii_lowercase();
+        if self.lister.target.resolves_domains_by_discovery() {
+            return self.tenant(domain).await;
+        }
         let by_domain = self
             .customers
             .get_or_init(|| async {
@@ -212,6 +220,17 @@ impl Resolver {
         }
     }
 
+    /// The tenant whose domain `domain` is, looked up once (concurrent callers wait for it).
+    async fn tenant(&self, domain: String) -> Result<Uuid, Unresolved> {
+        let cell = {
+            let mut cells = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            cells.entry(domain.clone()).or_default().clone()
+        };
+        cell.get_or_init(|| super::tenant_domain::tenant_of_domain(&self.lister, &domain))
+            .await
+            .clone()
+    }
+
     fn users_cell(&self, customer: Uuid) -> Listing<Users> {
         let mut cells = self.users.lock().unwrap_or_else(|p| p.into_inner());
         cells.entry(customer).or_default().clone()
@@ -247,7 +266,7 @@ fn index_customers(all: Vec<CustomerItem>) -> HashMap<String, Vec<Uuid>> {
 }
 
 /// A name from the input or a server, as a message may show it: short, controls escaped.
-fn shown(name: &str) -> String {
+pub(super) fn shown(name: &str) -> String {
     let short = crate::core::text::shorten(name, 80);
     format!("\"{}\"", crate::core::redact::escape_controls(&short))
 }

@@ -207,6 +207,12 @@ impl TokenProvider {
         }
     }
 
+    /// The token URL of the refresh-token grant (its authority finds tenants by domain); None
+    /// for a fixed token.
+    pub fn token_url(&self) -> Option<&reqwest::Url> {
+        self.grant.as_ref().map(|g| &g.token_url)
+    }
+
     /// Whether a 401 can be answered by a refresh.
     pub fn can_refresh(&self) -> bool {
         self.grant.is_some()

@@ -79,6 +79,12 @@ impl Client {
         })
     }
 
+    /// The run's one HTTP client and the limit on one attempt, for a request without
+    /// credentials to another host (a tenant's discovery document).
+    pub fn transport(&self) -> (&reqwest::Client, Duration) {
+        (&self.http, self.timeout)
+    }
+
     /// One attempt of a request the target described, with the headers every request carries.
     /// `auth` is the `Authorization` value; `secrets` never reach a message (a row's password);
     /// `read` keeps the user a successful answer holds.

@@ -17,5 +17,6 @@ pub mod pool;
 pub mod reach;
 pub mod retry;
 pub mod schedule;
+pub mod tenant_discovery;
 pub mod tenant_tokens;
 pub mod tenants;

@@ -182,14 +182,22 @@ pub fn refusal_of(tenant: Uuid, error: &str, description: &str) -> Option<Tenant
 
 /// `token_url` with `tenant` in place of its tenant segment, the one before `oauth2/v2.0/token`.
 pub fn tenant_url(token_url: &reqwest::Url, tenant: Uuid) -> Option<reqwest::Url> {
+    at_authority(token_url, &tenant.to_string(), &["oauth2", "v2.0", "token"])
+}
+
+/// A URL of the token URL's authority: `token_url` with `tenant` (a GUID or a checked domain)
+/// in place of its tenant segment and `tail` in place of `oauth2/v2.0/token`, no query; None
+/// when `token_url` has no tenant segment.
+pub fn at_authority(token_url: &reqwest::Url, tenant: &str, tail: &[&str]) -> Option<reqwest::Url> {
     let segments: Vec<&str> = token_url.path_segments()?.collect();
     let n = segments.len();
     if n < 4 || segments[n - 3..] != ["oauth2", "v2.0", "token"] || segments[n - 4].is_empty() {
         return None;
     }
     let mut url = token_url.clone();
-    let mut path: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
-    path[n - 4] = tenant.to_string();
+    let mut path: Vec<&str> = segments[..n - 4].to_vec();
+    path.push(tenant);
+    path.extend_from_slice(tail);
     url.set_path(&path.join("/"));
     url.set_query(None);
     Some(url)

@@ -82,6 +82,9 @@ pub struct SimOAuth {
     pub device_script: Vec<String>,
     /// The `interval` the device-code endpoint announces (whole seconds).
     pub device_interval: u64,
+    /// By tenant segment (a domain, lower case): how many of the first discovery-document
+    /// requests for it answer 503.
+    pub discovery_failures: HashMap<String, u32>,
 }
 
 /// The user who signs in at the simulator's authority.
@@ -116,6 +119,7 @@ impl Default for SimOAuth {
             authorize_error: None,
             device_script: Vec::new(),
             device_interval: 5,
+            discovery_failures: HashMap::new(),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! and of its throttling layer (`{"statusCode":429,"message":..}`).
 //! With [`SimConfig::oauth`] it is also an OAuth authority at its base URL (`authority`,
 //! `oauth`): `/{tenant}/oauth2/v2.0/authorize`, `/token` (refresh-token, authorization-code
-//! with PKCE, and device-code grants) and `/devicecode`, with a page to approve device codes.
+//! with PKCE, and device-code grants) and `/devicecode`, with a page to approve device codes,
+//! and (always) the public discovery document `/{tenant}/v2.0/.well-known/openid-configuration`
+//! (`discovery`), a customer's domain naming its tenant.
 //!
 //! Each request goes through these steps, in order:
 //! 1. it is recorded (when [`SimConfig::record`] is set) and counted;
@@ -65,6 +67,7 @@ mod collections;
 pub mod command;
 mod config;
 mod directory;
+mod discovery;
 mod graph;
 mod graph_batch;
 mod graph_lists;
@@ -81,6 +84,7 @@ mod validation;
 
 pub use config::{Fault, SimConfig, SimOAuth, SimUser, Throttle, WindowQuota};
 pub use directory::{DirCustomer, DirUser, Directory};
+pub use discovery::DiscoveryRequest;
 pub use graph::{SimGraph, GRAPH_PREFIX};
 pub use state::{RecordedRequest, SimStats, TokenRequest, STATS_PATH};
 
@@ -143,6 +147,10 @@ impl Simulator {
                 "/{tenant}/oauth2/v2.0/devicecode",
                 axum::routing::post(devicecode_endpoint),
             )
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                axum::routing::get(discovery::discovery_endpoint),
+            )
             .route(DEVICE_PATH, axum::routing::get(device_page))
             .route(STATS_PATH, axum::routing::get(stats_endpoint))
             .fallback(handle)
@@ -170,6 +178,12 @@ impl Simulator {
     /// Every request to the token endpoint, in arrival order.
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         lock(&self.shared.oauth_state).requests.clone()
+    }
+
+    /// Every request for a discovery document (`/{tenant}/v2.0/.well-known/openid-configuration`),
+    /// in arrival order.
+    pub fn discovery_requests(&self) -> Vec<DiscoveryRequest> {
+        lock(&self.shared.oauth_state).discovery.clone()
     }
 
     /// The form of every device authorization request (`/devicecode`), in arrival order.

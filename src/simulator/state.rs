@@ -34,6 +34,8 @@ pub(super) struct OAuthState {
     pub(super) devices: HashMap<String, DeviceGrant>,
     /// The form of every device authorization request (`/devicecode`), in arrival order.
     pub(super) device_requests: Vec<HashMap<String, String>>,
+    /// Every request for a discovery document, in arrival order.
+    pub(super) discovery: Vec<super::discovery::DiscoveryRequest>,
 }
 
 /// What `/authorize` bound an authorization code to.

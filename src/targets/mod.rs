@@ -201,6 +201,12 @@ pub trait Target: Send + Sync + Debug {
     fn tokens_per_tenant(&self) -> bool {
         false
     }
+    /// Whether a customer named by domain is found as a tenant, through the authority's public
+    /// discovery document (Graph: customers are tenants), rather than in the partner's listing
+    /// of its customers (Partner Center).
+    fn resolves_domains_by_discovery(&self) -> bool {
+        false
+    }
     /// Whether every 429 is the customer tenant's own limit (Graph throttles per app and
     /// tenant), rather than the partner's or the customer's, which only the spread of the
     /// 429s over customers tells (Partner Center).

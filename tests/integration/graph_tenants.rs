@@ -45,7 +45,7 @@ fn rows(tenants: &[u32], users: u32) -> Csv {
 
 /// `bulkpatch ARGS --target graph --base-url {sim}/graph/v1.0 --config CONFIG` with the
 /// refresh-token credentials of `auth_config` (no fixed token).
-fn graph_with_config(sim: &Simulator, config: &Path, args: &[&str]) -> Command {
+pub(crate) fn graph_with_config(sim: &Simulator, config: &Path, args: &[&str]) -> Command {
     let url = sim.graph_url();
     let mut all = args.to_vec();
     if args.first() == Some(&"run") && !args.contains(&"--batch") {
@@ -64,13 +64,16 @@ fn graph_with_config(sim: &Simulator, config: &Path, args: &[&str]) -> Command {
 }
 
 /// The config and refresh-token file for `sim`'s token endpoint.
-fn credentials(dir: &Path, sim: &Simulator) -> (PathBuf, PathBuf) {
+pub(crate) fn credentials(dir: &Path, sim: &Simulator) -> (PathBuf, PathBuf) {
     let refresh = sim.valid_refresh_tokens().pop().unwrap();
     auth_config(dir, sim, &refresh, &SimOAuth::default().client_id)
 }
 
 /// The token requests made at `tenant`'s endpoint.
-fn token_requests(sim: &Simulator, tenant: Uuid) -> Vec<bulkpatch::simulator::TokenRequest> {
+pub(crate) fn token_requests(
+    sim: &Simulator,
+    tenant: Uuid,
+) -> Vec<bulkpatch::simulator::TokenRequest> {
     let t = tenant.to_string();
     sim.token_requests()
         .into_iter()
@@ -79,7 +82,7 @@ fn token_requests(sim: &Simulator, tenant: Uuid) -> Vec<bulkpatch::simulator::To
 }
 
 /// The tenant whose endpoint issued the bearer token of `r`.
-fn token_tenant(sim: &Simulator, r: &RecordedRequest) -> Option<String> {
+pub(crate) fn token_tenant(sim: &Simulator, r: &RecordedRequest) -> Option<String> {
     let token = r.header("authorization")?.strip_prefix("Bearer ")?;
     sim.token_tenant(token)
 }

@@ -12,6 +12,7 @@ mod fields;
 mod graph;
 mod graph_batch;
 mod graph_batch_reads;
+mod graph_domains;
 mod graph_tenants;
 mod graph_undo;
 mod hostile_server;

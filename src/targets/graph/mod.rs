@@ -95,6 +95,10 @@ impl Target for Graph {
         true
     }
 
+    fn resolves_domains_by_discovery(&self) -> bool {
+        true
+    }
+
     fn undo_columns(&self) -> &'static [(&'static str, Field)] {
         audit::UNDO_COLUMNS
     }
