@@ -462,6 +462,7 @@ impl Ended {
             attempts: c.attempts.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
             reads: c.reads.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
             not_undoable: c.not_undoable.load(Ordering::Relaxed),
             elapsed: started.elapsed(),
             stopped: self.stop.reason(),

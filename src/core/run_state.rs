@@ -127,6 +127,9 @@ pub struct Counters {
     pub throttled: AtomicU64,
     /// Of the requests sent, those that read a user (`--skip-unchanged`, `--undo-file`, audits).
     pub reads: AtomicU64,
+    /// Requests that carried several rows (Graph `$batch`): each of their rows' attempts is
+    /// counted in `attempts` too.
+    pub batches: AtomicU64,
     /// Rows whose password change cannot be undone (an undo file cannot read a password back).
     pub not_undoable: AtomicU64,
     /// An audit's counts: its outcomes are shown, not `updated`.

@@ -65,6 +65,8 @@ pub struct Summary {
     pub throttled: u64,
     /// Of the requests, those that read a user first (`--skip-unchanged`, `--undo-file`).
     pub reads: u64,
+    /// The requests that carried several rows (Graph `$batch`); `attempts` counts their rows.
+    pub batches: u64,
     /// Rows whose password change an undo file cannot revert (a password cannot be read back).
     pub not_undoable: u64,
     pub elapsed_seconds: f64,
@@ -114,6 +116,7 @@ pub struct SummaryInput<'a> {
     pub attempts: u64,
     pub throttled: u64,
     pub reads: u64,
+    pub batches: u64,
     pub not_undoable: u64,
     pub elapsed: Duration,
     pub stopped: Option<&'a StopReason>,
@@ -174,6 +177,7 @@ impl Summary {
             attempts: s.attempts,
             throttled: s.throttled,
             reads: s.reads,
+            batches: s.batches,
             not_undoable: s.not_undoable,
             elapsed_seconds: round3(s.elapsed.as_secs_f64()),
             rows_per_second: round3(t.recorded as f64 / secs),
@@ -214,6 +218,7 @@ impl Summary {
             attempts: 0,
             throttled: 0,
             reads: 0,
+            batches: 0,
             not_undoable: 0,
             elapsed: Duration::ZERO,
             stopped: None,
@@ -240,6 +245,7 @@ impl Summary {
             attempts: 0,
             throttled: 0,
             reads: 0,
+            batches: 0,
             not_undoable: 0,
             elapsed: Duration::ZERO,
             stopped: None,
@@ -293,6 +299,7 @@ impl Summary {
                     attempts = self.attempts,
                     throttled = self.throttled,
                     reads = self.reads,
+                    batches = self.batches,
                     not_undoable = self.not_undoable,
                     elapsed_seconds = self.elapsed_seconds,
                     rows_per_second = self.rows_per_second,
@@ -366,9 +373,13 @@ impl Summary {
                 0 => String::new(),
                 r => format!("{r} reads and {} writes, ", self.attempts.saturating_sub(r)),
             };
+            let batches = match self.batches {
+                0 => String::new(),
+                b => format!(" in {b} batches"),
+            };
             let _ = writeln!(
                 out,
-                "  requests: {} sent ({reads}{} answered 429), {:.1} rows/s, {:.1} requests/s",
+                "  requests: {} sent{batches} ({reads}{} answered 429), {:.1} rows/s, {:.1} requests/s",
                 self.attempts, self.throttled, self.rows_per_second, self.requests_per_second
             );
         }
@@ -503,6 +514,7 @@ mod tests {
             attempts: 0,
             throttled: 0,
             reads: 0,
+            batches: 0,
             not_undoable: 0,
             elapsed: Duration::from_secs(1),
             stopped: Some(&StopReason::Interrupted),

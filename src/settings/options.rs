@@ -55,7 +55,7 @@ api {
     // `login` signs in with the target's scope (`LoginSettings::resolve`).
     target: Option<String> = "partner-center" => std::sync::Arc<dyn crate::targets::Target>,
         parse |t| super::values::parse_target(&t),
-        help "The API to update users through, or (`login`) to sign in for: `partner-center` or `graph` (Microsoft Graph, preview)",
+        help "The API to update users through, or (`login`) to sign in for: `partner-center` or `graph` (Microsoft Graph)",
         cli(long, value_name = "API"), env "BULKPATCH_TARGET", toml "graph";
 }
 common {

@@ -261,9 +261,18 @@ async fn two_hundred_rows_of_one_tenant_take_fewer_than_a_tenth_of_a_request_eac
     let dir = tempdir();
     let input = job_titles(dir.path(), 200);
     let out = dir.path().join("out.csv");
-    let ran = run_bin(graph_run(&sim, &input, &out, &["--batch", "20"])).await;
+    let summary = dir.path().join("summary.json");
+    let summary_arg = summary.to_str().unwrap();
+    let extra = ["--batch", "20", "--summary-json", summary_arg];
+    let ran = run_bin(graph_run(&sim, &input, &out, &extra)).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let sent = batches(&sim);
+    // The summary counts the `$batch` requests apart from the rows' attempts.
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["batches"], sent.len() as u64);
+    assert_eq!(json["attempts"], 200);
+    let line = format!("200 sent in {} batches", sent.len());
+    assert!(ran.stderr.contains(&line), "{line} in {}", ran.stderr);
     let per_row = sent.len() as f64 / 200.0;
     assert!(per_row < 0.1, "{} requests for 200 rows", sent.len());
     assert!(sent.iter().all(|b| subs(b).len() <= 20));

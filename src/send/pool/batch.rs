@@ -255,6 +255,7 @@ async fn send(
     auth: http::HeaderValue,
 ) -> Option<(Attempt, Vec<u8>)> {
     let now = Instant::now();
+    (ctx.counters.batches).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for slot in slots.iter_mut() {
         slot.attempts += 1;
         slot.first_sent.get_or_insert(now);
