@@ -147,11 +147,15 @@ input_grouped=0
 # $input_customers customers, grouped by customer when $input_grouped is 1.
 input_file() {
     local rows=$1 n=$input_customers grouped=$input_grouped file
-    file="$tmp/input-$rows-c$n$( ((grouped)) && echo -grouped).csv"
+    # (An `if`, not `((grouped)) && ...`: under inherit_errexit a false test inside $(...)
+    # would end the script, silently, for every ungrouped input.)
+    local suffix=""
+    if ((grouped)); then suffix=-grouped; fi
+    file="$tmp/input-$rows-c$n$suffix.csv"
     if [[ ! -f $file ]]; then
         if command -v python3 >/dev/null; then
             local flags=(--customers "$n" --seed 1)
-            ((grouped)) && flags+=(--grouped)
+            if ((grouped)); then flags+=(--grouped); fi
             python3 "$repo/scripts/gen_csv.py" "$rows" "$file" "${flags[@]}"
         else
             # Same shape as gen_csv.py: the user GUID ends in the row number, so it is unique;
