@@ -114,21 +114,12 @@ pub async fn export(mut settings: ExportSettings) -> Result<ExportSummary, Error
         stopped: None,
         exit_code: exit::OK,
     };
-    let listed = match named {
-        Some(tenants) => Ok((tenants, super::listing::Listed::default())),
-        None => lister.customers().await,
-    };
-    let outcome = match listed {
-        Ok((customers, listed)) => {
-            summary.malformed += listed.malformed;
-            let (chosen, failed) = choose(&settings.selection, customers);
-            summary.failed = failed;
-            export_users(&settings, &lister, chosen, &mut summary).await
+    let outcome = match named {
+        Some((mut tenants, domains)) => {
+            summary.failed = tenants_of_domains(&lister, &domains, &mut tenants).await;
+            export_users(&settings, &lister, tenants, &mut summary).await
         }
-        Err(ListError::Stopped) => Ok(()),
-        Err(e) => Err(Error::Other(anyhow::anyhow!(
-            "cannot list the partner's customers: {e}"
-        ))),
+        None => list_and_export(&settings, &lister, &mut summary).await,
     };
     signals.abort();
     outcome?;
@@ -146,10 +137,60 @@ pub async fn export(mut settings: ExportSettings) -> Result<ExportSummary, Error
     Ok(summary)
 }
 
+/// The partner's customers listed, the chosen ones' users exported.
+async fn list_and_export(
+    settings: &ExportSettings,
+    lister: &Arc<Lister>,
+    summary: &mut ExportSummary,
+) -> Result<(), Error> {
+    match lister.customers().await {
+        Ok((customers, listed)) => {
+            summary.malformed += listed.malformed;
+            let (chosen, failed) = choose(&settings.selection, customers);
+            summary.failed = failed;
+            export_users(settings, lister, chosen, summary).await
+        }
+        Err(ListError::Stopped) => Ok(()),
+        Err(e) => Err(Error::Other(anyhow::anyhow!(
+            "cannot list the partner's customers: {e}"
+        ))),
+    }
+}
+
+/// The tenants `domains` name, found through the authority's discovery document (Graph), added
+/// to `tenants` (each once); the domains not found, with why.
+async fn tenants_of_domains(
+    lister: &Lister,
+    domains: &[String],
+    tenants: &mut Vec<CustomerItem>,
+) -> Vec<FailedCustomer> {
+    let mut failed = Vec::new();
+    for domain in domains {
+        let lower = domain.to_ascii_lowercase();
+        match super::tenant_domain::tenant_of_domain(lister, &lower).await {
+            Ok(id) if tenants.iter().all(|t| t.id != id) => tenants.push(CustomerItem {
+                id,
+                domain: lower,
+                name: String::new(),
+            }),
+            Ok(_) => {}
+            Err(unresolved) => failed.push(FailedCustomer {
+                customer: domain.clone(),
+                reason: unresolved.reason,
+            }),
+        }
+    }
+    failed
+}
+
+/// Named tenants and domains, to find before anything else is sent.
+type Named = (Vec<CustomerItem>, Vec<String>);
+
 /// With a target that cannot list customers (Graph: customer tenants are named, not listed),
-/// the tenants named by GUID; a domain or `--all-customers` is refused before anything is
-/// sent, since only a partner API could resolve it. None: the target lists its customers.
-fn named_tenants(settings: &ExportSettings) -> Result<Option<Vec<CustomerItem>>, Error> {
+/// the tenants named by GUID and the domains to find through the authority's discovery
+/// document; `--all-customers`, or a domain when the target cannot find one, is refused before
+/// anything is sent. None: the target lists its customers.
+fn named_tenants(settings: &ExportSettings) -> Result<Option<Named>, Error> {
     let target = &settings.run.target;
     let nil = uuid::Uuid::nil();
     let probe = crate::targets::Ids {
@@ -169,6 +210,7 @@ fn named_tenants(settings: &ExportSettings) -> Result<Option<Vec<CustomerItem>>,
         return refuse("--all-customers cannot be exported".into());
     };
     let mut tenants: Vec<CustomerItem> = Vec::new();
+    let mut domains: Vec<String> = Vec::new();
     for choice in choices {
         match choice {
             Choice::Id(id) if tenants.iter().all(|t| t.id != *id) => tenants.push(CustomerItem {
@@ -177,13 +219,14 @@ fn named_tenants(settings: &ExportSettings) -> Result<Option<Vec<CustomerItem>>,
                 name: String::new(),
             }),
             Choice::Id(_) => {}
+            Choice::Domain(d) if target.resolves_domains_by_discovery() => domains.push(d.clone()),
             Choice::Domain(d) => {
                 let d = crate::core::text::shorten(d, 80);
                 return refuse(format!("the customer {d} is a domain"));
             }
         }
     }
-    Ok(Some(tenants))
+    Ok(Some((tenants, domains)))
 }
 
 fn exit_code(stopped: Option<&StopReason>, summary: &ExportSummary) -> u8 {

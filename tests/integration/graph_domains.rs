@@ -274,3 +274,52 @@ async fn partner_center_still_finds_a_domain_in_the_partners_customers() {
         .count();
     assert_eq!(listed, 1, "the partner's customers listed once");
 }
+
+/// `export --target graph` takes tenants named by domain too: each found through the discovery
+/// document, its users listed with its own token; a domain no tenant has is a failed customer
+/// (exit 1) while the others are exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_export_finds_tenants_named_by_domain() {
+    let sim = sim_with_domains(SimOAuth::default(), &["one.example", "two.example"], 2).await;
+    let dir = tempdir();
+    let (config, _) = credentials(dir.path(), &sim);
+    let out = dir.path().join("users.csv");
+    let c2 = customer(2).to_string();
+    let args = [
+        "export",
+        "--customer",
+        "One.Example",
+        "--customer",
+        &c2,
+        "--customer",
+        "nobody.example",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let ran = run_bin(graph_with_config(&sim, &config, &args)).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("nobody.example"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("AADSTS90002"), "{}", ran.stderr);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut exported: Vec<(String, String)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].to_string(), cells[2].to_string())
+        })
+        .collect();
+    exported.sort();
+    let mut want: Vec<(String, String)> = [(1, 101), (1, 102), (2, 201), (2, 202)]
+        .iter()
+        .map(|(t, u)| (customer(*t).to_string(), user(*u).to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(exported, want);
+    assert_eq!(discoveries(&sim).get("one.example"), Some(&1));
+    assert!(sim.discovery_requests().iter().all(|r| r.tenant != c2));
+    assert!(
+        !token_requests(&sim, customer(1)).is_empty(),
+        "tenant 1's own token"
+    );
+}
