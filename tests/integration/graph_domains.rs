@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use bulkpatch::simulator::{DirCustomer, Directory, SimConfig, SimOAuth, Simulator};
 use serde_json::json;
 
-use crate::graph_tenants::{credentials, graph_with_config, token_requests, token_tenant};
+use crate::graph_tenants::{
+    credentials, graph_run_with_config, graph_with_config, token_requests, token_tenant,
+};
 use crate::support::*;
 
 /// A simulator with a token endpoint whose directory gives tenant `t` the domain `domains[t-1]`,
@@ -72,18 +74,8 @@ async fn tenants_named_by_domain_are_found_once_each_and_changed_with_their_own_
     ])
     .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let args = [
-        "run",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let ran = run_bin(graph_with_config(
-        &sim,
-        &config,
-        &[&args[..], &["--concurrency", "4", "--rate", "unlimited"]].concat(),
-    ))
-    .await;
+    let extra = ["--concurrency", "4", "--rate", "unlimited"];
+    let ran = run_bin(graph_run_with_config(&sim, &config, &input, &out, &extra)).await;
     assert_eq!(ran.code, 1, "one domain matches no tenant: {}", ran.stderr);
 
     // One discovery request per domain, without credentials.
@@ -167,18 +159,8 @@ async fn a_transient_discovery_failure_is_retried_and_one_that_persists_fails_on
     ])
     .write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let args = [
-        "run",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let ran = run_bin(graph_with_config(
-        &sim,
-        &config,
-        &[&args[..], &["--max-attempts", "3"]].concat(),
-    ))
-    .await;
+    let extra = ["--max-attempts", "3"];
+    let ran = run_bin(graph_run_with_config(&sim, &config, &input, &out, &extra)).await;
     assert_eq!(ran.code, 1, "tenant two's rows failed: {}", ran.stderr);
     let expected: HashMap<String, usize> = [("one.example", 2), ("two.example", 3)]
         .map(|(d, n)| (d.to_string(), n))

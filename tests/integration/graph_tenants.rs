@@ -63,6 +63,24 @@ pub(crate) fn graph_with_config(sim: &Simulator, config: &Path, args: &[&str]) -
     bulkpatch(&all)
 }
 
+/// `bulkpatch run INPUT --out OUT` through Graph with `config`'s credentials, plus `extra`.
+pub(crate) fn graph_run_with_config(
+    sim: &Simulator,
+    config: &Path,
+    input: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut args = vec![
+        "run",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    graph_with_config(sim, config, &args)
+}
+
 /// The config and refresh-token file for `sim`'s token endpoint.
 pub(crate) fn credentials(dir: &Path, sim: &Simulator) -> (PathBuf, PathBuf) {
     let refresh = sim.valid_refresh_tokens().pop().unwrap();
@@ -102,18 +120,8 @@ async fn each_tenant_gets_its_own_token_once_and_a_refusing_tenant_fails_only_it
     let (config, refresh_file) = credentials(dir.path(), &sim);
     let input = rows(&[1, 2, 3], 4).write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let args = [
-        "run",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let ran = run_bin(graph_with_config(
-        &sim,
-        &config,
-        &[&args[..], &["--concurrency", "4", "--rate", "unlimited"]].concat(),
-    ))
-    .await;
+    let extra = ["--concurrency", "4", "--rate", "unlimited"];
+    let ran = run_bin(graph_run_with_config(&sim, &config, &input, &out, &extra)).await;
     assert_eq!(ran.code, 1, "tenant 3's rows failed: {}", ran.stderr);
 
     for t in [1, 2, 3] {
@@ -192,18 +200,8 @@ async fn a_tenant_token_is_refreshed_when_it_expires_with_no_row_refused() {
     let (config, _) = credentials(dir.path(), &sim);
     let input = rows(&[1], 25).write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let args = [
-        "run",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let ran = run_bin(graph_with_config(
-        &sim,
-        &config,
-        &[&args[..], &["--concurrency", "4", "--rate", "10/s"]].concat(),
-    ))
-    .await;
+    let extra = ["--concurrency", "4", "--rate", "10/s"];
+    let ran = run_bin(graph_run_with_config(&sim, &config, &input, &out, &extra)).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(Results::read(&out).count("updated"), 25);
     let fetched = token_requests(&sim, customer(1));
@@ -312,24 +310,16 @@ async fn a_graph_export_lists_a_named_tenants_users_across_pages_with_its_token(
         .iter()
         .all(|r| token_tenant(&sim, r) == Some(c1.clone())));
 
-    // A domain cannot be resolved without a partner API: refused before anything is sent.
+    // Every customer cannot be listed without a partner API: refused before anything is sent
+    // (a domain is found through the discovery document: graph_domains.rs).
     let before = sim.requests().len();
-    let args = [
-        "export",
-        "--customer",
-        "contoso.onmicrosoft.com",
-        "--out",
-        out.to_str().unwrap(),
-        "--force",
-    ];
+    let out = out.to_str().unwrap();
+    let args = ["export", "--all-customers", "--out", out, "--force"];
     let ran = run_bin(graph_with_config(&sim, &config, &args)).await;
     assert_eq!(ran.code, 2, "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("contoso.onmicrosoft.com is a domain") && ran.stderr.contains("GUID"),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("--all-customers"), "{}", ran.stderr);
     assert_eq!(sim.requests().len(), before, "nothing sent");
+    assert!(sim.discovery_requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -464,18 +454,8 @@ async fn a_401_refreshes_only_the_token_of_the_tenant_it_was_sent_to() {
     let (config, _) = credentials(dir.path(), &sim);
     let input = rows(&[1, 2], 1).write(dir.path(), "in.csv");
     let out = dir.path().join("out.csv");
-    let args = [
-        "run",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let ran = run_bin(graph_with_config(
-        &sim,
-        &config,
-        &[&args[..], &["--concurrency", "1"]].concat(),
-    ))
-    .await;
+    let extra = ["--concurrency", "1"];
+    let ran = run_bin(graph_run_with_config(&sim, &config, &input, &out, &extra)).await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(Results::read(&out).count("updated"), 2);
     assert_eq!(
