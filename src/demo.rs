@@ -1,7 +1,9 @@
 //! The `demo` command: starts the simulator on a free loopback port and runs
 //! `samples/usage-location.csv` through the real pipeline against it; then shows the day a
 //! migration team has: export a customer's users, edit the file (every user to `DE`), and run
-//! it with `--fields usage_location`, so that only the usage location is sent.
+//! it with `--fields usage_location`, so that only the usage location is sent; last, a file of
+//! three customer tenants through Microsoft Graph, with a token per tenant (GDAP), `$batch`
+//! of 20 and one tenant refusing.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -97,9 +99,84 @@ pub async fn run(options: DemoOptions) -> Result<Summary, Error> {
     eprintln!("\nThe failed and invalid rows above are deliberate: open the results file to see each one's line and reason.");
     if summary.stopped.is_none() {
         export_edit_run(&sim, &dir).await?;
+        through_graph(&dir).await?;
     }
     sim.shutdown().await;
     Ok(summary)
+}
+
+/// The Graph part's customer tenants (the third has no GDAP relationship) and users each.
+const GRAPH_TENANTS: [u128; 3] = [
+    0x6a7e_0001_0000_4000_8000_0000_0000_0001,
+    0x6a7e_0002_0000_4000_8000_0000_0000_0002,
+    0x6a7e_0003_0000_4000_8000_0000_0000_0003,
+];
+const GRAPH_USERS: u128 = 40;
+
+/// Job titles and departments of three tenants' users through Graph: each tenant's own token,
+/// up to 20 rows per `$batch`, each tenant at Graph's 20 writes/s; the tenant without a GDAP
+/// relationship fails only its own rows.
+async fn through_graph(dir: &std::path::Path) -> Result<(), Error> {
+    let tenants = GRAPH_TENANTS.map(Uuid::from_u128);
+    let oauth = crate::simulator::SimOAuth {
+        refusing_tenants: HashMap::from([(tenants[2], 50020)]),
+        ..crate::simulator::SimOAuth::default()
+    };
+    let sim = Simulator::start(SimConfig {
+        oauth: Some(oauth.clone()),
+        graph: crate::simulator::SimGraph {
+            throttle: Some(crate::simulator::Throttle {
+                per_second: 20,
+                burst: 20,
+            }),
+            ..crate::simulator::SimGraph::default()
+        },
+        latency: Duration::from_millis(40),
+        record: false,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the simulator: {e}"))?;
+    let input = dir.join("graph-job-titles.csv");
+    let mut csv = String::from("customer_id,user_id,job_title,department\n");
+    for n in 1..=GRAPH_USERS {
+        for (t, tenant) in tenants.iter().enumerate() {
+            let user = Uuid::from_u128((tenant.as_u128() << 32) | n);
+            sim.seed_graph_user(*tenant, user, serde_json::json!({"jobTitle": "Clerk"}));
+            let department = if t == 0 { "Sales" } else { "<clear>" };
+            csv.push_str(&format!("{tenant},{user},Engineer {n},{department}\n"));
+        }
+    }
+    std::fs::write(&input, csv)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", input.display()))?;
+    let refresh_token = sim.valid_refresh_tokens().pop().unwrap_or_default();
+    let grant = crate::settings::credentials::RefreshGrant {
+        token_url: reqwest::Url::parse(&sim.token_url("contoso.onmicrosoft.com"))
+            .expect("the simulator URL parses"),
+        client_id: oauth.client_id,
+        client_secret: None,
+        refresh_token: SecretString::from(refresh_token),
+        refresh_token_file: None,
+        scope: crate::targets::graph::SCOPE.to_string(),
+        stored: None,
+    };
+    let mut settings = Settings::with_defaults(&input);
+    settings.out = dir.join("graph-job-titles.results.csv");
+    settings.force = true;
+    settings.target = crate::targets::choose("graph").expect("the graph target");
+    settings.batch = 20;
+    settings.base_url = reqwest::Url::parse(&sim.graph_url()).expect("the simulator URL parses");
+    settings.credentials = Some(Credentials::Refresh(grant));
+    settings.rate = Rate::PerSecond(200.0);
+    settings.show_progress = false;
+    eprintln!(
+        "\nLast, the same kind of work through Microsoft Graph (--target graph): {} rows setting job titles and departments (`<clear>` empties one) in 3 customer tenants, each with its own token redeemed from the sign-in (GDAP), up to 20 rows per $batch, each tenant at Graph's 20 writes/s. The third tenant has no GDAP relationship: its rows fail with AADSTS50020, the others go on.\n",
+        GRAPH_USERS * 3
+    );
+    let summary = crate::run(settings).await?;
+    eprint!("{}", crate::core::redact::for_terminal(&summary.to_text()));
+    sim.shutdown().await;
+    Ok(())
 }
 
 /// Export -> edit -> `run --fields usage_location`, against the demo's simulator.

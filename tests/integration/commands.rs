@@ -36,6 +36,16 @@ async fn demo_runs_the_sample_against_the_simulator() {
         .rows
         .iter()
         .all(|r| r["user_principal_name"].contains('@')));
+    // Last, three tenants through Graph in batches: the one without GDAP fails only its rows.
+    let graph = Results::read(&dir.path().join("graph-job-titles.results.csv"));
+    assert_eq!(graph.count("updated"), 80);
+    assert_eq!(graph.count("failed"), 40);
+    assert!(graph
+        .rows
+        .iter()
+        .filter(|r| r["outcome"] == "failed")
+        .all(|r| r["error_code"] == "AADSTS50020" && r["attempts"] == "0"));
+    assert!(ran.stderr.contains(" batches ("), "{}", ran.stderr);
 }
 
 #[test]
