@@ -33,78 +33,7 @@ fn main() -> ExitCode {
     if json_logs {
         bulkpatch::output::progress::log_lines_only();
     }
-    let outcome = runtime.block_on(async move {
-        match cli.command {
-            Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
-            Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
-            Command::Login(cmd) => login(cmd, show).await,
-            Command::Logout => {
-                let removed = bulkpatch::app::signin::logout()?;
-                eprintln!(
-                    "{}",
-                    if removed {
-                        "Signed out: the stored sign-in is removed."
-                    } else {
-                        "Not signed in: nothing to remove."
-                    }
-                );
-                Ok(exit::OK)
-            }
-            Command::Status => match bulkpatch::app::signin::status()? {
-                Some(lines) => {
-                    for line in lines {
-                        println!("{}", for_terminal(&line));
-                    }
-                    Ok(exit::OK)
-                }
-                None => {
-                    eprintln!("Not signed in: run `bulkpatch login`.");
-                    Ok(exit::ROWS_FAILED)
-                }
-            },
-            Command::Export(cmd) => {
-                let settings = bulkpatch::settings::export::resolve(cmd.into_args(quiet))?;
-                let summary = bulkpatch::app::export::export(settings).await?;
-                if !(quiet && summary.exit_code == exit::OK) {
-                    eprint!("{}", for_terminal(&summary.to_text()));
-                }
-                Ok(summary.exit_code)
-            }
-            Command::Report(cmd) => {
-                let markdown = bulkpatch::report::write_reports(
-                    &cmd.results,
-                    cmd.html.as_deref(),
-                    cmd.markdown.as_deref(),
-                )?;
-                if let Some(markdown) = markdown {
-                    print!("{markdown}");
-                }
-                Ok(exit::OK)
-            }
-            #[cfg(feature = "simulator")]
-            Command::Demo(cmd) => {
-                let summary = bulkpatch::demo::run(bulkpatch::demo::DemoOptions {
-                    out: cmd.out,
-                    show_progress: !quiet,
-                })
-                .await?;
-                // The demo printed its summaries. It worked if it ran to the end; its rows are meant to include failures.
-                Ok(if summary.stopped.is_none() {
-                    exit::OK
-                } else {
-                    summary.exit_code
-                })
-            }
-            #[cfg(feature = "simulator")]
-            Command::Simulate(cmd) => {
-                let config = cmd
-                    .to_config()
-                    .map_err(|m| bulkpatch::Error::Other(anyhow::anyhow!(m)))?;
-                bulkpatch::simulator::command::simulate(config, cmd.port).await?;
-                Ok(exit::OK)
-            }
-        }
-    });
+    let outcome = runtime.block_on(dispatch(cli.command, quiet, show));
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -115,6 +44,84 @@ fn main() -> ExitCode {
                 eprintln!("error: {}", for_terminal(&message));
             }
             ExitCode::from(exit::FATAL)
+        }
+    }
+}
+
+/// Runs the command; its exit code, or the fatal error.
+async fn dispatch(command: Command, quiet: bool, show: Show) -> Result<u8, bulkpatch::Error> {
+    match command {
+        Command::Run(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
+        Command::Audit(cmd) => run(Settings::resolve(cmd.into_args(quiet))?, show).await,
+        Command::Login(cmd) => login(cmd, show).await,
+        Command::Logout => logout(),
+        Command::Status => status(),
+        Command::Export(cmd) => {
+            let settings = bulkpatch::settings::export::resolve(cmd.into_args(quiet))?;
+            let summary = bulkpatch::app::export::export(settings).await?;
+            if !(quiet && summary.exit_code == exit::OK) {
+                eprint!("{}", for_terminal(&summary.to_text()));
+            }
+            Ok(summary.exit_code)
+        }
+        Command::Report(cmd) => {
+            let (html, markdown) = (cmd.html.as_deref(), cmd.markdown.as_deref());
+            let markdown = bulkpatch::report::write_reports(&cmd.results, html, markdown)?;
+            if let Some(markdown) = markdown {
+                print!("{markdown}");
+            }
+            Ok(exit::OK)
+        }
+        #[cfg(feature = "simulator")]
+        Command::Demo(cmd) => {
+            let options = bulkpatch::demo::DemoOptions {
+                out: cmd.out,
+                show_progress: !quiet,
+            };
+            let summary = bulkpatch::demo::run(options).await?;
+            // The demo printed its summaries. It worked if it ran to the end; its rows are meant to include failures.
+            Ok(match summary.stopped {
+                None => exit::OK,
+                Some(_) => summary.exit_code,
+            })
+        }
+        #[cfg(feature = "simulator")]
+        Command::Simulate(cmd) => {
+            let config = cmd
+                .to_config()
+                .map_err(|m| bulkpatch::Error::Other(anyhow::anyhow!(m)))?;
+            bulkpatch::simulator::command::simulate(config, cmd.port).await?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// `bulkpatch logout`.
+fn logout() -> Result<u8, bulkpatch::Error> {
+    let removed = bulkpatch::app::signin::logout()?;
+    eprintln!(
+        "{}",
+        if removed {
+            "Signed out: the stored sign-in is removed."
+        } else {
+            "Not signed in: nothing to remove."
+        }
+    );
+    Ok(exit::OK)
+}
+
+/// `bulkpatch status`: exit 1 when not signed in.
+fn status() -> Result<u8, bulkpatch::Error> {
+    match bulkpatch::app::signin::status()? {
+        Some(lines) => {
+            for line in lines {
+                println!("{}", for_terminal(&line));
+            }
+            Ok(exit::OK)
+        }
+        None => {
+            eprintln!("Not signed in: run `bulkpatch login`.");
+            Ok(exit::ROWS_FAILED)
         }
     }
 }
