@@ -343,6 +343,38 @@ pub struct CsvSource {
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The first MiB of `file` (to tell its encoding, delimiter and line ends) and the length of
+/// its UTF-8 BOM (0 or 3). Refuses UTF-16, a file with nothing but white space, and lines
+/// ended by `\r` alone.
+fn sniff(path: &Path, file: &mut File) -> Result<(Vec<u8>, usize), InputError> {
+    let mut head = Vec::with_capacity(64 * 1024);
+    file.take(1024 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|source| InputError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    let path = path.to_owned();
+    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") || looks_like_utf16(&head) {
+        return Err(InputError::Utf16 { path });
+    }
+    let skip = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
+    let body = &head[skip..];
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(InputError::Empty { path });
+    }
+    if body.contains(&b'\r') && !body.contains(&b'\n') && body.len() < head.capacity() {
+        return Err(InputError::CrLineEnds { path });
+    }
+    Ok((head, skip))
+}
+
+/// Whether the file's last byte is a line feed.
+fn ends_with_newline(file: &mut File) -> bool {
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1)).is_ok() && file.read_exact(&mut last).is_ok() && last[0] == b'\n'
+}
+
 impl CsvSource {
     /// Opens the file, checks its encoding, detects the delimiter and maps the header.
     pub fn open(path: &Path, options: &ReadOptions) -> Result<CsvSource, InputError> {
@@ -366,29 +398,8 @@ impl CsvSource {
             });
         }
         let mut file = File::open(path).map_err(io)?;
-        let mut head = Vec::with_capacity(64 * 1024);
-        (&mut file)
-            .take(1024 * 1024)
-            .read_to_end(&mut head)
-            .map_err(io)?;
-        if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") || looks_like_utf16(&head)
-        {
-            return Err(InputError::Utf16 {
-                path: path.to_owned(),
-            });
-        }
-        let skip = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
+        let (head, skip) = sniff(path, &mut file)?;
         let body = &head[skip..];
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(InputError::Empty {
-                path: path.to_owned(),
-            });
-        }
-        if body.contains(&b'\r') && !body.contains(&b'\n') && body.len() < head.capacity() {
-            return Err(InputError::CrLineEnds {
-                path: path.to_owned(),
-            });
-        }
         // The header is the first line that is not blank.
         let first_line = body
             .split(|b| *b == b'\n')
@@ -405,13 +416,7 @@ impl CsvSource {
             .map_err(io)?
             .len()
             .saturating_sub(skip as u64);
-        let ends_with_newline = {
-            let mut last = [0u8];
-            len == 0
-                || (file.seek(SeekFrom::End(-1)).is_ok()
-                    && file.read_exact(&mut last).is_ok()
-                    && last[0] == b'\n')
-        };
+        let ends_with_newline = len == 0 || ends_with_newline(&mut file);
         file.seek(SeekFrom::Start(skip as u64)).map_err(io)?;
         let reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
