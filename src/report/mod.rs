@@ -398,28 +398,8 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         std::mem::take(&mut acc.already),
     );
     acc.finished.sort_unstable();
-    let fmt_ms = |ms: u64| {
-        humantime::format_rfc3339_seconds(
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-        )
-        .to_string()
-    };
-    let first_finished = acc
-        .finished
-        .first()
-        .map(|f| fmt_ms(f.0))
-        .unwrap_or_default();
-    let last_finished = acc.finished.last().map(|f| fmt_ms(f.0)).unwrap_or_default();
-    let outcome_chart = bar_chart(
-        "rows",
-        outcomes.iter().map(|(k, _)| k.clone()).collect(),
-        vec![("rows", outcomes.iter().map(|(_, n)| *n as f32).collect())],
-    );
-    let (throughput_chart, latency_chart) = if kind == Kind::Run && !acc.finished.is_empty() {
-        (throughput(&acc.finished), latency(&acc.latencies))
-    } else {
-        (String::new(), String::new())
-    };
+    let (first_finished, last_finished) = finished_between(&acc);
+    let [outcome_chart, throughput_chart, latency_chart] = charts(kind, &outcomes, &acc);
     ReportData {
         kind,
         heading,
@@ -451,6 +431,33 @@ fn finish(kind: Kind, path: &Path, mut acc: Accumulator, target: &dyn Target) ->
         throughput_chart,
         latency_chart,
         customers,
+    }
+}
+
+/// When the first and the last row finished (rows sorted by when they finished), as RFC 3339.
+fn finished_between(acc: &Accumulator) -> (String, String) {
+    let at = |f: Option<&(u64, _)>| {
+        f.map(|f| {
+            let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(f.0);
+            humantime::format_rfc3339_seconds(when).to_string()
+        })
+        .unwrap_or_default()
+    };
+    (at(acc.finished.first()), at(acc.finished.last()))
+}
+
+/// The outcomes chart, and for a run the throughput and latency charts (empty otherwise).
+fn charts(kind: Kind, outcomes: &[(String, u64)], acc: &Accumulator) -> [String; 3] {
+    let outcome_chart = bar_chart(
+        "rows",
+        outcomes.iter().map(|(k, _)| k.clone()).collect(),
+        vec![("rows", outcomes.iter().map(|(_, n)| *n as f32).collect())],
+    );
+    if kind == Kind::Run && !acc.finished.is_empty() {
+        let throughput = throughput(&acc.finished);
+        [outcome_chart, throughput, latency(&acc.latencies)]
+    } else {
+        [outcome_chart, String::new(), String::new()]
     }
 }
 
