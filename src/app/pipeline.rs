@@ -348,7 +348,8 @@ impl Stages {
         ),
         rows: mpsc::Receiver<Row>,
     ) {
-        let pacer = Arc::new(Pacer::for_settings(settings));
+        let writes = matches!(settings.operation, Operation::Patch { .. });
+        let pacer = Arc::new(Pacer::for_settings(settings, writes));
         if let Ok(mut slot) = self.pace.lock() {
             *slot = Some(pacer.clone());
         }

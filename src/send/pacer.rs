@@ -53,8 +53,10 @@ impl Pacer {
     }
 
     /// The pacer of a run or listing: `--rate`, `--per-customer-rate`, and whether the target
-    /// throttles per tenant only.
-    pub fn for_settings(settings: &crate::settings::Settings) -> Pacer {
+    /// throttles per tenant only. The target's documented write rate per tenant is where each
+    /// tenant's pace starts when the requests `write` (an audit or a listing only reads, under
+    /// the API's far higher read limits).
+    pub fn for_settings(settings: &crate::settings::Settings, write: bool) -> Pacer {
         let mut pacer = Pacer::with_limits(
             settings.rate.interval(),
             settings.per_customer_rate.and_then(|r| r.interval()),
@@ -64,7 +66,8 @@ impl Pacer {
             // API's documented one.
             let start = match settings.per_customer_rate {
                 Some(rate) => rate.interval().map(|i| 1.0 / i.as_secs_f64()),
-                None => settings.target.documented_tenant_rate(),
+                None if write => settings.target.documented_tenant_rate(),
+                None => None,
             };
             pacer.lanes.set_per_tenant(start);
         }
@@ -190,5 +193,38 @@ impl Pacer {
     fn paused_until(&self) -> Option<Instant> {
         let guard = self.paused_until.lock().expect("pause lock");
         guard.filter(|u| *u > Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Graph's writes start each tenant at its documented 20/s; its reads (an audit, a
+    /// listing) and Partner Center's requests start unpaced per tenant; `--per-customer-rate`
+    /// replaces the start, and `unlimited` removes it.
+    #[tokio::test(start_paused = true)]
+    async fn a_graph_tenant_starts_at_the_documented_write_rate_only_for_writes() {
+        let gap = |pacer: &Pacer| {
+            let c = Uuid::from_u128(7);
+            let first = pacer.lanes().reserve(c);
+            let second = pacer.lanes().reserve(c)?;
+            Some(second - first.unwrap_or_else(Instant::now))
+        };
+        let mut graph = crate::settings::Settings::with_defaults("in.csv");
+        graph.target = crate::targets::choose("graph").unwrap();
+        assert_eq!(
+            gap(&Pacer::for_settings(&graph, true)),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(gap(&Pacer::for_settings(&graph, false)), None);
+        let partner_center = crate::settings::Settings::with_defaults("in.csv");
+        assert_eq!(gap(&Pacer::for_settings(&partner_center, true)), None);
+        graph.per_customer_rate = Some(crate::settings::Rate::PerSecond(40.0));
+        let gap_40 = gap(&Pacer::for_settings(&graph, true));
+        // At the per-customer ceiling the keyed limiter paces, not the lane.
+        assert_eq!(gap_40, None);
+        graph.per_customer_rate = Some(crate::settings::Rate::Unlimited);
+        assert_eq!(gap(&Pacer::for_settings(&graph, true)), None);
     }
 }

@@ -73,7 +73,7 @@ common {
         help "Request rate ceiling: N/s, N/min or `unlimited`",
         cli(long, value_name = "RATE"), env "BULKPATCH_RATE", toml "8/s";
     per_customer_rate: Option<String> => Option<Rate>, parse |t| Rate::parse(&t).map(Some),
-        help "A rate limit per customer tenant as well, N/s, N/min or `unlimited` (Partner Center throttles per partner+customer too, about 500/min per customer; without it, Graph tenants start at Graph's documented 20/s and adapt)",
+        help "A rate limit per customer tenant as well, N/s, N/min or `unlimited` (Partner Center throttles per partner+customer too, about 500/min per customer; without it, a Graph run's tenants start at Graph's documented 20 writes/s and adapt)",
         cli(long, value_name = "RATE"), env "BULKPATCH_PER_CUSTOMER_RATE", toml "2/s";
     concurrency: Option<usize> = "8" => usize, parse within(1, 1024),
         help "Requests in flight at once",
