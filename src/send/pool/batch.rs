@@ -123,6 +123,12 @@ pub async fn run(first: Row, scheduler: &Scheduler, ctx: &Context) {
                 wait = sent.wait;
                 slots = settle(now, scheduler, ctx);
                 slots.extend(waiting);
+                if slots.is_empty() {
+                    // Every row has its record, and the customer's next rows go to the worker
+                    // that takes them next: taking more here as well would send a second batch
+                    // of the tenant beside that worker's.
+                    return;
+                }
             }
             Err(Halt::Stopped(ending)) => {
                 now.extend(waiting);
