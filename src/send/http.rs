@@ -3,17 +3,14 @@
 //! the target's reading of an error body (code and a short message). A success body is kept
 //! only when asked (a user read back); a PATCH's, which echoes a password, never.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use std::sync::Arc;
 
-use http::header::{
-    HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
-};
+use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Uri};
 
 use crate::send::attempt::{Attempt, Response};
-use crate::send::retry;
 use crate::targets::{Answer, Target};
 
 /// Error bodies are read up to this size; anything longer is cut (a proxy's HTML page, say).
@@ -182,12 +179,7 @@ async fn read_response(
     let keep_user = keep == Keep::User;
     let status = response.status();
     let headers = response.headers();
-    let retry_after = headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-    let quota = crate::send::pace::quota_from_headers(headers, SystemTime::now());
-    let throttle_scope = crate::send::lanes::Scope::from_headers(headers);
+    let answered = answer_from_headers(status.as_u16(), headers);
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -214,13 +206,9 @@ async fn read_response(
             String::new()
         };
         let response = Response {
-            status: status.as_u16(),
-            retry_after,
-            error_code: None,
             message,
             user,
-            quota,
-            throttle_scope,
+            ..answered
         };
         let body = if keep == Keep::Body { body } else { Vec::new() };
         return (response, body);
@@ -240,15 +228,30 @@ async fn read_response(
         }),
     };
     let response = Response {
-        status: status.as_u16(),
-        retry_after,
         error_code,
         message: sanitize(&message, secrets),
-        user: None,
-        quota,
-        throttle_scope,
+        ..answered
     };
     (response, Vec::new())
+}
+
+/// An answer with `status` and what its `headers` say of the server's limits, each read
+/// through its checked conversion: the wait asked for (`Retry-After`), the quota left, and
+/// which limit a 429 hit. No error code, message or user yet.
+pub fn answer_from_headers(status: u16, headers: &http::HeaderMap) -> Response {
+    let now = std::time::SystemTime::now();
+    Response {
+        status,
+        retry_after: headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::send::retry::parse_retry_after(v, now)),
+        error_code: None,
+        message: String::new(),
+        user: None,
+        quota: crate::send::pace::quota_from_headers(headers, now),
+        throttle_scope: crate::send::lanes::Scope::from_headers(headers),
+    }
 }
 
 /// A redirect is never followed (the request carries the token): the row fails, naming only

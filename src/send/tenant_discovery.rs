@@ -9,9 +9,9 @@
 //! redacted and shortened. Uses `core` and `send::{attempt, http, http_client, retry,
 //! tenant_tokens}`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use http::header::{ACCEPT, RETRY_AFTER};
+use http::header::ACCEPT;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -74,20 +74,7 @@ pub async fn fetch(http: &reqwest::Client, url: &reqwest::Url, timeout: Duration
 
 async fn read(mut response: reqwest::Response) -> Response {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| crate::send::retry::parse_retry_after(v, SystemTime::now()));
-    let mut answer = Response {
-        status: status.as_u16(),
-        retry_after,
-        error_code: None,
-        message: String::new(),
-        user: None,
-        quota: None,
-        throttle_scope: None,
-    };
+    let mut answer = crate::send::http::answer_from_headers(status.as_u16(), response.headers());
     if status.is_redirection() {
         let host = crate::send::http::location_host(response.headers());
         answer.message = format!("the authority answered {status} with a redirect to {host}, which is not followed: check `token_url`");

@@ -105,17 +105,18 @@ pub(crate) fn token_tenant(sim: &Simulator, r: &RecordedRequest) -> Option<Strin
     sim.token_tenant(token)
 }
 
+/// Tenants 1-3 with 4 users each; tenant 3 refuses its token (no GDAP relationship).
+async fn three_tenants_the_third_refusing() -> Simulator {
+    let oauth = SimOAuth {
+        refusing_tenants: [(customer(3), 50020)].into(),
+        ..SimOAuth::default()
+    };
+    gdap_simulator(oauth, &[1, 2, 3], 4).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_tenant_gets_its_own_token_once_and_a_refusing_tenant_fails_only_its_rows() {
-    let sim = gdap_simulator(
-        SimOAuth {
-            refusing_tenants: [(customer(3), 50020)].into(),
-            ..SimOAuth::default()
-        },
-        &[1, 2, 3],
-        4,
-    )
-    .await;
+    let sim = three_tenants_the_third_refusing().await;
     let dir = tempdir();
     let (config, refresh_file) = credentials(dir.path(), &sim);
     let input = rows(&[1, 2, 3], 4).write(dir.path(), "in.csv");
@@ -479,15 +480,7 @@ async fn a_401_refreshes_only_the_token_of_the_tenant_it_was_sent_to() {
 /// per tenant, and a refusing tenant's rows fail without a request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_carry_their_tenants_own_token() {
-    let sim = gdap_simulator(
-        SimOAuth {
-            refusing_tenants: [(customer(3), 50020)].into(),
-            ..SimOAuth::default()
-        },
-        &[1, 2, 3],
-        4,
-    )
-    .await;
+    let sim = three_tenants_the_third_refusing().await;
     let dir = tempdir();
     let (config, _) = credentials(dir.path(), &sim);
     let input = rows(&[1, 2, 3], 4).write(dir.path(), "in.csv");

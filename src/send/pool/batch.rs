@@ -403,7 +403,6 @@ fn read_rows(op: Op, slots: &mut [Slot], ctx: &Context, body: &[u8]) -> Sent {
 /// headers read through the same checked conversions, its message through the redaction point;
 /// a read's user object (the target has dropped any password profile).
 fn sub_response(answer: RowAnswer, slot: &Slot) -> Response {
-    let now = std::time::SystemTime::now();
     let mut headers = http::HeaderMap::new();
     for (name, value) in &answer.headers {
         let name = http::HeaderName::from_bytes(name.as_bytes());
@@ -412,19 +411,12 @@ fn sub_response(answer: RowAnswer, slot: &Slot) -> Response {
             headers.append(name, value);
         }
     }
-    let retry_after = headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry::parse_retry_after(v, now));
     let secrets = secrets(std::slice::from_ref(slot));
     Response {
-        status: answer.status,
-        retry_after,
         error_code: answer.error_code,
         message: crate::send::http::sanitize(&answer.message, &secrets),
         user: answer.user,
-        quota: crate::send::pace::quota_from_headers(&headers, now),
-        throttle_scope: crate::send::lanes::Scope::from_headers(&headers),
+        ..crate::send::http::answer_from_headers(answer.status, &headers)
     }
 }
 
